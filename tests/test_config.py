@@ -1,0 +1,56 @@
+import copy
+from pathlib import Path
+
+import pytest
+import yaml
+
+from abc_downsample.config_check import check_config, is_s3_bucket
+from abc_downsample.errors import AbcError
+
+ROOT = Path(__file__).resolve().parents[1]
+SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+
+
+def _default():
+    return yaml.safe_load((ROOT / "config/config.yaml").read_text())
+
+
+def test_shipped_configs_are_valid():
+    check_config(_default(), SCHEMA)
+    demo = _default()
+    for section, values in yaml.safe_load((ROOT / "config/demo.yaml").read_text()).items():
+        demo[section].update(values)
+    check_config(demo, SCHEMA)
+
+
+@pytest.mark.parametrize(
+    "section, key, value, expected",
+    [
+        ("abc", "variant", "log3", "config key abc.variant: 'log3' is not one of"),
+        ("abc", "release", "2025-05-31", "config key abc.release"),
+        ("sampling", "target_cells", "many", "config key sampling.target_cells: 'many'"),
+        ("sampling", "target_cell", 5, "unknown key"),
+        ("sampling", "strategy", "random", "config key sampling.strategy"),
+    ],
+)
+def test_bad_values_give_one_line_naming_the_key(section, key, value, expected):
+    config = copy.deepcopy(_default())
+    config[section][key] = value
+    with pytest.raises(AbcError) as err:
+        check_config(config, SCHEMA)
+    assert expected in str(err.value)
+    assert "\n" not in str(err.value)
+
+
+def test_synthetic_release_needs_a_local_bucket():
+    config = _default()
+    config["synthetic"]["enabled"] = True
+    with pytest.raises(AbcError, match="local directory"):
+        check_config(config, SCHEMA)
+
+
+def test_bucket_kinds():
+    assert is_s3_bucket("allen-brain-cell-atlas")
+    assert is_s3_bucket("s3://allen-brain-cell-atlas")
+    assert not is_s3_bucket("demo/bucket")
+    assert not is_s3_bucket("file:///mnt/mirror")

@@ -1,0 +1,113 @@
+# Configuration, paths and the input/resource functions shared by the rules.
+import pandas as pd
+
+from abc_downsample import __version__
+from abc_downsample.config_check import check_config, local_bucket_dir
+from abc_downsample.errors import AbcError
+from abc_downsample.manifest import Manifest, manifest_key
+
+
+def fail(err):
+    """Stop with one line instead of a traceback."""
+    sys.stderr.write(f"abc-downsample: error: {err}\n")
+    sys.exit(1)
+
+
+try:
+    check_config(
+        config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
+    )
+except AbcError as err:
+    fail(err)
+
+ABC = config["abc"]
+OUT = config["output"]
+CACHE = ABC["cache_dir"]
+LOGS = f"{OUT['dir']}/logs"
+BENCH = f"{OUT['dir']}/benchmarks"
+SUBSETS = f"{OUT['dir']}/subsets"
+STREAM = ABC["transfer"] == "stream"
+
+
+def resolve_release():
+    """A pinned release as it is; "latest" is the newest manifest in the bucket."""
+    if ABC["release"] != "latest":
+        return ABC["release"]
+    from abc_downsample.manifest import newest_release
+    from abc_downsample.storage import open_store
+
+    store = open_store(ABC["bucket"], ABC["endpoint_url"])
+    return newest_release(store.list_keys("releases/"))
+
+
+try:
+    RELEASE = resolve_release()
+except AbcError as err:
+    fail(err)
+
+MANIFEST = f"{CACHE}/{manifest_key(RELEASE)}"
+
+
+def manifest():
+    """The release manifest, once the fetch_manifest checkpoint has run."""
+    checkpoints.fetch_manifest.get()
+    return Manifest.load(MANIFEST)
+
+
+def cached(entry):
+    """Cache path of a manifest entry; ancient: cached files are re-fetched, never outdated."""
+    return ancient(f"{CACHE}/{entry.relative_path}")
+
+
+def metadata_path(directory, name):
+    """Cache path of a metadata table, e.g. ("WMB-10X", "cell_metadata")."""
+    return cached(manifest().metadata_file(directory, name))
+
+
+def cell_metadata_path(wildcards=None):
+    return metadata_path("WMB-10X", "cell_metadata")
+
+
+def taxonomy_path(wildcards=None):
+    return metadata_path(
+        "WMB-taxonomy", "cluster_to_cluster_annotation_membership_pivoted"
+    )
+
+
+def genes_path(wildcards=None):
+    return metadata_path("WMB-10X", "gene")
+
+
+def matrix_entry(matrix):
+    """The manifest entry of a matrix file, by feature_matrix_label and abc.variant."""
+    dataset = matrix.rsplit("-", 1)[0] if matrix.count("-") > 1 else matrix
+    return manifest().matrix_file(dataset, matrix, ABC["variant"])
+
+
+def needed_matrices():
+    """feature_matrix_labels of the sampled cells (after the sample_cells checkpoint)."""
+    cells = checkpoints.sample_cells.get().output.cells
+    labels = pd.read_csv(cells, usecols=["feature_matrix_label"])[
+        "feature_matrix_label"
+    ]
+    return sorted(labels.unique())
+
+
+def subset_paths(wildcards=None):
+    return [f"{SUBSETS}/{m}.h5ad" for m in needed_matrices()]
+
+
+def provenance():
+    """What made the dataset, stored in uns["abc_downsample"] of the result."""
+    m = manifest()
+    sampling = config["sampling"]
+    return {
+        "workflow": "abc-downsample",
+        "workflow_version": __version__,
+        "release": m.version,
+        "directory_versions": m.directory_versions(),
+        "variant": ABC["variant"],
+        "transfer": ABC["transfer"],
+        "bucket": ABC["bucket"],
+        **{k: v for k, v in sampling.items() if v is not None},
+    }

@@ -1,0 +1,26 @@
+# The subsets, the cells' metadata and taxonomy, into one AnnData.
+
+
+rule concat:
+    input:
+        manifest=ancient(MANIFEST),
+        subsets=subset_paths,
+        cells=OUT["cells"],
+        cell_metadata=cell_metadata_path,
+        taxonomy=taxonomy_path,
+        genes=genes_path,
+    output:
+        h5ad=OUT["expression"],
+    log:
+        f"{LOGS}/concat.log",
+    benchmark:
+        f"{BENCH}/concat.tsv"
+    conda:
+        "../../envs/abc.yaml"
+    resources:
+        mem_mb=lambda wc, input: res.concat_mem_mb(input.subsets),
+        runtime=lambda wc, input: res.concat_runtime_min(input.subsets),
+    params:
+        provenance=lambda wc: provenance(),
+    script:
+        "../../scripts/concat_subsets.py"

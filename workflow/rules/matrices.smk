@@ -1,0 +1,78 @@
+# One download job (download mode) and one subset job per needed matrix file.
+from abc_downsample import resources as res
+
+
+def matrix_input(wildcards):
+    """The cached matrix in download mode; nothing in stream mode (read remotely)."""
+    return [] if STREAM else cached(matrix_entry(wildcards.matrix))
+
+
+def subset_mem_mb(wildcards, input):
+    if STREAM:
+        entry = matrix_entry(wildcards.matrix)
+        return res.estimate_subset_mem_mb_from_cells(
+            entry.size, input.cells, wildcards.matrix
+        )
+    return res.subset_mem_mb(input.matrix, input.cells, wildcards.matrix)
+
+
+def download_runtime(wildcards):
+    """Minutes for a file at a pessimistic 5 MB/s, plus slack."""
+    return 10 + manifest().entry_for(wildcards.relpath).size // (5 * 1024**2 * 60)
+
+
+rule download_matrix:
+    input:
+        manifest=ancient(MANIFEST),
+    output:
+        (
+            f"{CACHE}/{{relpath}}"
+            if ABC["keep_matrices"]
+            else temp(f"{CACHE}/{{relpath}}")
+        ),
+    log:
+        f"{LOGS}/download/{{relpath}}.log",
+    benchmark:
+        f"{BENCH}/download/{{relpath}}.tsv"
+    wildcard_constraints:
+        relpath=r"expression_matrices/.+\.h5ad",
+    localrule: ABC["download_on_host"]
+    conda:
+        "../../envs/abc.yaml"
+    resources:
+        mem_mb=1024,
+        runtime=download_runtime,
+    params:
+        relative_path=lambda wc: wc.relpath,
+        abc=ABC,
+    script:
+        "../../scripts/download_file.py"
+
+
+rule subset_matrix:
+    input:
+        manifest=ancient(MANIFEST),
+        cells=OUT["cells"],
+        matrix=matrix_input,
+    output:
+        h5ad=f"{SUBSETS}/{{matrix}}.h5ad",
+    log:
+        f"{LOGS}/subset_matrix/{{matrix}}.log",
+    benchmark:
+        f"{BENCH}/subset_matrix/{{matrix}}.tsv"
+    wildcard_constraints:
+        matrix=r"WMB-[A-Za-z0-9-]+",
+    retries: 1
+    conda:
+        "../../envs/abc.yaml"
+    resources:
+        mem_mb=subset_mem_mb,
+        runtime=lambda wc, input: res.subset_runtime_min(matrix_entry(wc.matrix).size),
+    params:
+        matrix=lambda wc: wc.matrix,
+        relative_path=lambda wc: matrix_entry(wc.matrix).relative_path,
+        size=lambda wc: matrix_entry(wc.matrix).size,
+        md5=lambda wc: matrix_entry(wc.matrix).md5,
+        abc=ABC,
+    script:
+        "../../scripts/subset_matrix.py"

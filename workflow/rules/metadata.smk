@@ -1,0 +1,43 @@
+# The release manifest and the metadata tables, into the abc_atlas_access cache layout.
+
+
+checkpoint fetch_manifest:
+    input:
+        rules.synthetic_release.output.manifest
+        if config["synthetic"]["enabled"]
+        else [],
+    output:
+        MANIFEST,
+    log:
+        f"{LOGS}/fetch_manifest.log",
+    localrule: True
+    conda:
+        "../../envs/abc.yaml"
+    params:
+        abc=ABC,
+        key=manifest_key(RELEASE),
+    script:
+        "../../scripts/fetch_manifest.py"
+
+
+rule download_metadata:
+    input:
+        # ancient: a newer manifest must never trigger a re-download of cached files
+        manifest=ancient(MANIFEST),
+    output:
+        f"{CACHE}/{{relpath}}",
+    log:
+        f"{LOGS}/download/{{relpath}}.log",
+    wildcard_constraints:
+        relpath=r"metadata/.+",
+    localrule: ABC["download_on_host"]
+    conda:
+        "../../envs/abc.yaml"
+    resources:
+        mem_mb=1024,
+        runtime=60,
+    params:
+        relative_path=lambda wc: wc.relpath,
+        abc=ABC,
+    script:
+        "../../scripts/download_file.py"

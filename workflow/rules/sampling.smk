@@ -1,0 +1,26 @@
+# Stratified sampling: rare groups whole, the rest sampled to the target.
+
+
+checkpoint sample_cells:
+    input:
+        manifest=ancient(MANIFEST),
+        cell_metadata=cell_metadata_path,
+        taxonomy=taxonomy_path,
+        cells_file=config["sampling"]["cells_file"] or [],
+    output:
+        cells=OUT["cells"],
+        summary=OUT["summary"],
+        levels=OUT["levels"],
+    log:
+        f"{LOGS}/sample_cells.log",
+    benchmark:
+        f"{BENCH}/sample_cells.tsv"
+    conda:
+        "../../envs/abc.yaml"
+    resources:
+        mem_mb=3000,
+        runtime=30,
+    params:
+        sampling=config["sampling"],
+    script:
+        "../../scripts/sample_cells.py"

@@ -1,0 +1,16 @@
+# The offline demo: a small synthetic release in the real format, in a local "bucket".
+if config["synthetic"]["enabled"]:
+
+    rule synthetic_release:
+        output:
+            manifest=f"{local_bucket_dir(ABC['bucket'])}/{manifest_key(RELEASE)}",
+        log:
+            f"{LOGS}/synthetic_release.log",
+        localrule: True
+        conda:
+            "../../envs/abc.yaml"
+        params:
+            root=local_bucket_dir(ABC["bucket"]),
+            synthetic={**config["synthetic"], "release": RELEASE},
+        script:
+            "../../scripts/make_synthetic_release.py"
