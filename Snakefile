@@ -19,6 +19,7 @@ include: "workflow/rules/metadata.smk"
 include: "workflow/rules/sampling.smk"
 include: "workflow/rules/matrices.smk"
 include: "workflow/rules/concat.smk"
+include: "workflow/rules/report.smk"
 
 
 rule all:
@@ -27,3 +28,4 @@ rule all:
         OUT["expression"],
         OUT["summary"],
         OUT["levels"],
+        report_targets(),

@@ -16,9 +16,7 @@ def check_config(config: dict, schema_path: str | Path) -> None:
     if errors:
         err = jsonschema.exceptions.best_match(errors)
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
-        raise AbcError(
-            f"config key {key}: {_short(err)}; fix it in your config file or --config"
-        )
+        raise AbcError(f"config key {key}: {_short(err)}; fix it in your config file or --config")
     _check_combinations(config)
 
 

@@ -45,7 +45,9 @@ class Manifest:
         except FileNotFoundError:
             raise AbcError(f"manifest {path} does not exist: run the fetch_manifest rule") from None
         except json.JSONDecodeError as err:
-            raise AbcError(f"{path} is not valid JSON ({err}): delete it to fetch it again") from None
+            raise AbcError(
+                f"{path} is not valid JSON ({err}): delete it to fetch it again"
+            ) from None
         return cls(data, str(path))
 
     @property
@@ -69,18 +71,13 @@ class Manifest:
                 return e
         raise AbcError(f"release {self.version} has no metadata table {directory}/{name}.{ext}")
 
-    def matrix_file(self, dataset: str, matrix: str, variant: str) -> FileEntry:
-        """An expression matrix, e.g. ("WMB-10Xv3", "WMB-10Xv3-MB", "raw")."""
+    def matrix_file(self, matrix: str, variant: str) -> FileEntry:
+        """An expression matrix by feature_matrix_label, e.g. ("WMB-10Xv3-MB", "raw")."""
         for e in self.entries:
-            if (e.directory, e.kind, e.name, e.variant) == (
-                dataset,
-                "expression_matrices",
-                matrix,
-                variant,
-            ):
+            if (e.kind, e.name, e.variant) == ("expression_matrices", matrix, variant):
                 return e
         raise AbcError(
-            f"release {self.version} has no {variant} matrix {matrix} in {dataset}: "
+            f"release {self.version} has no {variant} matrix {matrix}: "
             "check abc.variant and the cells' feature_matrix_label"
         )
 

@@ -2,6 +2,7 @@
 import pandas as pd
 
 from abc_downsample import __version__
+from abc_downsample import resources as res
 from abc_downsample.config_check import check_config, local_bucket_dir
 from abc_downsample.errors import AbcError
 from abc_downsample.manifest import Manifest, manifest_key
@@ -80,8 +81,7 @@ def genes_path(wildcards=None):
 
 def matrix_entry(matrix):
     """The manifest entry of a matrix file, by feature_matrix_label and abc.variant."""
-    dataset = matrix.rsplit("-", 1)[0] if matrix.count("-") > 1 else matrix
-    return manifest().matrix_file(dataset, matrix, ABC["variant"])
+    return manifest().matrix_file(matrix, ABC["variant"])
 
 
 def needed_matrices():
@@ -111,3 +111,22 @@ def provenance():
         "bucket": ABC["bucket"],
         **{k: v for k, v in sampling.items() if v is not None},
     }
+
+
+def matrix_input(wildcards):
+    """The cached matrix in download mode; nothing in stream mode (read remotely)."""
+    return [] if STREAM else cached(matrix_entry(wildcards.matrix))
+
+
+def subset_mem_mb(wildcards, input):
+    if STREAM:
+        entry = matrix_entry(wildcards.matrix)
+        return res.estimate_subset_mem_mb_from_cells(
+            entry.size, input.cells, wildcards.matrix
+        )
+    return res.subset_mem_mb(input.matrix, input.cells, wildcards.matrix)
+
+
+def download_runtime(wildcards):
+    """Minutes for a file at a pessimistic 5 MB/s, plus slack."""
+    return 10 + manifest().entry_for(wildcards.relpath).size // (5 * 1024**2 * 60)

@@ -1,26 +1,4 @@
 # One download job (download mode) and one subset job per needed matrix file.
-from abc_downsample import resources as res
-
-
-def matrix_input(wildcards):
-    """The cached matrix in download mode; nothing in stream mode (read remotely)."""
-    return [] if STREAM else cached(matrix_entry(wildcards.matrix))
-
-
-def subset_mem_mb(wildcards, input):
-    if STREAM:
-        entry = matrix_entry(wildcards.matrix)
-        return res.estimate_subset_mem_mb_from_cells(
-            entry.size, input.cells, wildcards.matrix
-        )
-    return res.subset_mem_mb(input.matrix, input.cells, wildcards.matrix)
-
-
-def download_runtime(wildcards):
-    """Minutes for a file at a pessimistic 5 MB/s, plus slack."""
-    return 10 + manifest().entry_for(wildcards.relpath).size // (5 * 1024**2 * 60)
-
-
 rule download_matrix:
     input:
         manifest=ancient(MANIFEST),

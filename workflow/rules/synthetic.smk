@@ -10,7 +10,7 @@ if config["synthetic"]["enabled"]:
         conda:
             "../../envs/abc.yaml"
         params:
-            root=local_bucket_dir(ABC["bucket"]),
+            root=lambda wc, output: output.manifest.removesuffix(manifest_key(RELEASE)),
             synthetic={**config["synthetic"], "release": RELEASE},
         script:
             "../../scripts/make_synthetic_release.py"

@@ -1,0 +1,431 @@
+"""Stream mode against download + subset, on a >= 1 GB matrix behind a 50 MB/s link.
+
+    python benchmarks/bench_stream.py [--size-gb 1.1] [--fraction 0.05] [--mbps 50]
+        [--latency-ms 0] [--layout contiguous|gzip] [--keep]
+    python benchmarks/bench_stream.py engines [--ranges 4000] [--range-kb 16]
+
+Writes an h5ad shaped like the real files (32,285 genes, ~5,000 non-zeros a cell,
+float32 counts + int32 indices, X contiguous) under benchmarks/work/, serves it from a
+small S3-compatible range server (moto's server copies the whole object for every ranged
+GET, ~0.7 ms per MB of object, so it cannot serve a 1 GB file by ranges), puts
+throttle_proxy.py in front, then times in separate processes:
+- stream: ``remote_h5.subset_remote`` of a random ``--fraction`` of the cells;
+- download: boto3 ``download_file`` through the same proxy + ``subset_local_file``.
+Reports bytes and requests fetched, wall time and peak RSS, and checks the two outputs
+are byte-identical. ``engines`` compares clients on many small ranges (no throttle):
+client CPU per request is what limits ~400k ranges at real scale.
+"""
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from email.utils import formatdate
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+WORK = HERE / "work" / "stream"
+sys.path.insert(0, str(HERE.parent / "scripts"))
+
+BUCKET = "allen-brain-cell-atlas"
+KEY = "expression_matrices/WMB-bench/20230630/WMB-bench-raw.h5ad"
+MATRIX = "WMB-bench"
+DOWNLOADED = WORK / "download" / Path(KEY).name  # as in the cache: same name as the key
+N_GENES = 32285
+NNZ_PER_CELL = 5000
+
+
+# -- the test matrix ------------------------------------------------------------------------
+
+
+def write_matrix(path: Path, size_gb: float, layout: str, seed: int = 1) -> int:
+    """An h5ad of about ``size_gb`` GB: obs/var/uns by anndata, X appended row block-wise."""
+    import anndata as ad
+    import h5py
+    import pandas as pd
+
+    rng = np.random.default_rng(seed)
+    n_cells = int(size_gb * 1e9 / (8 * NNZ_PER_CELL))
+    lengths = rng.integers(NNZ_PER_CELL // 5, 2 * NNZ_PER_CELL - NNZ_PER_CELL // 5, n_cells)
+    indptr = np.r_[0, np.cumsum(lengths)].astype(np.int64)
+    obs = pd.DataFrame(
+        {"library_label": pd.Categorical(rng.choice(["L1", "L2", "L3"], n_cells))},
+        index=pd.Index([f"CELL{i:08d}-bench" for i in range(n_cells)], name="cell_label"),
+    )
+    var = pd.DataFrame(index=pd.Index([f"ENSMUSG{i:011d}" for i in range(N_GENES)]))
+    path.parent.mkdir(parents=True, exist_ok=True)
+    ad.AnnData(obs=obs, var=var, uns={"normalization": "raw"}).write_h5ad(path)
+    options = {"chunks": (1 << 16,), "compression": "gzip"} if layout == "gzip" else {}
+    with h5py.File(path, "a") as f:
+        x = f.create_group("X")
+        x.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0"})
+        x.attrs["shape"] = np.array([n_cells, N_GENES], dtype=np.int64)
+        data = x.create_dataset("data", (indptr[-1],), np.float32, **options)
+        indices = x.create_dataset("indices", (indptr[-1],), np.int32, **options)
+        x.create_dataset("indptr", data=indptr)
+        for first in range(0, n_cells, 500):
+            last = min(n_cells, first + 500)
+            block = [np.sort(rng.choice(N_GENES, n, replace=False)) for n in lengths[first:last]]
+            span = np.s_[indptr[first] : indptr[last]]
+            indices[span] = np.concatenate(block).astype(np.int32)
+            data[span] = rng.geometric(0.4, int(indptr[last] - indptr[first])).astype(np.float32)
+    return n_cells
+
+
+# -- a small S3-compatible server: HEAD and ranged GET of files under a root ---------------
+
+
+def range_server(root: Path, port: int) -> None:
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+        disable_nagle_algorithm = True  # else headers + body wait for a delayed ACK (40 ms)
+
+        def log_message(self, *args):
+            pass
+
+        def _path(self) -> Path | None:
+            bucket, _, key = self.path.split("?")[0].lstrip("/").partition("/")
+            path = root / key
+            return path if bucket == BUCKET and path.is_file() else None
+
+        def _head(self, status: int, length: int, size: int, extra: dict) -> None:
+            self.send_response(status)
+            headers = {
+                "Content-Length": str(length),
+                "Content-Type": "binary/octet-stream",
+                "ETag": f'"{size:x}"',
+                "Last-Modified": formatdate(0, usegmt=True),
+                "Accept-Ranges": "bytes",
+                **extra,
+            }
+            for name, value in headers.items():
+                self.send_header(name, value)
+            self.end_headers()
+
+        def do_HEAD(self):
+            path = self._path()
+            if path is None:
+                self._head(404, 0, 0, {})
+                return
+            size = path.stat().st_size
+            self._head(200, size, size, {})
+
+        def do_GET(self):
+            path = self._path()
+            if path is None:
+                self._head(404, 0, 0, {})
+                return
+            size = path.stat().st_size
+            start, stop = 0, size
+            spec = self.headers.get("Range")
+            if spec:
+                first, last = spec.split("=")[1].split("-")
+                if first:  # "a-b" or open-ended "a-"
+                    start, stop = int(first), min(size, int(last or size - 1) + 1)
+                else:  # suffix "-n"
+                    start = max(0, size - int(last))
+            extra = {"Content-Range": f"bytes {start}-{stop - 1}/{size}"} if spec else {}
+            self._head(206 if spec else 200, stop - start, size, extra)
+            with open(path, "rb") as f:
+                f.seek(start)
+                left = stop - start
+                while left:
+                    piece = f.read(min(left, 1 << 20))
+                    self.wfile.write(piece)
+                    left -= len(piece)
+
+    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
+    server.daemon_threads = True
+    server.request_queue_size = 512
+    print(f"listening {server.server_address[1]}", flush=True)
+    server.serve_forever()
+
+
+def start(command: list[str]) -> tuple[subprocess.Popen, int]:
+    """A helper process that prints ``listening <port>`` when ready."""
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, text=True)
+    line = process.stdout.readline().split()
+    if not line or line[0] != "listening":
+        process.kill()
+        raise RuntimeError(f"{command[1]} did not start")
+    return process, int(line[1])
+
+
+# -- the two jobs (each in its own process, for a clean peak RSS) --------------------------
+
+
+def job_stream(endpoint: str, cells: str, out: str, workers: int, gap_kb: int) -> dict:
+    from abc_downsample.remote_h5 import RemoteCsrSource
+    from abc_downsample.storage import open_store
+    from abc_downsample.subset import labels_for_matrix, subset_matrix
+
+    row_bytes = {}
+
+    class Measured(RemoteCsrSource):
+        def read_runs(self, runs):
+            before = self.stats.bytes, self.stats.requests
+            result = super().read_runs(runs)
+            row_bytes["bytes"] = row_bytes.get("bytes", 0) + self.stats.bytes - before[0]
+            row_bytes["requests"] = row_bytes.get("requests", 0) + self.stats.requests - before[1]
+            return result
+
+    start_time = time.perf_counter()
+    store = open_store(BUCKET, endpoint, max_pool=workers)
+    labels = labels_for_matrix(cells, MATRIX)
+    with Measured(store, KEY, max_concurrency=workers, merge_gap=gap_kb * 1024) as source:
+        opened = source.stats.bytes, source.stats.requests  # superblock..X headers + indptr
+        stats = subset_matrix(source.h5, labels, out, matrix=MATRIX, source=source)
+        fetched, requests, size = source.stats.bytes, source.stats.requests, source.size
+    nnz = stats.nnz
+    return {
+        "seconds": time.perf_counter() - start_time,
+        "bytes": fetched,
+        "requests": requests,
+        "open_bytes": opened[0],
+        "open_requests": opened[1],
+        "row_bytes": row_bytes.get("bytes", 0),
+        "row_requests": row_bytes.get("requests", 0),
+        "selected_bytes": nnz * 8,
+        "file_size": size,
+        "rows": stats.rows,
+    }
+
+
+def job_download(endpoint: str, cells: str, out: str, dest: str, workers: int) -> dict:
+    import boto3
+    from abc_downsample.subset import subset_local_file
+    from boto3.s3.transfer import TransferConfig
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    Path(dest).parent.mkdir(parents=True, exist_ok=True)
+    start_time = time.perf_counter()
+    config = Config(signature_version=UNSIGNED, max_pool_connections=workers)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-west-2", config=config)
+    transfer = TransferConfig(multipart_chunksize=64 << 20, max_concurrency=workers)
+    client.download_file(BUCKET, KEY, dest, Config=transfer)
+    downloaded = time.perf_counter() - start_time
+    stats = subset_local_file(dest, cells, out, MATRIX)
+    return {
+        "seconds": time.perf_counter() - start_time,
+        "download_seconds": downloaded,
+        "bytes": os.path.getsize(dest),
+        "rows": stats.rows,
+    }
+
+
+def run_job(name: str, args: list[str]) -> dict:
+    command = [sys.executable, __file__, f"job-{name}", *args]
+    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    if result.returncode:
+        raise RuntimeError(f"{name} job failed:\n{result.stderr[-3000:]}")
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def with_peak_rss(job) -> None:
+    report = job()
+    report["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    print(json.dumps(report))
+
+
+# -- the comparison -------------------------------------------------------------------------
+
+
+def compare(args) -> None:
+    root = WORK / "bucket"
+    matrix = root / KEY
+    if not matrix.exists() or args.rebuild:
+        t = time.perf_counter()
+        n_cells = write_matrix(matrix, args.size_gb, args.layout)
+        print(
+            f"wrote {matrix.stat().st_size / 1e9:.2f} GB, {n_cells:,} cells "
+            f"({args.layout}) in {time.perf_counter() - t:.0f} s"
+        )
+    cells = WORK / "cells.csv"
+    write_sample(matrix, cells, args.fraction)
+    server, port = start([sys.executable, __file__, "serve", "--root", str(root)])
+    proxy, proxy_port = start(
+        [
+            sys.executable,
+            str(HERE / "throttle_proxy.py"),
+            "--upstream",
+            f"127.0.0.1:{port}",
+            "--mbps",
+            str(args.mbps),
+            "--latency-ms",
+            str(args.latency_ms),
+        ]
+    )
+    endpoint = f"http://127.0.0.1:{proxy_port}"
+    outs = {name: WORK / f"subset-{name}.h5ad" for name in ("stream", "download")}
+    try:
+        stream = run_job(
+            "stream",
+            [endpoint, str(cells), str(outs["stream"]), str(args.workers), str(args.gap_kb)],
+        )
+        download = run_job(
+            "download",
+            [endpoint, str(cells), str(outs["download"]), str(DOWNLOADED), "8"],
+        )
+    finally:
+        for process in (proxy, server):
+            process.kill()
+            process.wait()
+    identical = outs["stream"].read_bytes() == outs["download"].read_bytes()
+    report(args, stream, download, identical)
+    leftovers = [*outs.values(), DOWNLOADED, matrix]
+    for path in [] if args.keep else leftovers:
+        path.unlink(missing_ok=True)
+
+
+def write_sample(matrix: Path, cells: Path, fraction: float) -> None:
+    import h5py
+    import pandas as pd
+
+    with h5py.File(matrix) as f:
+        labels = f["obs/cell_label"][:].astype(str)
+    rng = np.random.default_rng(7)
+    chosen = rng.choice(labels, int(len(labels) * fraction), replace=False)
+    pd.DataFrame({"cell_label": chosen, "feature_matrix_label": MATRIX}).to_csv(cells, index=False)
+
+
+def report(args, stream: dict, download: dict, identical: bool) -> None:
+    mb = 1e6
+    bound = 2 * stream["selected_bytes"] + stream["open_bytes"]
+    speedup = download["seconds"] / stream["seconds"]
+    lines = [
+        f"link {args.mbps} MB/s, latency {args.latency_ms} ms, layout {args.layout}, "
+        f"{stream['rows']:,} cells ({args.fraction:.0%}) of a {stream['file_size'] / mb:,.0f} MB "
+        f"file; stream: {args.workers} in flight, merge gap {args.gap_kb} KB",
+        f"stream:   {stream['seconds']:6.1f} s  {stream['bytes'] / mb:8.1f} MB in "
+        f"{stream['requests']:,} requests, peak RSS {stream['peak_rss_mb']:,.0f} MB",
+        f"  open+indptr {stream['open_bytes'] / mb:.1f} MB / {stream['open_requests']} req; "
+        f"rows {stream['row_bytes'] / mb:.1f} MB / {stream['row_requests']:,} req for "
+        f"{stream['selected_bytes'] / mb:.1f} MB selected; obs/var/rest "
+        f"{(stream['bytes'] - stream['open_bytes'] - stream['row_bytes']) / mb:.1f} MB",
+        f"download: {download['seconds']:6.1f} s  ({download['download_seconds']:.1f} s transfer) "
+        f"{download['bytes'] / mb:8.1f} MB, peak RSS {download['peak_rss_mb']:,.0f} MB",
+        f"speed-up {speedup:.1f}x (goal >= 8x); bytes {stream['bytes'] / mb:.1f} MB vs bound "
+        f"2 x selected + open/indptr = {bound / mb:.1f} MB "
+        f"({'ok' if stream['bytes'] <= bound else 'OVER'}); outputs identical: {identical}",
+    ]
+    print("\n".join(lines))
+    if args.json:
+        Path(args.json).write_text(json.dumps({"stream": stream, "download": download}, indent=1))
+
+
+# -- client engines on many small ranges --------------------------------------------------
+
+
+def engines(args) -> None:
+    root = WORK / "bucket"
+    key = "engines/blob.bin"
+    blob = root / key
+    # 2 MB apart: obstore coalesces ranges closer than 1 MB into one request
+    size = args.ranges * (2 << 20)
+    blob.parent.mkdir(parents=True, exist_ok=True)
+    with open(blob, "wb") as f:
+        f.truncate(size)  # sparse: the server reads zeros
+    server, port = start([sys.executable, __file__, "serve", "--root", str(root)])
+    endpoint = f"http://127.0.0.1:{port}"
+    step = size // args.ranges
+    ranges = [(i * step, i * step + args.range_kb * 1024) for i in range(args.ranges)]
+    try:
+        for name, fetch in client_engines(endpoint, key, args.workers).items():
+            fetch(ranges[:50])  # warm the connection pool
+            cpu, wall = time.process_time(), time.perf_counter()
+            got = fetch(ranges)
+            cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+            assert all(len(b) == args.range_kb * 1024 for b in got)
+            print(
+                f"{name:22s} {len(ranges) / wall:7.0f} req/s wall, client CPU "
+                f"{1000 * cpu / len(ranges):.2f} ms/request"
+            )
+    finally:
+        server.kill()
+        server.wait()
+        blob.unlink()
+
+
+def client_engines(endpoint: str, key: str, workers: int) -> dict:
+    from concurrent.futures import ThreadPoolExecutor
+
+    import boto3
+    from abc_downsample.storage import open_store
+    from botocore import UNSIGNED
+    from botocore.config import Config
+
+    store = open_store(BUCKET, endpoint, max_pool=workers)
+    config = Config(signature_version=UNSIGNED, max_pool_connections=workers)
+    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-west-2", config=config)
+
+    def boto_one(r):
+        answer = client.get_object(Bucket=BUCKET, Key=key, Range=f"bytes={r[0]}-{r[1] - 1}")
+        return answer["Body"].read()
+
+    def boto_threads(ranges):
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(boto_one, ranges))
+
+    found = {
+        "storage (urllib3)": lambda ranges: store.read_ranges(key, ranges, max_workers=workers),
+        "boto3 get_object": boto_threads,
+    }
+    try:
+        import obstore
+        from obstore.store import S3Store
+
+        obj = S3Store(
+            BUCKET,
+            endpoint=endpoint,
+            skip_signature=True,
+            region="us-west-2",
+            client_options={"allow_http": True},
+        )
+        found["obstore get_ranges"] = lambda ranges: obstore.get_ranges(
+            obj, key, starts=[a for a, _ in ranges], ends=[b for _, b in ranges]
+        )
+    except ImportError:
+        pass
+    return found
+
+
+def main() -> None:
+    argv = sys.argv[1:]
+    if argv and argv[0] == "serve":
+        range_server(Path(argv[2]), 0)
+        return
+    if argv and argv[0] == "job-stream":
+        endpoint, cells, out, workers, gap = argv[1:]
+        with_peak_rss(lambda: job_stream(endpoint, cells, out, int(workers), int(gap)))
+        return
+    if argv and argv[0] == "job-download":
+        endpoint, cells, out, dest, workers = argv[1:]
+        with_peak_rss(lambda: job_download(endpoint, cells, out, dest, int(workers)))
+        return
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("command", nargs="?", default="compare", choices=["compare", "engines"])
+    parser.add_argument("--size-gb", type=float, default=1.1)
+    parser.add_argument("--fraction", type=float, default=0.05)
+    parser.add_argument("--mbps", type=float, default=50.0)
+    parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--layout", choices=["contiguous", "gzip"], default="contiguous")
+    parser.add_argument("--workers", type=int, default=32)
+    parser.add_argument("--gap-kb", type=int, default=64)
+    parser.add_argument("--ranges", type=int, default=4000)
+    parser.add_argument("--range-kb", type=int, default=16)
+    parser.add_argument("--rebuild", action="store_true")
+    parser.add_argument("--keep", action="store_true", help="keep the matrix for another run")
+    parser.add_argument("--json", help="also write the figures to this file")
+    args = parser.parse_args(argv)
+    engines(args) if args.command == "engines" else compare(args)
+
+
+if __name__ == "__main__":
+    main()

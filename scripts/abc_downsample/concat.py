@@ -1,0 +1,259 @@
+"""Subsets to the final h5ad, streaming: X is copied block by block, never held whole."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .csr_rows import (
+    check_csr_group,
+    csr_h5ad_writer,
+    read_obs_index,
+    read_var,
+)
+from .errors import AbcError
+from .metadata import read_cells_for_labels, read_genes, read_taxonomy
+
+log = logging.getLogger(__name__)
+
+# Non-zeros copied per block: 16 M x (4 + 4 bytes) = 128 MB of buffers.
+DEFAULT_BLOCK_NNZ = 16 * 1024 * 1024
+TAXONOMY_LEVELS = ["neurotransmitter", "class", "subclass", "supertype", "cluster"]
+SHOWN = 5
+
+
+@dataclass
+class SubsetX:
+    """What the final X needs to know of one subset file before copying it."""
+
+    path: str
+    n_rows: int
+    n_cols: int
+    nnz: int
+    dtype: np.dtype
+    indices_dtype: np.dtype
+
+
+@dataclass
+class ConcatStats:
+    rows: int
+    nnz: int
+    files: int
+
+    def summary(self) -> str:
+        return f"concatenated {self.files} subsets: {self.rows:,} cells, {self.nnz:,} non-zeros"
+
+
+def _subset_x(path: str) -> SubsetX:
+    with _reading(path), h5py.File(path, "r") as h5file:
+        group = h5file["X"]
+        check_csr_group(group)
+        n_rows, n_cols = (int(n) for n in group.attrs["shape"])
+        return SubsetX(
+            str(path), n_rows, n_cols, len(group["data"]), group["data"].dtype,
+            group["indices"].dtype,
+        )  # fmt: skip
+
+
+def subset_labels(paths: list[str]) -> pd.Index:
+    """Cell labels of all subsets, in the subsets' order; each cell once."""
+    parts = []
+    for path in paths:
+        with _reading(path), h5py.File(path, "r") as h5file:
+            parts.append(read_obs_index(h5file))
+    labels = pd.Index(np.concatenate([p.to_numpy(object) for p in parts]), name="cell_label")
+    if labels.has_duplicates:
+        raise AbcError(
+            f"cells {_few(labels[labels.duplicated()].unique())} are in more than one subset: "
+            "delete data/subsets and rerun"
+        )
+    return labels
+
+
+def common_var(paths: list[str]) -> pd.DataFrame:
+    """The genes table shared by all subsets (an `AbcError` if any differs)."""
+    first = None
+    for path in paths:
+        with _reading(path), h5py.File(path, "r") as h5file:
+            var = read_var(h5file)
+        if first is None:
+            first = var
+        elif not (var.index.equals(first.index) and var.equals(first)):
+            raise AbcError(
+                f"{os.path.basename(path)} has other genes than {os.path.basename(paths[0])}: "
+                "the matrices must come from one release and variant; delete data/subsets "
+                "and rerun"
+            )
+    first.index = first.index.rename("gene_identifier")
+    return first
+
+
+def check_cells_match(labels: pd.Index, cells_csv: str | os.PathLike) -> None:
+    """The subsets must hold exactly the cells of the sample (else they are stale)."""
+    sample = pd.Index(
+        pd.read_csv(cells_csv, usecols=["cell_label"], dtype=str, keep_default_na=False)[
+            "cell_label"
+        ]
+    )
+    missing, extra = sample.difference(labels), labels.difference(sample)
+    if len(missing) or len(extra):
+        raise AbcError(
+            f"the subsets do not match {cells_csv} ({len(missing)} cells missing, e.g. "
+            f"{_few(missing)}; {len(extra)} extra, e.g. {_few(extra)}): they are stale; "
+            "delete data/subsets and rerun"
+        )
+
+
+def build_obs(labels: pd.Index, cell_metadata, taxonomy) -> pd.DataFrame:
+    """All cell metadata columns of ``labels`` (in order) plus the taxonomy levels."""
+    obs = read_cells_for_labels(cell_metadata, list(labels))
+    obs.index = pd.Index(labels, name="cell_label")
+    terms = read_taxonomy(taxonomy)
+    missing_levels = [level for level in TAXONOMY_LEVELS if level not in terms.columns]
+    if missing_levels:
+        raise AbcError(
+            f"{taxonomy} lacks taxonomy level(s) {_few(missing_levels)}: use the pivoted "
+            "cluster_to_cluster_annotation_membership table of the release"
+        )
+    rows = _aliases(terms.index).get_indexer(_aliases(obs["cluster_alias"]))
+    if (rows < 0).any():
+        unknown = obs["cluster_alias"][rows < 0].unique()
+        log.warning("%d cells have a cluster_alias not in %s, e.g. %s", (rows < 0).sum(),
+                    taxonomy, _few(unknown))  # fmt: skip
+    for level in TAXONOMY_LEVELS:
+        values = terms[level].to_numpy(object)
+        obs[level] = np.where(rows >= 0, values[rows], None)
+    return _strings_as_categoricals(obs)
+
+
+def _aliases(values) -> pd.Index:
+    """Cluster aliases as text, so int and string spellings of one alias match."""
+    return pd.Index(pd.Series(values).astype(str).to_numpy(object))
+
+
+def _strings_as_categoricals(table: pd.DataFrame) -> pd.DataFrame:
+    for column in table.columns:
+        dtype = table[column].dtype
+        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+            table[column] = table[column].astype(object).astype("category")
+    return table
+
+
+def build_var(var: pd.DataFrame, genes_csv) -> pd.DataFrame:
+    """The subsets' genes (index, gene_symbol) with gene.csv's other columns joined."""
+    genes = read_genes(genes_csv)
+    extra = genes.drop(columns=[c for c in genes.columns if c in var.columns])
+    unknown = var.index.difference(genes.index)
+    if len(unknown):
+        log.warning("%d genes of the matrices are not in %s, e.g. %s", len(unknown), genes_csv,
+                    _few(unknown))  # fmt: skip
+    return var.join(extra, how="left")
+
+
+def concat_subsets(
+    paths: list[str],
+    out_path: str | os.PathLike,
+    obs: pd.DataFrame,
+    var: pd.DataFrame,
+    uns: dict,
+    block_nnz: int = DEFAULT_BLOCK_NNZ,
+) -> ConcatStats:
+    """Write the subsets' rows, in order, under ``obs``/``var``/``uns`` to ``out_path``.
+
+    Values keep their dtype (the widest of the subsets'); memory is one block of
+    ``block_nnz`` non-zeros plus one subset's ``indptr``, whatever the output size.
+    """
+    if not paths:
+        raise AbcError("no subset files to concatenate: the sample selected no cells")
+    parts = [_subset_x(path) for path in paths]
+    n_rows = sum(p.n_rows for p in parts)
+    if n_rows != len(obs):
+        raise AbcError(
+            f"the subsets hold {n_rows} cells but obs has {len(obs)}: delete data/subsets and rerun"
+        )
+    wrong_genes = [p for p in parts if p.n_cols != len(var)]
+    if wrong_genes:
+        raise AbcError(
+            f"{os.path.basename(wrong_genes[0].path)} has {wrong_genes[0].n_cols} genes but "
+            f"var has {len(var)}: delete data/subsets and rerun"
+        )
+    nnz = sum(p.nnz for p in parts)
+    dtype = np.result_type(*(p.dtype for p in parts))
+    indices_dtype = np.result_type(*(p.indices_dtype for p in parts))
+    with (
+        atomic_path(out_path, suffix=".h5ad") as tmp,
+        csr_h5ad_writer(tmp, obs, var, uns, nnz, dtype, indices_dtype) as writer,
+    ):
+        for part in parts:
+            _copy_rows(part.path, writer, block_nnz)
+    return ConcatStats(rows=n_rows, nnz=nnz, files=len(parts))
+
+
+def _copy_rows(path: str, writer, block_nnz: int) -> None:
+    """Append all rows of one subset file to ``writer``, ``block_nnz`` values at a time."""
+    with _reading(path):  # read errors only: write errors keep their own message
+        h5file = h5py.File(path, "r")
+    with h5file:
+        group = h5file["X"]
+        data, indices = group["data"], group["indices"]
+        first = writer.nnz
+        size = len(data)
+        data_buf = np.empty(min(block_nnz, size), data.dtype)
+        indices_buf = np.empty(min(block_nnz, size), indices.dtype)
+        for start in range(0, size, block_nnz):
+            stop = min(start + block_nnz, size)
+            n = stop - start
+            with _reading(path):
+                data.read_direct(data_buf, np.s_[start:stop], np.s_[0:n])
+                indices.read_direct(indices_buf, np.s_[start:stop], np.s_[0:n])
+            writer.append_values(data_buf[:n], indices_buf[:n])
+        indptr = group["indptr"][:].astype(np.int64)
+        if len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != size:
+            raise AbcError(f"X of {os.path.basename(path)} is inconsistent: delete it and rerun")
+        writer.append_row_ends(indptr[1:] + first)
+
+
+def concat_release(
+    paths: list[str],
+    out_path: str | os.PathLike,
+    *,
+    cells_csv,
+    cell_metadata,
+    taxonomy,
+    genes,
+    provenance: dict,
+    block_nnz: int = DEFAULT_BLOCK_NNZ,
+) -> ConcatStats:
+    """The final h5ad: subsets' X, full cell metadata + taxonomy, genes, provenance."""
+    paths = [str(p) for p in paths]
+    labels = subset_labels(paths)
+    check_cells_match(labels, cells_csv)
+    var = build_var(common_var(paths), genes)
+    obs = build_obs(labels, cell_metadata, taxonomy)
+    uns = {"abc_downsample": dict(provenance)}
+    return concat_subsets(paths, out_path, obs, var, uns, block_nnz=block_nnz)
+
+
+@contextlib.contextmanager
+def _reading(path) -> Iterator[None]:
+    """Turn low-level read errors of a subset file into one-line `AbcError`s."""
+    try:
+        yield
+    except (OSError, KeyError) as err:
+        raise AbcError(
+            f"could not read subset {os.path.basename(path)} ({err}): delete it and rerun"
+        ) from None
+
+
+def _few(values) -> str:
+    values = list(values)
+    shown = ", ".join(repr(v) for v in values[:SHOWN])
+    return shown + (f" and {len(values) - SHOWN} more" if len(values) > SHOWN else "")

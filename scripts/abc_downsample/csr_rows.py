@@ -1,0 +1,304 @@
+"""Read selected rows of an on-disk CSR matrix in bounded batches; write CSR h5ad files.
+
+Reading is split in two so that a remote reader (ranged GETs) can reuse the planning:
+pure helpers (`row_runs`, `batches`) decide which stretches of ``data``/``indices`` to
+fetch, a `CsrSource` fetches them, and `read_rows` puts the rows in the requested order.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator
+from typing import Protocol
+
+import anndata as ad
+import h5py
+import numpy as np
+import pandas as pd
+import scipy.sparse as sp
+from anndata.io import read_elem
+
+from .errors import AbcError
+
+# Non-zeros fetched per batch: 8 M x (4 + 4 bytes) = 64 MB of buffers at most.
+DEFAULT_MAX_NNZ = 8 * 1024 * 1024
+# Chunk cache per dataset for chunked (e.g. gzip) files: sorted runs walk the chunks in
+# order, so a cache of a few chunks decompresses each chunk once.
+CHUNK_CACHE_BYTES = 32 * 1024 * 1024
+
+Run = tuple[int, int]
+
+
+class CsrSource(Protocol):
+    """Rows of a CSR matrix stored somewhere: shape, dtypes, ``indptr`` and a run reader."""
+
+    n_rows: int
+    n_cols: int
+    dtype: np.dtype
+    indices_dtype: np.dtype
+    indptr: np.ndarray
+
+    def read_runs(self, runs: list[Run]) -> tuple[np.ndarray, np.ndarray]:
+        """Return ``data`` and ``indices`` of the row runs ``[a, b)``, concatenated in order."""
+        ...
+
+
+class H5CsrSource:
+    """A `CsrSource` over an anndata CSR group (``f["X"]``) of an open h5py file."""
+
+    def __init__(self, group: h5py.Group):
+        check_csr_group(group)
+        self.n_rows, self.n_cols = (int(n) for n in group.attrs["shape"])
+        self._data = _open_with_chunk_cache(group, "data")
+        self._indices = _open_with_chunk_cache(group, "indices")
+        self.dtype = self._data.dtype
+        self.indices_dtype = self._indices.dtype
+        self.indptr = group["indptr"][:].astype(np.int64, copy=False)
+        self.bytes_read = 0
+        if len(self.indptr) != self.n_rows + 1:
+            raise AbcError(
+                f"X/indptr of {_filename(group)} has {len(self.indptr)} entries for "
+                f"{self.n_rows} rows: the file is corrupt; delete it and rerun"
+            )
+
+    def read_runs(self, runs: list[Run]) -> tuple[np.ndarray, np.ndarray]:
+        starts = self.indptr[[a for a, _ in runs]]
+        stops = self.indptr[[b for _, b in runs]]
+        total = int((stops - starts).sum())
+        data = np.empty(total, self.dtype)
+        indices = np.empty(total, self.indices_dtype)
+        offset = 0
+        for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
+            if stop > start:
+                dest = np.s_[offset : offset + stop - start]
+                self._data.read_direct(data, np.s_[start:stop], dest)
+                self._indices.read_direct(indices, np.s_[start:stop], dest)
+                offset += stop - start
+        self.bytes_read += data.nbytes + indices.nbytes
+        return data, indices
+
+
+def check_csr_group(group: h5py.Group | h5py.Dataset) -> None:
+    """Raise `AbcError` unless ``group`` is an anndata-encoded CSR matrix."""
+    kind = group.attrs.get("encoding-type", "dense array")
+    if isinstance(group, h5py.Dataset) or kind != "csr_matrix":
+        raise AbcError(
+            f"{group.name} in {_filename(group)} is a {kind}, not a CSR matrix: "
+            "use an ABC Atlas expression matrix file (X stored as csr_matrix)"
+        )
+
+
+def _open_with_chunk_cache(group: h5py.Group, name: str) -> h5py.Dataset:
+    """Open ``group[name]`` with a chunk cache big enough to hold a few chunks."""
+    dataset = group[name]
+    if dataset.chunks is None:
+        return dataset
+    chunk_bytes = int(np.prod(dataset.chunks)) * dataset.dtype.itemsize
+    cache_bytes = max(CHUNK_CACHE_BYTES, 4 * chunk_bytes)
+    dapl = h5py.h5p.create(h5py.h5p.DATASET_ACCESS)
+    dapl.set_chunk_cache(1009, cache_bytes, 1.0)
+    return h5py.Dataset(h5py.h5d.open(group.id, name.encode(), dapl=dapl))
+
+
+def _filename(node: h5py.HLObject) -> str:
+    return os.path.basename(node.file.filename)
+
+
+def row_runs(rows: np.ndarray) -> list[Run]:
+    """Merge sorted, unique row numbers into half-open runs ``[a, b)`` of adjacent rows."""
+    rows = np.asarray(rows, dtype=np.int64)
+    if len(rows) == 0:
+        return []
+    breaks = np.flatnonzero(np.diff(rows) != 1) + 1
+    starts = rows[np.r_[0, breaks]]
+    stops = rows[np.r_[breaks - 1, len(rows) - 1]] + 1
+    return list(zip(starts.tolist(), stops.tolist(), strict=True))
+
+
+def batches(runs: list[Run], indptr: np.ndarray, max_nnz: int) -> list[list[Run]]:
+    """Group runs so that each group holds at most ``max_nnz`` non-zeros.
+
+    A run bigger than ``max_nnz`` is split between rows; a single row bigger than
+    ``max_nnz`` makes a group of its own (rows are never split).
+    """
+    groups: list[list[Run]] = []
+    current: list[Run] = []
+    held = 0
+    for run in _split_runs(runs, indptr, max_nnz):
+        size = int(indptr[run[1]] - indptr[run[0]])
+        if current and held + size > max_nnz:
+            groups.append(current)
+            current, held = [], 0
+        current.append(run)
+        held += size
+    if current:
+        groups.append(current)
+    return groups
+
+
+def _split_runs(runs: list[Run], indptr: np.ndarray, max_nnz: int) -> Iterator[Run]:
+    """Yield the runs, cutting those over ``max_nnz`` non-zeros at row boundaries."""
+    for a, b in runs:
+        while b - a > 1 and indptr[b] - indptr[a] > max_nnz:
+            # Last row whose end still fits (at least one row per piece).
+            cut = int(np.searchsorted(indptr[a : b + 1], indptr[a] + max_nnz, side="right"))
+            cut = a + max(cut - 1, 1)
+            yield a, cut
+            a = cut
+        yield a, b
+
+
+def read_rows(source: CsrSource, rows: np.ndarray, max_nnz: int = DEFAULT_MAX_NNZ) -> sp.csr_matrix:
+    """Return rows ``rows`` of ``source``, in that order, as a CSR matrix.
+
+    Rows are fetched in file order (adjacent rows together, ``max_nnz`` non-zeros a batch)
+    and copied straight into their place in the result: memory is the result plus one batch.
+    """
+    rows = _checked_rows(rows, source.n_rows)
+    indptr = source.indptr
+    lengths = indptr[rows + 1] - indptr[rows]
+    out_indptr = np.zeros(len(rows) + 1, np.int64)
+    np.cumsum(lengths, out=out_indptr[1:])
+    data = np.empty(int(out_indptr[-1]), source.dtype)
+    indices = np.empty(int(out_indptr[-1]), source.indices_dtype)
+
+    order = np.argsort(rows, kind="stable")
+    sorted_rows = rows[order]
+    done = 0  # sorted rows already placed
+    for group in batches(row_runs(sorted_rows), indptr, max_nnz):
+        n_group = sum(b - a for a, b in group)
+        positions = order[done : done + n_group]
+        batch_data, batch_indices = source.read_runs(group)
+        _place(batch_data, batch_indices, lengths[positions], out_indptr[positions], data, indices)
+        done += n_group
+    return _csr(data, indices, out_indptr, (len(rows), source.n_cols))
+
+
+def _checked_rows(rows: np.ndarray, n_rows: int) -> np.ndarray:
+    rows = np.asarray(rows, dtype=np.int64).ravel()
+    if len(rows) and (rows.min() < 0 or rows.max() >= n_rows):
+        raise IndexError(f"row numbers must be in [0, {n_rows})")
+    if len(np.unique(rows)) != len(rows):
+        raise ValueError("row numbers must be unique")
+    return rows
+
+
+def _place(batch_data, batch_indices, lengths, dest_starts, data, indices) -> None:
+    """Copy a batch (rows in file order) to the rows' places in the output arrays.
+
+    Rows that follow each other both in the batch and in the output are copied as one
+    slice, so an already ordered request costs one copy a run.
+    """
+    if len(lengths) == 0:
+        return
+    src_starts = np.r_[0, np.cumsum(lengths)[:-1]]
+    contiguous = dest_starts[1:] == dest_starts[:-1] + lengths[:-1]
+    seg_first = np.r_[0, np.flatnonzero(~contiguous) + 1]
+    seg_last = np.r_[seg_first[1:], len(lengths)]
+    for first, last in zip(seg_first.tolist(), seg_last.tolist(), strict=True):
+        src, dest = int(src_starts[first]), int(dest_starts[first])
+        size = int(src_starts[last - 1] + lengths[last - 1]) - src
+        data[dest : dest + size] = batch_data[src : src + size]
+        indices[dest : dest + size] = batch_indices[src : src + size]
+
+
+def _csr(data, indices, indptr, shape) -> sp.csr_matrix:
+    """Build a CSR matrix without scipy re-checking or copying the arrays."""
+    if _fits(indptr, indices):
+        indptr = indptr.astype(indices.dtype)
+    else:  # scipy needs one index dtype for both arrays
+        indices = indices.astype(np.int64)
+    matrix = sp.csr_matrix(shape, dtype=data.dtype)
+    matrix.data, matrix.indices, matrix.indptr = data, indices, indptr
+    return matrix
+
+
+def _fits(indptr: np.ndarray, indices: np.ndarray) -> bool:
+    """True if ``indptr`` can share the (narrower) dtype of ``indices``, like scipy does."""
+    return len(indptr) == 0 or indptr[-1] <= np.iinfo(indices.dtype).max
+
+
+def read_obs(h5file: h5py.File) -> pd.DataFrame:
+    """The cell table of an h5ad file, without touching X."""
+    return read_elem(h5file["obs"])
+
+
+def read_var(h5file: h5py.File) -> pd.DataFrame:
+    """The gene table of an h5ad file, without touching X."""
+    return read_elem(h5file["var"])
+
+
+def read_obs_index(h5file: h5py.File) -> pd.Index:
+    """Only the cell labels of an h5ad file (cheaper than the whole obs table)."""
+    obs = h5file["obs"]
+    return pd.Index(read_elem(obs[obs.attrs["_index"]]), name=obs.attrs["_index"])
+
+
+class CsrWriter:
+    """Append CSR rows to a preallocated anndata CSR group, block by block."""
+
+    def __init__(self, group: h5py.Group, shape, nnz: int, dtype, indices_dtype):
+        self.shape = tuple(int(n) for n in shape)
+        group.attrs["encoding-type"] = "csr_matrix"
+        group.attrs["encoding-version"] = "0.1.0"
+        group.attrs["shape"] = np.array(self.shape, dtype=np.int64)
+        self.data = group.create_dataset("data", shape=(nnz,), dtype=dtype)
+        self.indices = group.create_dataset("indices", shape=(nnz,), dtype=indices_dtype)
+        self.indptr = group.create_dataset("indptr", shape=(self.shape[0] + 1,), dtype=np.int64)
+        self.indptr[0] = 0
+        self.rows = 0
+        self.nnz = 0
+
+    def append(self, data: np.ndarray, indices: np.ndarray, indptr: np.ndarray) -> None:
+        """Append rows given as CSR arrays (``indptr`` starting at 0)."""
+        first = self.nnz
+        self.append_values(data, indices)
+        self.append_row_ends(np.asarray(indptr[1:], np.int64) + first)
+
+    def append_values(self, data: np.ndarray, indices: np.ndarray) -> None:
+        """Append non-zeros (a piece of some rows; their ends come by `append_row_ends`)."""
+        size = len(data)
+        if size:
+            dest = np.s_[self.nnz : self.nnz + size]
+            self.data.write_direct(np.ascontiguousarray(data, self.data.dtype), dest_sel=dest)
+            self.indices.write_direct(
+                np.ascontiguousarray(indices, self.indices.dtype), dest_sel=dest
+            )
+        self.nnz += size
+
+    def append_row_ends(self, ends: np.ndarray) -> None:
+        """Append rows by their end offsets in the whole ``data`` array."""
+        if len(ends):
+            self.indptr[self.rows + 1 : self.rows + 1 + len(ends)] = ends
+        self.rows += len(ends)
+
+    def check_complete(self) -> None:
+        if self.rows != self.shape[0] or self.nnz != len(self.data):
+            raise RuntimeError(
+                f"wrote {self.rows} rows / {self.nnz} non-zeros, expected "
+                f"{self.shape[0]} / {len(self.data)}"
+            )
+
+
+@contextlib.contextmanager
+def csr_h5ad_writer(
+    path: str | os.PathLike,
+    obs: pd.DataFrame,
+    var: pd.DataFrame,
+    uns: dict,
+    nnz: int,
+    dtype,
+    indices_dtype,
+) -> Iterator[CsrWriter]:
+    """Write an h5ad at ``path`` (obs, var, uns by anndata) and yield a writer for its X.
+
+    The caller appends all rows; the X group is checked complete on exit.
+    """
+    ad.AnnData(obs=obs, var=var, uns=uns).write_h5ad(path)
+    with h5py.File(path, "r+") as h5file:
+        writer = CsrWriter(
+            h5file.create_group("X"), (len(obs), len(var)), nnz, dtype, indices_dtype
+        )
+        yield writer
+        writer.check_complete()

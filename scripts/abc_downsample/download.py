@@ -1,0 +1,454 @@
+"""Verified, resumable, locked, parallel downloads into the cache.
+
+`fetch_file` writes ``<dest>.part`` with concurrent ranged reads, keeps a small resume record
+``<dest>.part.json`` of the finished parts (so a killed job continues from the bytes on
+disk), checks size and the manifest's MD5 and only then renames the file to ``dest``. An
+``fcntl`` lock on ``<dest>.lock`` lets any number of jobs or projects share one cache.
+
+The part file is not fsynced: a killed process loses nothing that reached the page cache,
+and after a machine crash a part recorded as done but never written fails the MD5 check,
+which refetches the file.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+import os
+import shutil
+import threading
+import time
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from .cache import check_cached
+from .errors import AbcError
+from .storage import Store, TransientError
+
+MiB = 1024 * 1024
+GB = 1e9
+CHUNK = MiB  # pieces of a part's stream: memory is about max_concurrency * CHUNK
+HASH_BLOCK = 8 * MiB
+PROGRESS_SECONDS = 5.0
+_default_log = logging.getLogger(__name__)
+
+
+@dataclass
+class _Job:
+    """One file to fetch and the state of its part file."""
+
+    store: Store
+    key: str
+    dest: Path
+    size: int
+    md5: str | None
+    part_size: int
+    log: logging.Logger
+    done: set[int] = field(default_factory=set)
+
+    @property
+    def part(self) -> Path:
+        return self.dest.with_name(self.dest.name + ".part")
+
+    @property
+    def record(self) -> Path:
+        return self.dest.with_name(self.dest.name + ".part.json")
+
+    @property
+    def n_parts(self) -> int:
+        return max(1, -(-self.size // self.part_size))
+
+    def bounds(self, index: int) -> tuple[int, int]:
+        start = index * self.part_size
+        return start, min(self.size, start + self.part_size)
+
+    def bytes_done(self) -> int:
+        return sum(stop - start for start, stop in map(self.bounds, self.done))
+
+
+def fetch_file(
+    store: Store,
+    key: str,
+    dest: str | os.PathLike,
+    *,
+    size: int,
+    md5: str | None,
+    part_size: int = 64 * MiB,
+    max_concurrency: int = 8,
+    retries: int = 5,
+    log: logging.Logger = _default_log,
+    verify_existing: str = "size",
+    progress_seconds: float = PROGRESS_SECONDS,
+) -> None:
+    """Download ``key`` from ``store`` to ``dest``, verified against ``size`` and ``md5``.
+
+    ``retries`` counts tries per part after the store's own per-request retries gave up.
+    A ``dest`` that exists once the lock is held and passes ``check_cached(verify_existing)``
+    is kept as it is (another job fetched it).
+    """
+    dest = Path(dest)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    md5 = md5.lower() if md5 else None
+    with _file_lock(dest, log):
+        if _already_there(dest, size, md5, verify_existing, log):
+            return
+        _check_remote_size(store, key, size)
+        job = _Job(store, key, dest, size, md5, max(1, int(part_size)), log)
+        for attempt in (1, 2):
+            digest = _download(job, max(1, max_concurrency), max(1, retries), progress_seconds)
+            if md5 is None or digest == md5:
+                break
+            _discard(job)
+            if attempt == 2:
+                raise AbcError(
+                    f"'{key}' downloaded twice with MD5 {digest}, the manifest says {md5}: "
+                    "the remote copy or the network corrupts data; try again later"
+                )
+            log.warning(
+                "MD5 of %s is %s, the manifest says %s: downloading again", key, digest, md5
+            )
+        os.replace(job.part, dest)
+        with contextlib.suppress(FileNotFoundError):
+            job.record.unlink()
+        log.info("downloaded %s (%d bytes, %s)", dest, size, "MD5 ok" if md5 else "size ok")
+
+
+@contextlib.contextmanager
+def _file_lock(dest: Path, log: logging.Logger) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<dest>.lock`` (kept on disk: deleting it would race)."""
+    lock_path = dest.with_name(dest.name + ".lock")
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as err:
+        raise AbcError(
+            f"cannot create {lock_path} ({err.strerror}): the cache directory must be "
+            "writable to download into it; fix its permissions or choose another abc.cache_dir"
+        ) from err
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            log.info("another job is downloading %s: waiting for it", dest)
+            fcntl.flock(fd, fcntl.LOCK_EX)
+        except OSError as err:  # e.g. ENOLCK on a file system without locks
+            # Unlocked writers still write the same bytes at the same offsets, so the
+            # file ends up right; only the work is done twice.
+            log.warning("cannot lock %s (%s): downloading without a lock", lock_path, err)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _already_there(dest: Path, size: int, md5: str | None, verify: str, log) -> bool:
+    if not dest.exists():
+        return False
+    try:
+        check_cached(dest, size, md5, verify)
+    except AbcError as err:
+        log.warning("replacing the cached copy: %s", err)
+        return False
+    log.info("%s is already in the cache (%s checked)", dest, verify)
+    return True
+
+
+def _check_remote_size(store: Store, key: str, size: int) -> None:
+    remote = store.size(key)
+    if remote != size:
+        raise AbcError(
+            f"'{key}' is {remote} bytes in {store.description}, the manifest says {size}: "
+            "the manifest does not match the bucket; check abc.release and abc.bucket"
+        )
+
+
+# -- the resume record -------------------------------------------------------------------
+
+
+def _load_record(job: _Job) -> None:
+    """Pick up finished parts from an earlier run, if its record matches this file."""
+    try:
+        record = json.loads(job.record.read_text())
+        same = all(record.get(k) == getattr(job, k) for k in ("key", "size", "md5"))
+        if same and job.part.stat().st_size == job.size:
+            job.part_size = int(record["part_size"])  # resume with the parts as recorded
+            job.done = {int(i) for i in record["done"] if 0 <= int(i) < job.n_parts}
+            return
+    except (OSError, ValueError, KeyError, TypeError):
+        pass
+    job.done = set()
+
+
+def _save_record(job: _Job) -> None:
+    record = {
+        "key": job.key,
+        "size": job.size,
+        "md5": job.md5,
+        "part_size": job.part_size,
+        "done": sorted(job.done),
+    }
+    tmp = job.record.with_name(job.record.name + f".tmp-{os.getpid()}")
+    tmp.write_text(json.dumps(record))
+    os.replace(tmp, job.record)
+
+
+def _discard(job: _Job) -> None:
+    for path in (job.record, job.part):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+    job.done = set()
+
+
+# -- the transfer ----------------------------------------------------------------------
+
+
+def _download(job: _Job, workers: int, retries: int, progress_seconds: float) -> str | None:
+    """Fetch the missing parts into the part file; return its MD5 (None without one)."""
+    _load_record(job)
+    if job.done:
+        job.log.info(
+            "resuming %s: %d of %d parts (%.2f GB) already on disk",
+            job.key,
+            len(job.done),
+            job.n_parts,
+            job.bytes_done() / GB,
+        )
+    else:
+        _start_part_file(job)
+    _check_free_space(job)
+    hasher = _OrderedHasher(job) if job.md5 else _NoHasher()
+    progress = _Progress(job, progress_seconds)
+    fd = os.open(job.part, os.O_WRONLY)
+    try:
+        _run_parts(job, fd, workers, retries, hasher, progress)
+    except BaseException:
+        hasher.stop()
+        raise
+    finally:
+        os.close(fd)
+    progress.finish()
+    return hasher.hexdigest()
+
+
+def _start_part_file(job: _Job) -> None:
+    with open(job.part, "wb") as handle:
+        handle.truncate(job.size)  # sparse: parts land at their offsets in any order
+    _save_record(job)
+
+
+def _check_free_space(job: _Job) -> None:
+    needed = job.size - job.bytes_done()
+    free = shutil.disk_usage(job.part.parent).free
+    if free < needed:
+        raise AbcError(
+            f"{job.part.parent} has {free / GB:.1f} GB free, {job.key} needs {needed / GB:.1f} GB "
+            "more: free space or set abc.cache_dir elsewhere, then rerun (the download resumes)"
+        )
+
+
+def _run_parts(job, fd, workers, retries, hasher, progress) -> None:
+    todo = [i for i in range(job.n_parts) if i not in job.done]
+    stop = threading.Event()
+    record_lock = threading.Lock()
+    hasher.start()
+
+    def written(index: int, upto: int, n: int) -> None:
+        progress.add(n)
+        hasher.written(index, upto)
+
+    def fetch(index: int) -> None:
+        if not _fetch_part(job, fd, index, retries, stop, written):
+            return
+        with record_lock:
+            job.done.add(index)
+            _save_record(job)
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="abc-download") as pool:
+        pending = {pool.submit(fetch, i) for i in todo}
+        try:
+            while pending:
+                finished, pending = wait(pending, progress.seconds, FIRST_COMPLETED)
+                for future in finished:
+                    future.result()
+                progress.maybe_log()
+        except BaseException:
+            stop.set()
+            for future in pending:
+                future.cancel()
+            raise
+
+
+def _fetch_part(job, fd, index, retries, stop, written) -> bool:
+    """One part as one streamed request; after the store gives up, tried again from where
+    it stopped, up to ``retries`` times.
+
+    Returns False if the transfer was stopped (another part failed) before it finished.
+    """
+    start, end = job.bounds(index)
+    pos = start
+    for attempt in range(1, retries + 1):
+        try:
+            for piece in job.store.iter_range(job.key, pos, end, CHUNK):
+                _write_at(job, fd, piece, pos)
+                pos += len(piece)
+                written(index, pos, len(piece))
+                if stop.is_set():
+                    return False
+            return True
+        except TransientError as err:
+            if attempt == retries:
+                raise AbcError(
+                    f"could not download '{job.key}' to {job.dest}: {err} "
+                    f"(part {index} failed {retries} times); rerun to resume from the "
+                    f"{job.bytes_done() / GB:.2f} GB already on disk"
+                ) from err
+            job.log.warning("part %d of %s failed (%s): trying again", index, job.key, err)
+            time.sleep(min(30.0, 2.0**attempt))
+    return False
+
+
+def _write_at(job: _Job, fd: int, data: bytes, offset: int) -> None:
+    try:
+        view = memoryview(data)
+        while view:
+            n = os.pwrite(fd, view, offset)
+            view, offset = view[n:], offset + n
+    except OSError as err:
+        raise AbcError(
+            f"writing {job.part} failed ({err.strerror}): free space or fix the cache "
+            "directory, then rerun (the download resumes)"
+        ) from err
+
+
+class _OrderedHasher:
+    """MD5 of the part file in file order, following the writers while they download.
+
+    Each part is written front to back, so the hasher can read up to the written end of the
+    part at its position; the MD5 is ready moments after the last byte arrives.
+    """
+
+    def __init__(self, job: _Job):
+        self.job = job
+        self.md5 = hashlib.md5(usedforsecurity=False)
+        self.ends = {i: job.bounds(i)[1] for i in job.done}  # part -> offset written up to
+        self.cond = threading.Condition()
+        self.stopped = False
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._run, name="abc-md5", daemon=True)
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def written(self, index: int, upto: int) -> None:
+        with self.cond:
+            self.ends[index] = upto
+            self.cond.notify()
+
+    def stop(self) -> None:
+        with self.cond:
+            self.stopped = True
+            self.cond.notify()
+
+    def _available(self, pos: int) -> int:
+        """Offset up to which the bytes from ``pos`` on are written (``pos`` if none)."""
+        index = pos // self.job.part_size
+        return self.ends.get(index, pos)
+
+    def _run(self) -> None:
+        try:
+            fd = os.open(self.job.part, os.O_RDONLY)
+            try:
+                self._follow(fd)
+            finally:
+                os.close(fd)
+        except BaseException as err:  # reported by hexdigest()
+            self.error = err
+
+    def _follow(self, fd: int) -> None:
+        pos = 0
+        while pos < self.job.size:
+            with self.cond:
+                self.cond.wait_for(lambda p=pos: self._available(p) > p or self.stopped)
+                upto = self._available(pos)
+            if upto <= pos:
+                return  # stopped
+            while pos < upto:
+                data = os.pread(fd, min(HASH_BLOCK, upto - pos), pos)
+                if not data:
+                    raise OSError(f"{self.job.part} is shorter than {upto} bytes")
+                self.md5.update(data)
+                pos += len(data)
+
+    def hexdigest(self) -> str:
+        self.thread.join()
+        if self.error:
+            raise AbcError(f"reading {self.job.part} back for its MD5 failed: {self.error}")
+        return self.md5.hexdigest()
+
+
+class _NoHasher:
+    """Stands in for the hasher when the manifest gives no MD5."""
+
+    def start(self) -> None:
+        pass
+
+    def written(self, index: int, upto: int) -> None:
+        pass
+
+    def stop(self) -> None:
+        pass
+
+    def hexdigest(self) -> None:
+        return None
+
+
+class _Progress:
+    """Bytes, rate and ETA in the log every few seconds."""
+
+    def __init__(self, job: _Job, seconds: float):
+        self.job = job
+        self.seconds = seconds
+        self.lock = threading.Lock()
+        self.fetched = 0
+        self.base = job.bytes_done()
+        self.began = self.last = time.monotonic()
+
+    def add(self, n: int) -> None:
+        with self.lock:
+            self.fetched += n
+
+    def maybe_log(self) -> None:
+        now = time.monotonic()
+        if now - self.last >= self.seconds:
+            self.last = now
+            self.job.log.info("%s", self.line(now))
+
+    def line(self, now: float) -> str:
+        total = self.job.size
+        have = min(total, self.base + self.fetched)
+        rate = self.fetched / max(now - self.began, 1e-6)
+        eta = (total - have) / rate if rate > 0 else float("inf")
+        pct = 100 * have / total if total else 100
+        return (
+            f"{self.job.key}: {have / GB:.2f} of {total / GB:.2f} GB ({pct:.0f}%), "
+            f"{rate / 1e6:.1f} MB/s, ETA {_duration(eta)}"
+        )
+
+    def finish(self) -> None:
+        elapsed = time.monotonic() - self.began
+        self.job.log.info(
+            "%s: fetched %.2f GB in %.1f s (%.1f MB/s)",
+            self.job.key,
+            self.fetched / GB,
+            elapsed,
+            self.fetched / max(elapsed, 1e-6) / 1e6,
+        )
+
+
+def _duration(seconds: float) -> str:
+    if seconds == float("inf"):
+        return "unknown"
+    minutes, secs = divmod(int(seconds), 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}h{minutes:02d}m" if hours else f"{minutes}m{secs:02d}s"

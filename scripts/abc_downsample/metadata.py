@@ -1,0 +1,181 @@
+"""Reading the cell, gene and taxonomy tables of a release.
+
+The cell table has ~4 M rows (1 GB): it is read with pyarrow's columnar CSV reader, keeping
+only the columns asked for, or streamed in batches keeping only the rows asked for. Only an
+empty field is missing: `NA` and `nan` are values like any other.
+"""
+
+import contextlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pcsv
+
+from .errors import AbcError
+
+BLOCK_SIZE = 1 << 20  # streamed blocks: small ones keep the peak memory low
+FILTER_BLOCK_SIZE = 4 << 20  # filtered reads: each batch rebuilds the label set, so fewer
+INFER_BLOCK_SIZE = 4 << 20  # column types are inferred from the first ~16 k rows
+UNIQUE_COLUMNS = ("cell_label", "cell_barcode", "abc_sample_id")  # never worth a dictionary
+SHOWN = 5  # how many missing labels / valid values an error message lists
+
+
+def _few(values: Iterable) -> str:
+    values = list(values)
+    shown = ", ".join(repr(v) for v in values[:SHOWN])
+    return shown + (f" (and {len(values) - SHOWN} more)" if len(values) > SHOWN else "")
+
+
+def _header(path: Path) -> list[str]:
+    """Column names of a CSV file, or a one-line error if it cannot be read."""
+    if not path.is_file():
+        raise AbcError(f"{path} does not exist: check the path or rerun the download step")
+    try:
+        reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 16))
+    except (pa.ArrowInvalid, OSError) as err:
+        raise _malformed(path, err) from None
+    return reader.schema.names
+
+
+def cell_table_columns(path: str | Path) -> list[str]:
+    """The column names of a CSV file (read from its first block only)."""
+    return _header(Path(path))
+
+
+def _malformed(path: Path, err: Exception) -> AbcError:
+    reason = str(err).splitlines()[0] if str(err) else type(err).__name__
+    return AbcError(f"{path} is not a readable CSV ({reason}): delete it and download it again")
+
+
+def _require(path: Path, present: Sequence[str], wanted: Iterable[str]) -> None:
+    missing = [c for c in wanted if c not in present]
+    if missing:
+        raise AbcError(
+            f"{path} lacks column(s) {_few(missing)} (it has {_few(present)}): "
+            "is it the right file, and complete?"
+        )
+
+
+def _convert_options(**kwargs) -> pcsv.ConvertOptions:
+    return pcsv.ConvertOptions(
+        null_values=[""], strings_can_be_null=True, quoted_strings_can_be_null=False, **kwargs
+    )
+
+
+def _column_types(path: Path, columns: Sequence[str] | None, dictionaries: bool) -> dict:
+    """Types for a streamed read, inferred from a large first block (later blocks must
+    conform). A column empty there is read as strings so later values cannot break it;
+    with ``dictionaries`` strings become dictionaries (categoricals), except unique labels."""
+    reader = pcsv.open_csv(
+        path,
+        read_options=pcsv.ReadOptions(block_size=INFER_BLOCK_SIZE),
+        convert_options=_convert_options(include_columns=columns or []),
+    )
+    types = {}
+    for field in reader.schema:
+        kind = pa.string() if pa.types.is_null(field.type) else field.type
+        if dictionaries and kind == pa.string() and field.name not in UNIQUE_COLUMNS:
+            kind = pa.dictionary(pa.int32(), pa.string())
+        types[field.name] = kind
+    if "cell_label" in types:
+        types["cell_label"] = pa.string()
+    return types
+
+
+def _stream(
+    path: Path, columns: Sequence[str] | None, dictionaries: bool, keep=None, block=BLOCK_SIZE
+):
+    """Read ``path`` block by block into one table, filtering each batch with ``keep``."""
+    try:
+        types = _column_types(path, columns, dictionaries)
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=block),
+            convert_options=_convert_options(include_columns=columns or [], column_types=types),
+        )
+        batches = [batch if keep is None else batch.filter(keep(batch)) for batch in reader]
+        return pa.Table.from_batches(batches, schema=reader.schema)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise _malformed(path, err) from None
+
+
+def read_cell_columns(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
+    """Only ``columns`` of the cell table, fast and compact.
+
+    Strings come back as categoricals, except unique labels (cell_label, ...), which stay
+    Arrow-backed strings; numbers keep their inferred type; an empty field is missing.
+    Streaming in 1 MB blocks: the peak memory is the result plus a few blocks.
+    """
+    path = Path(path)
+    columns = list(dict.fromkeys(columns))
+    _require(path, _header(path), columns)
+    table = _stream(path, columns, dictionaries=True)
+    return table.to_pandas(
+        types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get, self_destruct=True
+    )
+
+
+def read_cells_for_labels(path: str | Path, labels: Sequence[str]) -> pd.DataFrame:
+    """All columns of the cell table for ``labels`` only, indexed by cell_label in their order.
+
+    The file is streamed in batches and each batch filtered at once, so memory follows the
+    selection, not the file. Labels absent from the file raise an ``AbcError``.
+    """
+    path = Path(path)
+    _require(path, _header(path), ["cell_label"])
+    wanted = pa.array(pd.unique(np.asarray(labels, dtype=object)), type=pa.string())
+    table = _stream(
+        path,
+        None,
+        False,
+        keep=lambda batch: pc.is_in(batch.column("cell_label"), value_set=wanted),
+        block=FILTER_BLOCK_SIZE,
+    )
+    cells = table.to_pandas().set_index("cell_label")
+    missing = pd.Index(labels).difference(cells.index)
+    if len(missing):
+        raise AbcError(
+            f"{len(missing)} cell label(s) are not in {path}, e.g. {_few(missing)}: "
+            "check the cell list, or that the metadata is complete and of the same release"
+        )
+    cells = cells[~cells.index.duplicated()].loc[list(labels)]
+    with pd.option_context("future.no_silent_downcasting", True):
+        return cells.fillna(np.nan)  # missing strings as NaN, like pandas.read_csv
+
+
+def _read_small_table(path: str | Path, index: str, **kwargs) -> pd.DataFrame:
+    path = Path(path)
+    if not path.is_file():
+        raise AbcError(f"{path} does not exist: check the path or rerun the download step")
+    try:
+        table = pd.read_csv(path, **kwargs)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
+        raise _malformed(path, err) from None
+    _require(path, list(table.columns), [index])
+    duplicated = table[index][table[index].duplicated()]
+    if len(duplicated):
+        raise AbcError(
+            f"{path} lists {index} {_few(duplicated.unique())} more than once: "
+            "delete the file and download it again"
+        )
+    return table.set_index(index)
+
+
+def read_taxonomy(path: str | Path) -> pd.DataFrame:
+    """The pivoted taxonomy (one row per cluster), indexed by cluster_alias.
+
+    Every field is text except cluster_alias: the neurotransmitter term `NA` stays a string.
+    """
+    taxonomy = _read_small_table(path, "cluster_alias", keep_default_na=False, dtype=str)
+    with contextlib.suppress(ValueError):  # non-numeric aliases (user-made): keep as text
+        taxonomy.index = taxonomy.index.astype(np.int64)
+    return taxonomy
+
+
+def read_genes(path: str | Path) -> pd.DataFrame:
+    """The gene table indexed by gene_identifier; only empty fields are missing."""
+    return _read_small_table(path, "gene_identifier", keep_default_na=False, na_values=[""])

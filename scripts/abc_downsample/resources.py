@@ -1,0 +1,143 @@
+"""Per-job ``mem_mb`` / ``runtime`` from the data, for the Snakefile's resource callables.
+
+Cheap on purpose: they read the cells CSV's two needed columns, a matrix file's cell labels
+and ``X/indptr``, or a subset's X shape, never the values. A path that does not exist yet
+raises ``FileNotFoundError``, which Snakemake takes as "ask again later".
+
+Memory model of a subset job (see benchmarks/README.md for the measurements behind it):
+interpreter and libraries, plus the matrix file's obs table, plus the selected rows held
+once with one read batch and the writer's buffers on top (``SUBSET_ROWS_FACTOR``).
+"""
+
+from __future__ import annotations
+
+import math
+import os
+
+import h5py
+import numpy as np
+import pandas as pd
+
+MB = 1024 * 1024
+BASE_MB = 400  # python + numpy/pandas/scipy/h5py/anndata, measured ~200 MB
+OBS_BYTES_PER_FILE_CELL = 600  # a matrix file's obs (labels, barcodes, two categoricals)
+SUBSET_ROWS_FACTOR = 1.5  # the rows once, and margin for allocator and writer
+OBS_BYTES_PER_OUTPUT_CELL = 4096  # final obs: ~20 metadata + 5 taxonomy columns, as objects
+METADATA_READER_MB = 512  # the cell table streamed in pyarrow blocks
+STREAM_CACHE_MB = 512  # stream mode: the remote reader's block cache for HDF5 metadata
+MAX_BYTES_PER_CELL = 64 * 1024  # real files: ~31 kB (10Xv2) to ~41 kB (10Xv3) a cell
+MIN_BYTES_PER_CELL = 16 * 1024  # for guessing a remote file's cell count from its size
+DISK_MB_PER_S = 20  # pessimistic shared-filesystem throughput for runtimes
+METADATA_CSV_MIN = 5  # streaming the 1 GB cell table
+# Buffers of the readers (mirrors csr_rows.DEFAULT_MAX_NNZ and concat.DEFAULT_BLOCK_NNZ,
+# not imported: the Snakefile imports this module, and those pull in anndata and pyarrow).
+SUBSET_BATCH_NNZ = 8 * 1024 * 1024
+CONCAT_BLOCK_NNZ = 16 * 1024 * 1024
+
+
+def _ceil(value: float) -> int:
+    return int(math.ceil(value))
+
+
+def _require(path) -> None:
+    if not os.path.exists(path):
+        raise FileNotFoundError(path)
+
+
+def selected_labels(cells_csv, matrix: str) -> pd.Index:
+    """Cell labels of ``matrix`` in the sample, read from its two needed columns only."""
+    _require(cells_csv)
+    cells = pd.read_csv(
+        cells_csv, usecols=["cell_label", "feature_matrix_label"], dtype=str,
+        keep_default_na=False,
+    )  # fmt: skip
+    return pd.Index(cells.loc[cells["feature_matrix_label"] == matrix, "cell_label"])
+
+
+def selected_bytes(matrix_path, cells_csv, matrix: str) -> tuple[int, int]:
+    """Bytes of the selected rows' values and indices in a local matrix, and its row count."""
+    from .csr_rows import read_obs_index  # anndata: only when a job is sized
+
+    _require(matrix_path)
+    labels = selected_labels(cells_csv, matrix)
+    with h5py.File(matrix_path, "r") as h5file:
+        file_labels = read_obs_index(h5file)
+        group = h5file["X"]
+        indptr = group["indptr"][:].astype(np.int64)
+        per_nnz = group["data"].dtype.itemsize + group["indices"].dtype.itemsize
+    rows = file_labels.get_indexer(labels) if not file_labels.has_duplicates else []
+    rows = np.asarray(rows, np.int64)
+    rows = rows[rows >= 0]  # missing cells are the job's error to report, not ours
+    nnz = int((indptr[rows + 1] - indptr[rows]).sum())
+    return nnz * per_nnz, len(file_labels)
+
+
+def _subset_mb(rows_bytes: float, file_rows: float) -> int:
+    batch_bytes = SUBSET_BATCH_NNZ * 8
+    return _ceil(
+        BASE_MB
+        + (file_rows * OBS_BYTES_PER_FILE_CELL + batch_bytes) / MB
+        + SUBSET_ROWS_FACTOR * rows_bytes / MB
+    )
+
+
+def subset_mem_mb(matrix_path, cells_csv, matrix: str) -> int:
+    """Memory of a subset job on a local (downloaded) matrix file, from its ``indptr``."""
+    rows_bytes, file_rows = selected_bytes(matrix_path, cells_csv, matrix)
+    return _subset_mb(rows_bytes, file_rows)
+
+
+def estimate_subset_mem_mb(file_size: int, n_selected: int, n_rows: int) -> int:
+    """Memory of a subset job on a remote file, known only by its size and cell counts.
+
+    Rows are assumed to average the file's bytes per cell, with 25 % margin for a sample
+    richer in big cells than the file; stream mode's block cache comes on top.
+    """
+    share = min(1.0, 1.25 * n_selected / max(n_rows, 1))
+    return _subset_mb(file_size * share, n_rows) + STREAM_CACHE_MB
+
+
+def estimate_subset_mem_mb_from_cells(file_size: int, cells_csv, matrix: str) -> int:
+    """`estimate_subset_mem_mb` when the file's cell count is unknown (stream mode).
+
+    The selection is bounded by a generous bytes-per-cell and by the file size; the file's
+    cell count (for its obs table) is guessed high from its size.
+    """
+    n_selected = len(selected_labels(cells_csv, matrix))
+    rows_bytes = min(file_size, n_selected * MAX_BYTES_PER_CELL)
+    file_rows = file_size / MIN_BYTES_PER_CELL
+    return _subset_mb(rows_bytes, file_rows) + STREAM_CACHE_MB
+
+
+def subset_runtime_min(file_size: int) -> int:
+    """Minutes for a subset job: as if the whole file were read at a slow disk's speed."""
+    return 10 + _ceil(file_size / MB / DISK_MB_PER_S / 60)
+
+
+def _subset_shapes(subset_paths) -> list[tuple[int, int, int]]:
+    """(rows, non-zeros, bytes a non-zero) of each subset, from X's attributes."""
+    shapes = []
+    for path in subset_paths:
+        _require(path)
+        with h5py.File(path, "r") as h5file:
+            group = h5file["X"]
+            per_nnz = group["data"].dtype.itemsize + group["indices"].dtype.itemsize
+            shapes.append((int(group.attrs["shape"][0]), len(group["data"]), per_nnz))
+    return shapes
+
+
+def concat_mem_mb(subset_paths) -> int:
+    """Memory of the concat job: fixed buffers plus the final obs table, not X's size."""
+    n_cells = sum(rows for rows, _, _ in _subset_shapes(subset_paths))
+    return _ceil(
+        BASE_MB
+        + METADATA_READER_MB
+        + CONCAT_BLOCK_NNZ * 8 / MB
+        + n_cells * OBS_BYTES_PER_OUTPUT_CELL / MB
+    )
+
+
+def concat_runtime_min(subset_paths) -> int:
+    """Minutes for the concat job: reading and writing X at a slow disk's speed."""
+    x_bytes = sum(nnz * per_nnz for _, nnz, per_nnz in _subset_shapes(subset_paths))
+    return 10 + METADATA_CSV_MIN + _ceil(2 * x_bytes / MB / DISK_MB_PER_S / 60)

@@ -1,0 +1,158 @@
+"""One expression matrix file to one subset h5ad: the sampled cells of that file only."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+import pandas as pd
+
+from .atomic import atomic_path
+from .csr_rows import (
+    DEFAULT_MAX_NNZ,
+    CsrSource,
+    H5CsrSource,
+    csr_h5ad_writer,
+    read_obs,
+    read_rows,
+    read_var,
+)
+from .errors import AbcError
+
+log = logging.getLogger(__name__)
+
+MAX_NAMED = 5  # cells named in a "missing cells" error
+
+
+@dataclass
+class SubsetStats:
+    """What a subset job did, for its log line."""
+
+    rows: int
+    nnz: int
+    bytes_read: int
+
+    def summary(self, matrix: str) -> str:
+        return (
+            f"{matrix}: {self.rows:,} rows, {self.nnz:,} non-zeros, "
+            f"{self.bytes_read / 1e6:,.1f} MB of rows read"
+        )
+
+
+def labels_for_matrix(cells_csv: str | os.PathLike, matrix: str) -> pd.Index:
+    """Cell labels of ``matrix`` in the sample's order (``downsampled_cells.csv``)."""
+    columns = ["cell_label", "feature_matrix_label"]
+    try:
+        cells = pd.read_csv(cells_csv, usecols=columns, dtype=str, keep_default_na=False)
+    except ValueError as err:
+        raise AbcError(
+            f"{cells_csv} lacks a column ({err}): it needs {', '.join(columns)}; "
+            "delete it and rerun the sampling"
+        ) from None
+    labels = pd.Index(cells.loc[cells["feature_matrix_label"] == matrix, "cell_label"])
+    if labels.has_duplicates:
+        dup = labels[labels.duplicated()].unique()[:MAX_NAMED].tolist()
+        raise AbcError(
+            f"{cells_csv} lists cells more than once ({', '.join(dup)}): "
+            "delete it and rerun the sampling"
+        )
+    return labels.rename("cell_label")
+
+
+def rows_for_labels(file_labels: pd.Index, labels: pd.Index, filename: str) -> np.ndarray:
+    """Row numbers of ``labels`` in a file whose obs index is ``file_labels``."""
+    if file_labels.has_duplicates:
+        raise AbcError(
+            f"{filename} has duplicate cell labels in obs: the file is not an ABC Atlas "
+            "matrix or is corrupt; delete it and rerun"
+        )
+    rows = file_labels.get_indexer(labels)
+    missing = labels[rows < 0]
+    if len(missing):
+        named = ", ".join(f"'{label}'" for label in missing[:MAX_NAMED])
+        more = f" and {len(missing) - MAX_NAMED:,} more" if len(missing) > MAX_NAMED else ""
+        raise AbcError(
+            f"cell {named}{more} missing from {filename}: the file may be truncated or "
+            "from another release; delete it and rerun"
+        )
+    return rows.astype(np.int64)
+
+
+def subset_matrix(
+    h5file: h5py.File,
+    cell_labels: pd.Index,
+    out_path: str | os.PathLike,
+    *,
+    matrix: str,
+    source: CsrSource | None = None,
+    max_nnz: int = DEFAULT_MAX_NNZ,
+) -> SubsetStats:
+    """Write the rows of ``cell_labels`` (in that order) of an open h5ad to ``out_path``.
+
+    ``source`` reads X (default: the local file's X); obs/var always come from ``h5file``,
+    so a remote reader passes its file-like-backed h5py file and its own source.
+    """
+    filename = os.path.basename(h5file.filename)
+    with _reading(filename):
+        source = source if source is not None else H5CsrSource(h5file["X"])
+        obs = read_obs(h5file)
+        rows = rows_for_labels(obs.index, pd.Index(cell_labels), filename)
+        obs = obs.iloc[rows]
+        obs.index = obs.index.rename("cell_label")
+        var = read_var(h5file)
+        var.index = var.index.rename("gene_identifier")
+        matrix_rows = read_rows(source, rows, max_nnz=max_nnz)
+    uns = {"source_file": filename, "matrix": matrix}
+    with (
+        atomic_path(out_path, suffix=".h5ad") as tmp,
+        csr_h5ad_writer(
+            tmp, obs, var, uns, matrix_rows.nnz, source.dtype, source.indices_dtype
+        ) as writer,
+    ):
+        writer.append(matrix_rows.data, matrix_rows.indices, matrix_rows.indptr)
+    nbytes = matrix_rows.data.nbytes + matrix_rows.indices.nbytes
+    return SubsetStats(rows=len(rows), nnz=matrix_rows.nnz, bytes_read=nbytes)
+
+
+def subset_local_file(
+    matrix_path: str | os.PathLike,
+    cells_csv: str | os.PathLike,
+    out_path: str | os.PathLike,
+    matrix: str,
+    max_nnz: int = DEFAULT_MAX_NNZ,
+) -> SubsetStats:
+    """Subset a downloaded matrix file to the cells of ``matrix`` in ``cells_csv``."""
+    labels = labels_for_matrix(cells_csv, matrix)
+    name = os.path.basename(matrix_path)
+    with _reading(name):
+        h5file = h5py.File(matrix_path, "r")
+    with h5file:
+        if "X" not in h5file or "obs" not in h5file or "var" not in h5file:
+            raise AbcError(
+                f"{name} lacks X, obs or var: it is not an h5ad expression matrix; "
+                "delete it and rerun"
+            )
+        with _reading(name):
+            source = H5CsrSource(h5file["X"])
+        stats = subset_matrix(
+            h5file, labels, out_path, matrix=matrix, source=source, max_nnz=max_nnz
+        )
+    stats.bytes_read = source.bytes_read
+    return stats
+
+
+@contextlib.contextmanager
+def _reading(filename: str) -> Iterator[None]:
+    """Turn low-level read errors of an input file into one-line `AbcError`s."""
+    try:
+        yield
+    except (OSError, KeyError) as err:
+        raise AbcError(
+            f"could not read {filename} ({err}): the file may be truncated or corrupt; "
+            "delete it and rerun"
+        ) from None

@@ -1,0 +1,79 @@
+"""Shared fixtures: a synthetic release, a moto S3 server holding it, a snakemake runner."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+from abc_downsample.synthetic import write_release
+from s3_server import MotoServer, upload_tree
+
+PROJECT = Path(__file__).resolve().parent.parent
+SYNTHETIC_ARGS = {"release": "20250531", "n_cells": 6000, "n_genes": 120, "seed": 0}
+
+
+@pytest.fixture(scope="session")
+def synthetic_release(tmp_path_factory) -> dict:
+    """The default synthetic release, generated once; the dict of ``write_release``."""
+    return write_release(tmp_path_factory.mktemp("synthetic") / "bucket", **SYNTHETIC_ARGS)
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(synthetic_release) -> str:
+    """URL of a moto S3 server whose bucket allen-brain-cell-atlas holds the release."""
+    server = MotoServer()
+    try:
+        upload_tree(server.url, synthetic_release["root"])
+        yield server.url
+    finally:
+        server.stop()
+
+
+def snakefile() -> Path:
+    for candidate in (PROJECT / "workflow" / "Snakefile", PROJECT / "Snakefile"):
+        if candidate.exists():
+            return candidate
+    raise FileNotFoundError(f"no Snakefile in {PROJECT}/workflow or {PROJECT}")
+
+
+def clean_env(extra: dict | None = None) -> dict:
+    """This process's environment without AWS endpoint settings, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_ENDPOINT_URL")}
+    env.update(extra or {})
+    return env
+
+
+def run_snakemake(
+    workdir, *args, config: dict | None = None, env: dict | None = None, timeout: float = 300
+) -> subprocess.CompletedProcess:
+    """Run the real snakemake CLI on the project's Snakefile in ``workdir``.
+
+    ``config`` is written to ``workdir/test_config.yaml`` and given after the project's
+    config/config.yaml, so it only needs the keys that differ. Output is captured (text).
+    """
+    workdir = Path(workdir)
+    workdir.mkdir(parents=True, exist_ok=True)
+    configfiles = [str(PROJECT / "config" / "config.yaml")]
+    if config:
+        test_config = workdir / "test_config.yaml"
+        test_config.write_text(yaml.safe_dump(config, sort_keys=False))
+        configfiles.append(str(test_config))
+    command = [
+        sys.executable, "-m", "snakemake",
+        "--snakefile", str(snakefile()),
+        "--directory", str(workdir),
+        "--cores", "2",
+        "--configfile", *configfiles,
+        *args,
+    ]  # fmt: skip
+    return subprocess.run(
+        command, capture_output=True, text=True, env=clean_env(env), timeout=timeout
+    )
+
+
+@pytest.fixture(name="run_snakemake")
+def run_snakemake_fixture():
+    """The ``run_snakemake`` helper, for tests that prefer fixtures to imports."""
+    return run_snakemake

@@ -1,0 +1,158 @@
+"""A fault-injecting HTTP proxy for the storage and download tests.
+
+It forwards every request to an upstream S3 server (moto's, on 127.0.0.1) and can answer
+500/503 to the first requests for each key, cut connections after a few body bytes, serve
+one corrupted byte, or hold new GETs once a byte budget is served (to kill a client at a
+known point). It counts the body bytes it served for successful GETs.
+"""
+
+import http.client
+import socket
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from urllib.parse import urlparse
+
+_HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "host"}
+
+
+class FaultProxy:
+    """Start with ``FaultProxy(upstream_url)``; set the fault knobs; ``close()`` when done."""
+
+    def __init__(self, upstream: str):
+        target = urlparse(upstream)
+        self.upstream = (target.hostname, target.port)
+        self.lock = threading.Lock()
+        self.released = threading.Event()
+        self.reset()
+        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
+        self.server.daemon_threads = True
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def reset(self) -> None:
+        """No faults, counters at zero."""
+        with self.lock:
+            self.fail_first = 0  # per key: answer 500/503 to this many requests first ...
+            self.fail_methods = ("GET", "HEAD")  # ... of these methods
+            self.cut_first = 0  # this many GET bodies are cut ...
+            self.cut_after = 1024  # ... after this many bytes
+            self.corrupt_once = False  # flip one byte of the next GET body
+            self.hold_after = None  # new GETs wait once this many body bytes were served
+            self.bytes_served = 0
+            self.requests = 0
+            self.in_flight = 0
+            self.failed: dict[str, int] = {}
+        self.released.set()
+
+    def hold_at(self, nbytes: int) -> None:
+        with self.lock:
+            self.hold_after = nbytes
+        self.released.clear()
+
+    def release(self) -> None:
+        self.released.set()
+
+    def close(self) -> None:
+        self.released.set()
+        self.server.shutdown()
+        self.server.server_close()
+
+    # -- decisions, made under the lock -------------------------------------------------
+
+    def _should_fail(self, method: str, path: str) -> int | None:
+        with self.lock:
+            self.requests += 1
+            done = self.failed.get(path, 0)
+            if method in self.fail_methods and done < self.fail_first:
+                self.failed[path] = done + 1
+                return 503 if done % 2 else 500
+        return None
+
+    def _must_wait(self) -> bool:
+        with self.lock:
+            return self.hold_after is not None and self.bytes_served >= self.hold_after
+
+    def _body_fault(self, body: bytes) -> tuple[bytes, int | None]:
+        """The body to send, and after how many bytes to cut the connection (None: never)."""
+        with self.lock:
+            if self.cut_first > 0 and len(body) > self.cut_after:
+                self.cut_first -= 1
+                self.bytes_served += self.cut_after
+                return body, self.cut_after
+            if self.corrupt_once and body:
+                self.corrupt_once = False
+                middle = len(body) // 2
+                body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
+            self.bytes_served += len(body)
+            return body, None
+
+
+def _handler_for(proxy: FaultProxy):
+    class Handler(BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def log_message(self, *args):  # keep test output clean
+            pass
+
+        def do_HEAD(self):
+            self._forward()
+
+        def do_GET(self):
+            self._forward()
+
+        def do_PUT(self):
+            self._forward()
+
+        def _forward(self):
+            status = proxy._should_fail(self.command, self.path)
+            if status:
+                self._send_error(status)
+                return
+            if self.command == "GET" and proxy._must_wait():
+                proxy.released.wait()
+            with proxy.lock:
+                proxy.in_flight += 1
+            try:
+                self._relay()
+            finally:
+                with proxy.lock:
+                    proxy.in_flight -= 1
+
+        def _relay(self):
+            length = int(self.headers.get("Content-Length") or 0)
+            payload = self.rfile.read(length) if length else None
+            headers = {k: v for k, v in self.headers.items() if k.lower() not in _HOP_HEADERS}
+            conn = http.client.HTTPConnection(*proxy.upstream, timeout=60)
+            try:
+                conn.request(self.command, self.path, body=payload, headers=headers)
+                upstream = conn.getresponse()
+                body = upstream.read()
+            finally:
+                conn.close()
+            cut = None
+            if self.command == "GET" and 200 <= upstream.status < 300:
+                body, cut = proxy._body_fault(body)
+            self.send_response(upstream.status)
+            for key, value in upstream.getheaders():
+                if key.lower() not in _HOP_HEADERS and key.lower() not in ("server", "date"):
+                    self.send_header(key, value)
+            self.end_headers()
+            if self.command == "HEAD":
+                return
+            self.wfile.write(body if cut is None else body[:cut])
+            if cut is not None:
+                self.wfile.flush()
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+
+        def _send_error(self, status: int):
+            body = b"<Error><Code>InternalError</Code><Message>injected</Message></Error>"
+            self.send_response(status)
+            self.send_header("Content-Type", "application/xml")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            if self.command != "HEAD":
+                self.wfile.write(body)
+
+    return Handler

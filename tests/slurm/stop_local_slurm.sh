@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Stop the daemons tests/slurm/start_local_slurm.sh started under BASE, by their recorded
+# PIDs only (TERM, then KILL after 10 s): slurmd and slurmctld first, then slurmdbd (so the
+# controller can flush its accounting), then MariaDB and munged. Removes the /etc/slurm
+# configs it wrote for this BASE; leaves BASE itself in place.
+#   tests/slurm/stop_local_slurm.sh BASE      (or BASE=... in the environment)
+set -uo pipefail
+BASE=${1:-${BASE:-}}
+[ -n "$BASE" ] || { echo "usage: $0 BASE_DIR" >&2; exit 2; }
+[ -d "$BASE" ] || exit 0
+BASE=$(cd "$BASE" && pwd)
+
+# stop NAME...: TERM the recorded PIDs together, wait for all of them, KILL stragglers
+stop() {
+  local name pid pids=()
+  for name in "$@"; do
+    [ -s "$BASE/pids/$name" ] || continue
+    pid=$(cat "$BASE/pids/$name")
+    kill "$pid" 2>/dev/null && pids+=("$pid")
+    rm -f "$BASE/pids/$name"
+  done
+  for pid in "${pids[@]}"; do
+    for _ in $(seq 40); do kill -0 "$pid" 2>/dev/null || break; sleep 0.25; done
+    if kill -0 "$pid" 2>/dev/null; then
+      echo "stop_local_slurm: PID $pid ignored TERM: KILL" >&2
+      kill -9 "$pid"
+    fi
+  done
+}
+stop slurmd slurmctld
+stop slurmdbd
+stop mariadbd munged
+
+MARK="# written by abc-downsample tests/slurm/start_local_slurm.sh for $BASE"
+for conf in /etc/slurm/slurm.conf /etc/slurm/slurmdbd.conf; do
+  [ -f "$conf" ] && [ "$(head -n 1 "$conf")" = "$MARK" ] && rm -f "$conf"
+done
+exit 0

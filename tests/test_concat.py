@@ -1,0 +1,185 @@
+"""Streaming concatenation of subset files into the final h5ad, on real files."""
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from abc_downsample.concat import TAXONOMY_LEVELS, concat_release, concat_subsets, subset_labels
+from abc_downsample.errors import AbcError
+from test_csr_rows import assert_same_csr, random_csr
+from test_subset import run_rule
+
+N_GENES = 12
+MATRICES = {"WMB-10Xv2-TH": (15, np.float32), "WMB-10Xv3-MB": (0, np.float32),
+            "WMB-10Xv3-TH": (22, np.float32)}  # fmt: skip
+METADATA_COLUMNS = ["cell_label", "cell_barcode", "library_label", "feature_matrix_label",
+                    "region_of_interest_acronym", "donor_sex", "dataset_label", "x", "y",
+                    "cluster_alias"]  # fmt: skip
+PROVENANCE = {"release": "20250531", "variant": "raw", "seed": 20230722, "target": 37,
+              "directories": {"WMB-10X": "20241115"}, "strategy": "proportional"}  # fmt: skip
+
+
+def genes_table():
+    return pd.DataFrame({
+        "gene_identifier": [f"ENSMUSG{j:011d}" for j in range(N_GENES)],
+        "gene_symbol": [f"Sym{j}" for j in range(N_GENES)],
+        "name": [f"gene number {j}" for j in range(N_GENES)],
+        "mapped_ncbi_identifier": [f"NCBIGene:{j}" if j % 3 else "" for j in range(N_GENES)],
+        "comment": ["" if j % 4 else "odd" for j in range(N_GENES)],
+    })  # fmt: skip
+
+
+def write_subset(path, labels, matrix, dtype, seed, genes=None):
+    genes = genes_table() if genes is None else genes
+    var = genes.set_index("gene_identifier")[["gene_symbol"]]
+    obs = pd.DataFrame({"cell_barcode": "ACGT", "library_label": "L9"},
+                       index=pd.Index(labels, name="cell_label"))  # fmt: skip
+    x = random_csr(len(labels), N_GENES, dtype, seed=seed) if len(labels) else None
+    subset = ad.AnnData(X=x, obs=obs, var=var, uns={"source_file": f"{matrix}-raw.h5ad",
+                                                     "matrix": matrix})  # fmt: skip
+    if x is None:
+        subset.X = random_csr(1, N_GENES, dtype, seed=seed)[:0]
+    subset.write_h5ad(path)
+
+
+@pytest.fixture
+def release(tmp_path):
+    """Subsets of three matrices (one empty), the sample, cell metadata, taxonomy, genes."""
+    rng = np.random.default_rng(5)
+    paths, sample, cells = [], [], []
+    for i, (matrix, (n, dtype)) in enumerate(sorted(MATRICES.items())):
+        labels = [f"{matrix[-2:]}{k:03d}-{matrix}" for k in range(n)]
+        path = tmp_path / "subsets" / f"{matrix}.h5ad"
+        path.parent.mkdir(exist_ok=True)
+        write_subset(path, labels, matrix, dtype, seed=i)
+        paths.append(str(path))
+        sample += [(label, matrix) for label in labels]
+    sample_table = pd.DataFrame(sample, columns=["cell_label", "feature_matrix_label"])
+    sample_table.sample(frac=1, random_state=1).to_csv(tmp_path / "cells.csv", index=False)
+    extra = [(f"unsampled-{k}", "WMB-10Xv3-TH") for k in range(9)]
+    for label, matrix in sample + extra:
+        cells.append((label, "ACGT", "L9", matrix, "TH" if "TH" in matrix else "MB",
+                      rng.choice(["M", "F"]), matrix[:9], rng.random(), rng.random(),
+                      int(rng.integers(1, 5))))  # fmt: skip
+    metadata = pd.DataFrame(cells, columns=METADATA_COLUMNS).sample(frac=1, random_state=2)
+    metadata.to_csv(tmp_path / "cell_metadata.csv", index=False)
+    pd.DataFrame({
+        "cluster_alias": [1, 2, 3, 4],
+        "neurotransmitter": ["Glut", "NA", "GABA", ""],
+        "class": ["01 IT-ET Glut", "30 Astro-Epen", "06 CTX-CGE GABA", "34 Immune"],
+        "subclass": ["s1", "s2", "s3", "s4"], "supertype": ["t1", "t2", "t3", "t4"],
+        "cluster": ["c1", "c2", "c3", "c4"],
+    }).to_csv(tmp_path / "taxonomy.csv", index=False)  # fmt: skip
+    genes_table().to_csv(tmp_path / "gene.csv", index=False)
+    return {"paths": paths, "dir": tmp_path, "metadata": metadata.set_index("cell_label")}
+
+
+def concat_files(release, out, **kwargs):
+    d = release["dir"]
+    return concat_release(release["paths"], out, cells_csv=d / "cells.csv",
+                          cell_metadata=d / "cell_metadata.csv", taxonomy=d / "taxonomy.csv",
+                          genes=d / "gene.csv", provenance=PROVENANCE, **kwargs)  # fmt: skip
+
+
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # inside anndata.concat
+@pytest.mark.parametrize("block_nnz", [3, 1 << 20])
+def test_final_file_matches_anndata_concat(release, block_nnz):
+    out = release["dir"] / "out" / "downsampled_expression.h5ad"
+    stats = concat_files(release, out, block_nnz=block_nnz)
+    expected = ad.concat([ad.read_h5ad(p) for p in release["paths"]])
+    got = ad.read_h5ad(out)
+    assert_same_csr(got.X, expected.X)
+    assert list(got.obs.index) == list(expected.obs.index) and got.obs.index.name == "cell_label"
+    assert (stats.rows, stats.nnz, stats.files) == (37, expected.X.nnz, 3)
+
+
+def test_obs_has_all_metadata_and_taxonomy_levels(release):
+    out = release["dir"] / "final.h5ad"
+    concat_files(release, out)
+    obs = ad.read_h5ad(out).obs
+    metadata = release["metadata"].loc[obs.index]
+    assert list(obs.columns) == METADATA_COLUMNS[1:] + TAXONOMY_LEVELS
+    for column in ["cell_barcode", "feature_matrix_label", "donor_sex", "dataset_label"]:
+        assert isinstance(obs[column].dtype, pd.CategoricalDtype), column
+        assert list(obs[column].astype(str)) == list(metadata[column].astype(str))
+    np.testing.assert_array_equal(obs["x"].to_numpy(), metadata["x"].to_numpy())
+    np.testing.assert_array_equal(obs["cluster_alias"].to_numpy(), metadata["cluster_alias"])
+    terms = {1: "Glut", 2: "NA", 3: "GABA", 4: ""}
+    expected_nt = [terms[a] for a in metadata["cluster_alias"]]
+    assert list(obs["neurotransmitter"].astype(str)) == expected_nt
+    assert "NA" in obs["neurotransmitter"].cat.categories  # the literal term, not missing
+    classes = {1: "01 IT-ET Glut", 2: "30 Astro-Epen", 3: "06 CTX-CGE GABA", 4: "34 Immune"}
+    assert list(obs["class"].astype(str)) == [classes[a] for a in metadata["cluster_alias"]]
+
+
+def test_var_and_uns(release):
+    out = release["dir"] / "final.h5ad"
+    concat_files(release, out)
+    final = ad.read_h5ad(out)
+    genes = genes_table().set_index("gene_identifier")
+    assert final.var.index.name == "gene_identifier"
+    assert final.var.index.equals(genes.index)
+    assert list(final.var.columns) == list(genes.columns)
+    assert list(final.var["name"]) == list(genes["name"])
+    assert list(final.var["gene_symbol"]) == list(genes["gene_symbol"])
+    provenance = final.uns["abc_downsample"]
+    assert provenance["release"] == "20250531" and provenance["seed"] == 20230722
+    assert provenance["directories"] == {"WMB-10X": "20241115"}
+
+
+def test_subsets_with_other_genes_are_refused(release):
+    genes = genes_table()
+    genes.loc[3, "gene_symbol"] = "Renamed"
+    labels = ad.read_h5ad(release["paths"][0]).obs.index.tolist()
+    write_subset(release["paths"][0], labels, "WMB-10Xv2-TH", np.float32, 9, genes)
+    with pytest.raises(AbcError, match="has other genes than"):
+        concat_files(release, release["dir"] / "f.h5ad")
+    assert not (release["dir"] / "f.h5ad").exists()
+
+
+def test_stale_subsets_are_refused(release):
+    pd.DataFrame({"cell_label": ["someone-else"], "feature_matrix_label": ["x"]}).to_csv(
+        release["dir"] / "cells.csv", index=False
+    )
+    with pytest.raises(AbcError, match="they are stale"):
+        concat_files(release, release["dir"] / "f.h5ad")
+    assert not (release["dir"] / "f.h5ad").exists()
+
+
+def test_a_cell_in_two_subsets_is_refused(release):
+    first = ad.read_h5ad(release["paths"][0]).obs.index[:2].tolist()
+    write_subset(release["paths"][2], first, "WMB-10Xv3-TH", np.float32, 3)
+    with pytest.raises(AbcError, match="more than one subset"):
+        subset_labels(release["paths"])
+
+
+def test_obs_and_var_must_fit_the_subsets(release):
+    obs = pd.DataFrame(index=pd.Index(["a"], name="cell_label"))
+    var = ad.read_h5ad(release["paths"][0]).var
+    with pytest.raises(AbcError, match="obs has 1"):
+        concat_subsets(release["paths"], release["dir"] / "f.h5ad", obs, var, {})
+    obs = pd.DataFrame(index=pd.Index([f"c{i}" for i in range(37)], name="cell_label"))
+    with pytest.raises(AbcError, match="var has 11"):
+        concat_subsets(release["paths"], release["dir"] / "f.h5ad", obs, var.iloc[1:], {})
+    assert not (release["dir"] / "f.h5ad").exists()
+
+
+CONCAT_RULE = """
+rule concat:
+    input:
+        subsets=[SUBSETS], cells="cells.csv", cell_metadata="cell_metadata.csv",
+        taxonomy="taxonomy.csv", genes="gene.csv"
+    output: h5ad="data/downsampled_expression.h5ad"
+    params: provenance={"release": "20250531", "seed": 7, "variant": "raw"}
+    log: "logs/concat.log"
+    script: "SCRIPT"
+"""
+
+
+def test_rule_script_under_snakemake(release):
+    subsets = ", ".join(f'"subsets/{p.rsplit("/", 1)[1]}"' for p in release["paths"])
+    result = run_rule(release["dir"], CONCAT_RULE.replace("SUBSETS", subsets), "concat_subsets.py")
+    assert result.returncode == 0, result.stderr[-2000:]
+    final = ad.read_h5ad(release["dir"] / "data" / "downsampled_expression.h5ad")
+    assert final.shape == (37, N_GENES) and final.uns["abc_downsample"]["seed"] == 7
+    assert "37 cells" in (release["dir"] / "logs" / "concat.log").read_text()

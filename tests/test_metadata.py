@@ -1,0 +1,220 @@
+"""Readers of the cell, gene and taxonomy tables, on small real CSV files."""
+
+import numpy as np
+import pandas as pd
+import pytest
+from abc_downsample import metadata
+from abc_downsample.errors import AbcError
+
+COLUMNS = [
+    "cell_label",
+    "cell_barcode",
+    "barcoded_cell_sample_label",
+    "library_label",
+    "feature_matrix_label",
+    "entity",
+    "brain_section_label",
+    "library_method",
+    "region_of_interest_acronym",
+    "donor_label",
+    "donor_genotype",
+    "donor_sex",
+    "dataset_label",
+    "x",
+    "y",
+    "cluster_alias",
+    "abc_sample_id",
+]
+
+
+def cell_table(n: int, seed: int = 0) -> pd.DataFrame:
+    """A cell table with the real columns; region 'NA' is a value, brain_section empty."""
+    rng = np.random.default_rng(seed)
+    barcodes = ["".join("ACGT"[(i >> (2 * k)) & 3] for k in range(16)) for i in range(n)]
+    library = rng.integers(100, 110, n)
+    return pd.DataFrame(
+        {
+            "cell_label": [f"{b}-{lib}_A01" for b, lib in zip(barcodes, library, strict=True)],
+            "cell_barcode": barcodes,
+            "barcoded_cell_sample_label": [f"{lib}_A01" for lib in library],
+            "library_label": [f"L8TX_{lib}" for lib in library],
+            "feature_matrix_label": rng.choice(["WMB-10Xv3-TH", "WMB-10Xv2-HPF"], n),
+            "entity": "cell",
+            "brain_section_label": "",
+            "library_method": rng.choice(["10Xv2", "10Xv3"], n),
+            "region_of_interest_acronym": rng.choice(["TH", "HPF", "NA"], n),
+            "donor_label": "Snap25-IRES2-Cre;Ai14-550850",
+            "donor_genotype": "Ai14(RCL-tdT)/wt",
+            "donor_sex": rng.choice(["F", "M"], n),
+            "dataset_label": "WMB-10Xv3",
+            "x": rng.normal(size=n).round(6),
+            "y": rng.normal(size=n).round(6),
+            "cluster_alias": rng.integers(1, 40, n),
+            "abc_sample_id": [f"uuid-{i}" for i in range(n)],
+        }
+    )
+
+
+@pytest.fixture
+def cells_csv(tmp_path):
+    frame = cell_table(3000)
+    path = tmp_path / "cell_metadata.csv"
+    frame.to_csv(path, index=False)
+    return path, frame
+
+
+@pytest.fixture
+def small_blocks(monkeypatch):
+    """Blocks of a few kB, so that the 3000-row test tables span many streamed batches."""
+    monkeypatch.setattr(metadata, "BLOCK_SIZE", 8 << 10)
+    monkeypatch.setattr(metadata, "FILTER_BLOCK_SIZE", 8 << 10)
+    monkeypatch.setattr(metadata, "INFER_BLOCK_SIZE", 8 << 10)
+
+
+def test_read_cell_columns_returns_only_the_asked_columns(cells_csv, small_blocks):
+    path, frame = cells_csv
+    got = metadata.read_cell_columns(path, ["cell_label", "library_method", "cluster_alias"])
+    assert list(got.columns) == ["cell_label", "library_method", "cluster_alias"]
+    assert got["cell_label"].tolist() == frame["cell_label"].tolist()
+    assert got["cluster_alias"].tolist() == frame["cluster_alias"].tolist()
+    assert got["library_method"].astype(str).tolist() == frame["library_method"].tolist()
+
+
+def test_read_cell_columns_is_compact(cells_csv, small_blocks):
+    path, _ = cells_csv
+    got = metadata.read_cell_columns(path, ["cell_label", "feature_matrix_label"])
+    assert isinstance(got["feature_matrix_label"].dtype, pd.CategoricalDtype)
+    assert not isinstance(got["cell_label"].dtype, pd.CategoricalDtype)  # unique: no dict
+    assert got["cell_label"].dtype.storage == "pyarrow"
+
+
+def test_read_cell_columns_keeps_na_text_and_empty_as_missing(cells_csv, small_blocks):
+    path, frame = cells_csv
+    got = metadata.read_cell_columns(path, ["region_of_interest_acronym", "brain_section_label"])
+    assert (got["region_of_interest_acronym"] == "NA").sum() == (
+        frame["region_of_interest_acronym"] == "NA"
+    ).sum()
+    assert got["region_of_interest_acronym"].notna().all()
+    assert got["brain_section_label"].isna().all()
+
+
+def test_a_column_empty_in_the_first_block_may_be_filled_later(tmp_path, small_blocks):
+    frame = cell_table(3000)
+    frame.loc[2900:, "brain_section_label"] = "C57BL6J-638850.01"
+    path = tmp_path / "late.csv"
+    frame.to_csv(path, index=False)
+    got = metadata.read_cell_columns(path, ["brain_section_label"])["brain_section_label"]
+    assert got.isna().sum() == 2900
+    assert set(got.dropna().astype(str)) == {"C57BL6J-638850.01"}
+    picked = metadata.read_cells_for_labels(path, frame["cell_label"].iloc[[0, 2950]].tolist())
+    assert pd.isna(picked["brain_section_label"].iloc[0])
+    assert picked["brain_section_label"].iloc[1] == "C57BL6J-638850.01"
+
+
+def test_missing_column_is_one_line_error_naming_file(cells_csv):
+    path, _ = cells_csv
+    with pytest.raises(AbcError, match="cell_metadata.csv lacks column.*'supertype'") as err:
+        metadata.read_cell_columns(path, ["cell_label", "supertype"])
+    assert "\n" not in str(err.value)
+
+
+def test_missing_file_is_an_error(tmp_path):
+    with pytest.raises(AbcError, match="does not exist"):
+        metadata.read_cell_columns(tmp_path / "nope.csv", ["cell_label"])
+
+
+def test_ragged_csv_is_an_error(tmp_path):
+    path = tmp_path / "ragged.csv"
+    path.write_text("cell_label,cluster_alias\na,1\nb,2,3\n")
+    with pytest.raises(AbcError, match="ragged.csv is not a readable CSV.*download it again"):
+        metadata.read_cell_columns(path, ["cell_label", "cluster_alias"])
+    with pytest.raises(AbcError, match="not a readable CSV"):
+        metadata.read_cells_for_labels(path, ["a"])
+
+
+def test_a_bad_value_in_a_later_block_is_an_error(tmp_path, small_blocks):
+    frame = cell_table(3000)
+    frame["cluster_alias"] = frame["cluster_alias"].astype(str)
+    frame.loc[2990, "cluster_alias"] = "garbage"
+    path = tmp_path / "bad.csv"
+    frame.to_csv(path, index=False)
+    with pytest.raises(AbcError, match="bad.csv is not a readable CSV"):
+        metadata.read_cell_columns(path, ["cell_label", "cluster_alias"])
+
+
+def test_truncated_file_is_an_error(tmp_path):
+    path = tmp_path / "cut.csv"
+    path.write_bytes(b"")
+    with pytest.raises(AbcError, match="cut.csv"):
+        metadata.read_cell_columns(path, ["cell_label"])
+
+
+def test_read_cells_for_labels_all_columns_in_given_order(cells_csv, small_blocks):
+    path, frame = cells_csv
+    labels = frame["cell_label"].iloc[[2999, 5, 1500, 0]].tolist()
+    got = metadata.read_cells_for_labels(path, labels)
+    assert got.index.name == "cell_label"
+    assert got.index.tolist() == labels
+    assert list(got.columns) == COLUMNS[1:]
+    expected = frame.set_index("cell_label").loc[labels]
+    assert got["x"].tolist() == expected["x"].tolist()
+    assert got["cluster_alias"].tolist() == expected["cluster_alias"].tolist()
+    assert got["donor_label"].tolist() == expected["donor_label"].tolist()
+
+
+def test_read_cells_for_labels_empty_is_nan_not_text(cells_csv, small_blocks):
+    path, frame = cells_csv
+    got = metadata.read_cells_for_labels(path, frame["cell_label"].iloc[:10].tolist())
+    assert got["brain_section_label"].isna().all()
+    assert all(isinstance(v, float) and np.isnan(v) for v in got["brain_section_label"])
+    assert (got["region_of_interest_acronym"].isin(["TH", "HPF", "NA"])).all()
+
+
+def test_read_cells_for_labels_missing_labels_listed(cells_csv):
+    path, frame = cells_csv
+    labels = [frame["cell_label"].iloc[0], "GHOST-1", "GHOST-2"]
+    with pytest.raises(AbcError, match=r"2 cell label\(s\) are not in .*'GHOST-1'") as err:
+        metadata.read_cells_for_labels(path, labels)
+    assert "\n" not in str(err.value)
+
+
+def test_read_taxonomy_keeps_na_as_text(tmp_path):
+    path = tmp_path / "pivoted.csv"
+    path.write_text(
+        "cluster_alias,neurotransmitter,class,subclass,supertype,cluster\n"
+        "1,NA,01 IT-ET Glut,001 CLA-EPd-CTX Car3 Glut,0001 CLA Glut_1,0001 CLA Glut_1\n"
+        "2,Glut,01 IT-ET Glut,001 CLA-EPd-CTX Car3 Glut,0001 CLA Glut_1,0002 CLA Glut_1\n"
+    )
+    taxonomy = metadata.read_taxonomy(path)
+    assert taxonomy.index.name == "cluster_alias"
+    assert taxonomy.index.tolist() == [1, 2]
+    assert taxonomy.loc[1, "neurotransmitter"] == "NA"
+    assert taxonomy.loc[2, "cluster"] == "0002 CLA Glut_1"
+
+
+def test_read_taxonomy_duplicate_alias_is_an_error(tmp_path):
+    path = tmp_path / "pivoted.csv"
+    path.write_text("cluster_alias,class\n1,a\n1,b\n")
+    with pytest.raises(AbcError, match="lists cluster_alias '1' more than once"):
+        metadata.read_taxonomy(path)
+
+
+def test_read_taxonomy_without_alias_column_is_an_error(tmp_path):
+    path = tmp_path / "pivoted.csv"
+    path.write_text("alias,class\n1,a\n")
+    with pytest.raises(AbcError, match="lacks column.*'cluster_alias'"):
+        metadata.read_taxonomy(path)
+
+
+def test_read_genes(tmp_path):
+    path = tmp_path / "gene.csv"
+    path.write_text(
+        "gene_identifier,gene_symbol,name,mapped_ncbi_identifier,comment\n"
+        "ENSMUSG00000051951,Xkr4,X-linked Kx blood group related 4,NCBIGene:497097,\n"
+        "ENSMUSG00000089699,Gm1992,predicted gene 1992,,NA\n"
+    )
+    genes = metadata.read_genes(path)
+    assert genes.index.name == "gene_identifier"
+    assert genes.loc["ENSMUSG00000051951", "gene_symbol"] == "Xkr4"
+    assert pd.isna(genes.loc["ENSMUSG00000051951", "comment"])
+    assert genes.loc["ENSMUSG00000089699", "comment"] == "NA"

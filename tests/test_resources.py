@@ -1,0 +1,118 @@
+"""Resource callables: sized from the data, cheap, and patient with files not yet there."""
+
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+from abc_downsample import resources as res
+from abc_downsample.concat import DEFAULT_BLOCK_NNZ
+from abc_downsample.csr_rows import DEFAULT_MAX_NNZ
+from test_csr_rows import random_csr, write_h5ad
+from test_subset import file_labels, write_cells_csv
+
+MB = 1024 * 1024
+
+
+@pytest.fixture
+def matrix(tmp_path):
+    """A 200-row file whose row i has i non-zeros (so selected bytes are easy to predict)."""
+    n_rows, n_cols = 200, 256
+    lengths = np.arange(n_rows)
+    indptr = np.r_[0, np.cumsum(lengths)]
+    indices = np.concatenate([np.arange(n) for n in lengths]).astype(np.int32)
+    x = sp.csr_matrix((np.ones(indptr[-1], np.float32), indices, indptr), shape=(n_rows, n_cols))
+    path = tmp_path / "m.h5ad"
+    write_h5ad(path, x, "contiguous", file_labels(n_rows))
+    return path
+
+
+def test_selected_bytes_come_from_indptr(tmp_path, matrix):
+    picked = [file_labels(200)[i] for i in (5, 150, 199)] + ["not-in-file"]
+    write_cells_csv(tmp_path / "cells.csv", picked)
+    rows_bytes, file_rows = res.selected_bytes(matrix, tmp_path / "cells.csv", "WMB-10Xv3-TH")
+    assert rows_bytes == (5 + 150 + 199) * 8 and file_rows == 200
+
+
+def test_subset_mem_grows_with_the_selected_bytes(tmp_path):
+    n_rows, per_row = 2000, 1000  # 8 kB a row
+    indptr = np.arange(n_rows + 1) * per_row
+    indices = np.tile(np.arange(per_row, dtype=np.int32), n_rows)
+    x = sp.csr_matrix((np.ones(len(indices), np.float32), indices, indptr), (n_rows, per_row))
+    path = tmp_path / "big.h5ad"
+    write_h5ad(path, x, "contiguous", file_labels(n_rows))
+    labels = file_labels(n_rows)
+    write_cells_csv(tmp_path / "few.csv", labels[:3])
+    write_cells_csv(tmp_path / "many.csv", labels[100:])
+    few = res.subset_mem_mb(path, tmp_path / "few.csv", "WMB-10Xv3-TH")
+    many = res.subset_mem_mb(path, tmp_path / "many.csv", "WMB-10Xv3-TH")
+    assert isinstance(few, int)
+    assert few > res.BASE_MB + DEFAULT_MAX_NNZ * 8 / MB  # one read batch is accounted for
+    assert many - few == pytest.approx(res.SUBSET_ROWS_FACTOR * (1900 - 3) * 8000 / MB, abs=2)
+
+
+def test_paths_not_there_yet_raise_file_not_found(tmp_path, matrix):
+    write_cells_csv(tmp_path / "cells.csv", ["a"])
+    with pytest.raises(FileNotFoundError):
+        res.subset_mem_mb(tmp_path / "later.h5ad", tmp_path / "cells.csv", "WMB-10Xv3-TH")
+    with pytest.raises(FileNotFoundError):
+        res.subset_mem_mb(matrix, tmp_path / "later.csv", "WMB-10Xv3-TH")
+    with pytest.raises(FileNotFoundError):
+        res.concat_mem_mb([tmp_path / "later.h5ad"])
+
+
+def test_estimates_for_remote_files():
+    size, n_rows = 13_700 * MB, 337_101
+    small = res.estimate_subset_mem_mb(size, 1_000, n_rows)
+    large = res.estimate_subset_mem_mb(size, 30_000, n_rows)
+    share = 1.25 * 30_000 / n_rows
+    assert large - small == pytest.approx(1.5 * size * (share - 1.25 * 1_000 / n_rows) / MB, abs=2)
+    # never more than the whole file, whatever the count says
+    capped = res.estimate_subset_mem_mb(size, 10 * n_rows, n_rows)
+    assert capped == res.estimate_subset_mem_mb(size, n_rows, n_rows)
+
+
+def test_estimate_from_cells_bounds_by_file_size(tmp_path):
+    write_cells_csv(tmp_path / "cells.csv", [f"c{i}" for i in range(500)])
+    tiny_file = res.estimate_subset_mem_mb_from_cells(1 * MB, tmp_path / "cells.csv",
+                                                      "WMB-10Xv3-TH")  # fmt: skip
+    big_file = res.estimate_subset_mem_mb_from_cells(10_000 * MB, tmp_path / "cells.csv",
+                                                     "WMB-10Xv3-TH")  # fmt: skip
+    assert tiny_file < big_file
+    assert big_file >= res.BASE_MB + 1.5 * 500 * 30_000 / MB  # at least ~30 kB a real cell
+
+
+def test_concat_mem_follows_cells_not_matrix_size(tmp_path):
+    def subsets(name, n_rows, density):
+        path = tmp_path / f"{name}.h5ad"
+        x = random_csr(n_rows, 400, np.float32, seed=1)
+        x = x.multiply(np.random.default_rng(0).random(x.shape) < density).tocsr()
+        write_h5ad(path, x.astype(np.float32), "contiguous")
+        return path
+
+    sparse = res.concat_mem_mb([subsets("a", 300, 0.01)])
+    dense = res.concat_mem_mb([subsets("b", 300, 1.0)])
+    assert sparse == dense  # X is streamed: its size does not count
+    more = res.concat_mem_mb([subsets("c", 300, 0.01), subsets("d", 300, 0.01)])
+    assert more > sparse > res.BASE_MB + DEFAULT_BLOCK_NNZ * 8 / MB
+    assert res.concat_runtime_min([tmp_path / "b.h5ad"]) >= res.concat_runtime_min(
+        [tmp_path / "a.h5ad"]
+    )
+
+
+def test_runtime_grows_with_file_size():
+    assert res.subset_runtime_min(100 * MB) < res.subset_runtime_min(13_700 * MB)
+    assert isinstance(res.subset_runtime_min(13_700 * MB), int)
+
+
+def test_buffer_sizes_mirror_the_readers():
+    assert res.SUBSET_BATCH_NNZ == DEFAULT_MAX_NNZ
+    assert res.CONCAT_BLOCK_NNZ == DEFAULT_BLOCK_NNZ
+
+
+def test_importing_resources_stays_light():
+    code = "import sys, abc_downsample.resources; print('anndata' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, env={"PYTHONPATH": "scripts"})  # fmt: skip
+    assert out.stdout.strip() == "False"

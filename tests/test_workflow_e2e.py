@@ -1,0 +1,240 @@
+"""End to end: the real snakemake command against a moto S3 server holding a synthetic release.
+
+Results are checked against an independent reading of the synthetic files (pandas + anndata),
+not against our own modules.
+"""
+
+import hashlib
+import re
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import anndata as ad
+import numpy as np
+import pandas as pd
+import pytest
+from conftest import run_snakemake
+from s3_server import free_port
+
+pytestmark = pytest.mark.e2e
+
+TARGET = 1500
+MIN_CLUSTER = 50
+RELEASE = "20250531"
+CELLS = "metadata/WMB-10X/20241115/cell_metadata.csv"
+GENES = "metadata/WMB-10X/20241115/gene.csv"
+PIVOTED = (
+    "metadata/WMB-taxonomy/20231215/views/cluster_to_cluster_annotation_membership_pivoted.csv"
+)
+LEVELS = ["neurotransmitter", "class", "subclass", "supertype", "cluster"]
+RESULT = "data/downsampled_expression.h5ad"
+
+
+def workflow_config(endpoint_url: str) -> dict:
+    return {
+        "abc": {
+            "release": RELEASE,
+            "bucket": "allen-brain-cell-atlas",
+            "endpoint_url": endpoint_url,
+            "cache_dir": "abc_data",
+        },
+        "sampling": {"target_cells": TARGET, "min_cluster_size": MIN_CLUSTER},
+    }
+
+
+def snakemake_ok(workdir, *args, config) -> str:
+    """Run snakemake, fail with its output if it fails; return stdout + stderr."""
+    result = run_snakemake(workdir, "--show-failed-logs", *args, config=config)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    return output
+
+
+def jobs_run(output: str) -> Counter:
+    """Rule name -> number of jobs snakemake started, from its log lines."""
+    names = re.findall(r"^(?:local)?(?:rule|checkpoint) ([\w]+):$", output, flags=re.M)
+    return Counter(names)
+
+
+def md5(path) -> str:
+    return hashlib.md5(Path(path).read_bytes()).hexdigest()
+
+
+@pytest.fixture(scope="module")
+def source(synthetic_release):
+    """The synthetic release read independently: cells, genes, taxonomy, matrices."""
+    root = Path(synthetic_release["root"])
+    return {
+        "root": root,
+        "cells": pd.read_csv(root / CELLS, keep_default_na=False).set_index("cell_label"),
+        "genes": pd.read_csv(root / GENES, keep_default_na=False),
+        "taxonomy": pd.read_csv(root / PIVOTED, keep_default_na=False).set_index("cluster_alias"),
+        "matrices": {
+            label: root / info["raw"] for label, info in synthetic_release["matrices"].items()
+        },
+    }
+
+
+@pytest.fixture(scope="module")
+def full_run(tmp_path_factory, s3_endpoint):
+    """One complete run in a fresh directory; later tests rerun it in place."""
+    workdir = tmp_path_factory.mktemp("e2e_full")
+    config = workflow_config(s3_endpoint)
+    output = snakemake_ok(workdir, config=config)
+    return {"workdir": workdir, "config": config, "output": output}
+
+
+@pytest.fixture(scope="module")
+def result(full_run):
+    return ad.read_h5ad(full_run["workdir"] / RESULT)
+
+
+def test_sample_has_the_target_size_and_every_rare_cluster_whole(result, source):
+    cells = source["cells"]
+    labels = result.obs.index
+    assert len(labels) == TARGET and labels.is_unique
+    assert set(labels) <= set(cells.index), "only cells of cell_metadata.csv"
+    sizes = cells["cluster_alias"].value_counts()
+    rare = set(cells.index[cells["cluster_alias"].map(sizes) < MIN_CLUSTER])
+    assert rare and rare <= set(labels), "every cell of the rare clusters"
+    sampled = cells.loc[labels, "cluster_alias"].value_counts()
+    assert set(sampled.index) == set(sizes.index), "every cluster represented"
+    assert (sampled <= sizes[sampled.index]).all()
+
+
+def test_rows_are_the_source_rows_of_each_cell(result, source):
+    cells = source["cells"]
+    matrix_of = cells.loc[result.obs.index, "feature_matrix_label"]
+    for label, path in source["matrices"].items():
+        mine = matrix_of.index[matrix_of == label]
+        if len(mine) == 0:
+            continue
+        src = ad.read_h5ad(path)
+        assert result.X.dtype == src.X.dtype
+        got = result[mine].X.toarray()
+        np.testing.assert_array_equal(got, src[mine].X.toarray(), err_msg=label)
+    assert (np.diff(result.X.indptr) > 0).any()
+
+
+def test_obs_is_grouped_by_matrix_in_sorted_order(result, source):
+    matrices = source["cells"].loc[result.obs.index, "feature_matrix_label"].to_numpy()
+    boundaries = [m for i, m in enumerate(matrices) if i == 0 or m != matrices[i - 1]]
+    assert boundaries == sorted(set(matrices)), "one block per matrix, labels sorted"
+
+
+def test_obs_has_metadata_and_taxonomy_with_the_literal_na(result, source):
+    obs = result.obs
+    assert obs.index.name == "cell_label"
+    expected = source["cells"].loc[obs.index]
+    for column in expected.columns:
+        assert column in obs.columns, column
+        if column in ("x", "y"):
+            np.testing.assert_allclose(obs[column].astype(float), expected[column])
+        else:  # an empty field may come back as missing
+            got = obs[column].astype(object).where(obs[column].notna(), "").astype(str)
+            assert (got == expected[column].astype(str)).all(), column
+    taxonomy = source["taxonomy"].loc[expected["cluster_alias"]]
+    for level in LEVELS:
+        assert (obs[level].astype(str).to_numpy() == taxonomy[level].to_numpy()).all(), level
+    na_cells = taxonomy["neurotransmitter"].to_numpy() == "NA"
+    assert na_cells.any(), "the sample has cells whose neurotransmitter term is NA"
+    assert (obs["neurotransmitter"][na_cells].astype(str) == "NA").all()
+
+
+def test_var_and_provenance(result, source):
+    genes = source["genes"]
+    assert result.var.index.name == "gene_identifier"
+    assert list(result.var.index) == list(genes["gene_identifier"])
+    assert list(result.var["gene_symbol"]) == list(genes["gene_symbol"])
+    provenance = result.uns["abc_downsample"]
+    assert provenance["release"] == RELEASE
+    assert provenance["variant"] == "raw"
+
+
+def test_cache_has_the_abc_atlas_access_layout(full_run, synthetic_release):
+    cache = full_run["workdir"] / "abc_data"
+    files = synthetic_release["files"]
+    assert (cache / "releases" / RELEASE / "manifest.json").is_file()
+    cached = {
+        p.relative_to(cache).as_posix()
+        for p in cache.rglob("*")
+        if p.is_file() and not p.relative_to(cache).as_posix().startswith("releases/")
+    }
+    # Download lock files may stay next to the files they guarded; nothing else may.
+    locks = {path for path in cached if path.endswith(".lock")}
+    assert {path.removesuffix(".lock") for path in locks} <= cached
+    cached -= locks
+    assert {CELLS, PIVOTED} <= cached
+    assert cached <= set(files), f"stray files in the cache: {sorted(cached - set(files))}"
+    assert any(path.startswith("expression_matrices/") for path in cached)
+    for path in cached:
+        assert md5(cache / path) == files[path]["md5"], path
+
+
+def test_second_run_does_nothing(full_run):
+    output = snakemake_ok(full_run["workdir"], config=full_run["config"])
+    assert "Nothing to be done" in output
+    assert not jobs_run(output) - Counter({"all": 1})
+
+
+def test_deleted_subset_rebuilds_only_it_and_the_result(full_run):
+    """Snakemake does not rebuild a missing intermediate behind an up-to-date result; asked
+    for it (with the default target), it rebuilds that subset and the result only."""
+    workdir = full_run["workdir"]
+    subsets = sorted((workdir / "data" / "subsets").glob("*.h5ad"))
+    assert len(subsets) >= 2
+    victim, others = subsets[-1], subsets[:-1]
+    before = {p: p.stat().st_mtime_ns for p in others}
+    result_before = (workdir / RESULT).stat().st_mtime_ns
+    victim.unlink()
+    plain = snakemake_ok(workdir, config=full_run["config"])
+    assert "Nothing to be done" in plain, "the result is still up to date"
+    target = victim.relative_to(workdir).as_posix()
+    output = snakemake_ok(workdir, target, "all", config=full_run["config"])
+    ran = jobs_run(output)
+    ran.pop("all", None)
+    assert ran == Counter({"subset_matrix": 1, "concat": 1}), ran
+    assert victim.exists()
+    assert {p: p.stat().st_mtime_ns for p in others} == before
+    assert (workdir / RESULT).stat().st_mtime_ns > result_before
+
+
+def test_partial_target_runs_only_what_it_needs(tmp_path, s3_endpoint, full_run):
+    subsets = sorted((full_run["workdir"] / "data" / "subsets").glob("*.h5ad"))
+    target = f"data/subsets/{subsets[0].name}"
+    output = snakemake_ok(tmp_path, target, config=workflow_config(s3_endpoint))
+    ran = jobs_run(output)
+    assert ran["subset_matrix"] == 1 and ran["download_matrix"] == 1, ran
+    assert "concat" not in ran
+    assert (tmp_path / target).is_file()
+    assert not (tmp_path / RESULT).exists()
+    matrices = list((tmp_path / "abc_data" / "expression_matrices").rglob("*.h5ad"))
+    assert [m.name for m in matrices] == [subsets[0].stem + "-raw.h5ad"]
+    same = ad.read_h5ad(tmp_path / target)
+    first = ad.read_h5ad(subsets[0])
+    assert list(same.obs.index) == list(first.obs.index)
+    assert (same.X != first.X).nnz == 0
+
+
+def test_prefilled_cache_is_used_without_any_download(tmp_path, synthetic_release, full_run):
+    """A cache filled by abc_atlas_access, an unreachable endpoint: nothing is fetched."""
+    root, cache = Path(synthetic_release["root"]), tmp_path / "abc_data"
+    copied = [synthetic_release["manifest"], *synthetic_release["files"]]
+    for relative in copied:
+        (cache / relative).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy2(root / relative, cache / relative)
+    (cache / "_manifest_last_used.txt").write_text(RELEASE)
+    (cache / "_downloaded_data.json").write_text(
+        "[" + ", ".join(f'"{(cache / r).as_posix()}"' for r in copied) + "]"
+    )
+    unreachable = f"http://127.0.0.1:{free_port()}"
+    output = snakemake_ok(tmp_path, config=workflow_config(unreachable))
+    ran = jobs_run(output)
+    fetched = {name for name in ran if name.startswith(("download", "fetch"))}
+    assert not fetched, f"downloads ran with a full cache: {fetched}"
+    again = ad.read_h5ad(tmp_path / RESULT)
+    first = ad.read_h5ad(full_run["workdir"] / RESULT)
+    assert list(again.obs.index) == list(first.obs.index), "same config, same sample"
+    for relative in copied:
+        assert md5(cache / relative) == md5(root / relative), f"{relative} was modified"

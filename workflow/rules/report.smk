@@ -1,0 +1,112 @@
+# Figures and tables for `snakemake --report report.html`. The plots never fail a run: a
+# figure that cannot be drawn becomes a placeholder naming the reason (see plots.py).
+REPORT = f"{OUT['dir']}/report"
+REPORT_SAMPLING = {
+    "sizes": f"{REPORT}/group_sizes.png",
+    "classes": f"{REPORT}/cells_per_class.png",
+    "subclasses": f"{REPORT}/cells_per_subclass.png",
+    "matrices": f"{REPORT}/cells_per_matrix.png",
+    "table": f"{REPORT}/sampling_summary.html",
+}
+REPORT_RUNTIME = {"figure": f"{REPORT}/runtime.png", "table": f"{REPORT}/runtime.html"}
+SAMPLE_CATEGORY = "1. What the sample kept"
+COST_CATEGORY = "2. What the run cost"
+
+
+report: "../report/workflow.rst"
+
+
+# Lambdas, not defs: `snakemake --lint` rejects functions next to rules in one file.
+# Every figure and table of the report; `rule all` takes report_targets() as input.
+report_targets = lambda wildcards=None: [
+    *REPORT_SAMPLING.values(),
+    *REPORT_RUNTIME.values(),
+]
+# The atlas's taxonomy colours if the release lists them, else none (plots use a palette).
+color_table = lambda wildcards: [
+    cached(entry)
+    for entry in manifest().entries
+    if (entry.directory, entry.kind, entry.name)
+    == ("WMB-taxonomy", "metadata", "cluster_to_cluster_annotation_membership_color")
+][:1]
+
+
+rule plot_sampling:
+    input:
+        summary=OUT["summary"],
+        levels=OUT["levels"],
+        cells=OUT["cells"],
+        taxonomy=taxonomy_path,
+        colors=color_table,
+    output:
+        sizes=report(
+            REPORT_SAMPLING["sizes"],
+            caption="../report/group_sizes.rst",
+            category=SAMPLE_CATEGORY,
+            labels={"figure": "cells per group, before and after"},
+        ),
+        classes=report(
+            REPORT_SAMPLING["classes"],
+            caption="../report/cells_per_level.rst",
+            category=SAMPLE_CATEGORY,
+            labels={"figure": "cells per class"},
+        ),
+        subclasses=report(
+            REPORT_SAMPLING["subclasses"],
+            caption="../report/cells_per_level.rst",
+            category=SAMPLE_CATEGORY,
+            labels={"figure": "cells per subclass"},
+        ),
+        matrices=report(
+            REPORT_SAMPLING["matrices"],
+            caption="../report/cells_per_matrix.rst",
+            category=SAMPLE_CATEGORY,
+            labels={"figure": "cells per matrix file"},
+        ),
+        table=report(
+            REPORT_SAMPLING["table"],
+            caption="../report/sampling_summary.rst",
+            category=SAMPLE_CATEGORY,
+            labels={"figure": "sampling summary table"},
+        ),
+    log:
+        f"{LOGS}/plot_sampling.log",
+    benchmark:
+        f"{BENCH}/plot_sampling.tsv"
+    localrule: True
+    conda:
+        "../../envs/abc.yaml"
+    params:
+        min_cluster_size=config["sampling"]["min_cluster_size"],
+        cluster_column=config["sampling"]["cluster_column"],
+    script:
+        "../../scripts/plot_sampling.py"
+
+
+rule plot_runtime:
+    input:
+        # the dataset and the other plots first, so that every benchmark file exists
+        expression=OUT["expression"],
+        plots=list(REPORT_SAMPLING.values()),
+    output:
+        figure=report(
+            REPORT_RUNTIME["figure"],
+            caption="../report/runtime.rst",
+            category=COST_CATEGORY,
+            labels={"figure": "runtime and memory per rule"},
+        ),
+        table=report(
+            REPORT_RUNTIME["table"],
+            caption="../report/runtime.rst",
+            category=COST_CATEGORY,
+            labels={"figure": "runtime and memory per job (table)"},
+        ),
+    log:
+        f"{LOGS}/plot_runtime.log",
+    localrule: True
+    conda:
+        "../../envs/abc.yaml"
+    params:
+        benchmarks=BENCH,
+    script:
+        "../../scripts/plot_runtime.py"
