@@ -26,6 +26,8 @@ rule all:
     default_target: True
     input:
         OUT["expression"],
+        # the subsets are results too: a deleted one is rebuilt, then the final file
+        subset_paths,
         OUT["summary"],
         OUT["levels"],
         report_targets(),

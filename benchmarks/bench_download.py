@@ -5,7 +5,8 @@ Serves one object of --size-mb random bytes on 127.0.0.1 from two servers:
   every GET, ranged or not, so each request costs about as much as a full read: parallel
   ranged downloads cannot shine against it, and fewer, larger parts win;
 - a minimal S3-like range server of ours (HEAD/GET /<bucket>/<key>, Range, from a file),
-  whose cost per request is the range served, as on S3.
+  whose cost per request is the range served, as on S3; --conn-mbps caps each of its
+  connections, like the per-connection throughput of S3 over the internet.
 Each download runs in its own process (its peak RSS is its own). Ours verifies size and
 MD5; the baseline (the abc_atlas_access way: one stream, 1 KiB reads) verifies nothing.
 Files go under benchmarks/work/download/ and are deleted at the end.
@@ -161,19 +162,25 @@ def measure(name: str, endpoint: str, dest: Path, size: int, md5: str, part_mb: 
     return result
 
 
-def send_file(sock: int, path: Path, start: int, stop: int) -> None:
+def send_file(sock: int, path: Path, start: int, stop: int, mbps: float = 0) -> None:
+    """sendfile ``[start, stop)``; with ``mbps``, paced to that rate (one S3 connection)."""
+    began, first = time.monotonic(), start
+    piece = MiB if mbps else stop - start
     with open(path, "rb") as handle:
         while start < stop:
-            sent = os.sendfile(sock, handle.fileno(), start, stop - start)
+            sent = os.sendfile(sock, handle.fileno(), start, min(piece, stop - start))
             if sent == 0:
                 return
             start += sent
+            if mbps:
+                ahead = (start - first) / (mbps * 1e6) - (time.monotonic() - began)
+                time.sleep(max(0.0, ahead))
 
 
 class RangeServer:
     """HEAD and ranged GET of one file at /<bucket>/<key>, threaded, served with sendfile."""
 
-    def __init__(self, path: Path):
+    def __init__(self, path: Path, mbps: float = 0):
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         size = path.stat().st_size
@@ -210,7 +217,7 @@ class RangeServer:
                 self.end_headers()
                 if send_body:
                     self.wfile.flush()
-                    send_file(self.connection.fileno(), path, start, stop)
+                    send_file(self.connection.fileno(), path, start, stop, mbps)
 
         self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.server.daemon_threads = True
@@ -278,6 +285,9 @@ def main() -> None:
         "--servers", nargs="+", choices=["moto", "range"], default=["moto", "range"]
     )
     parser.add_argument("--work", type=Path, default=HERE / "work" / "download")
+    parser.add_argument(
+        "--conn-mbps", type=float, default=0, help="range server: cap each connection (MB/s)"
+    )
     parser.add_argument("--ranges", type=int, default=5000, help="small range reads to time")
     parser.add_argument("--child", choices=["ours", "baseline", "ranges-ours", "ranges-boto3"])
     parser.add_argument("--endpoint")
@@ -296,9 +306,10 @@ def main() -> None:
     try:
         md5 = write_object(source, size)
         if "range" in args.servers:
-            server = RangeServer(source)
+            server = RangeServer(source, args.conn_mbps)
             try:
-                results |= bench_server("range server", server.url, size, md5, args)
+                label = f"range server{f' {args.conn_mbps:g} MB/s/conn' if args.conn_mbps else ''}"
+                results |= bench_server(label, server.url, size, md5, args)
                 if args.ranges:
                     ranges = {h: measure_ranges(h, server.url, size, args) for h in RANGE_READERS}
             finally:
@@ -331,7 +342,7 @@ def report(results: dict, size: int, workers: int) -> None:
         base = results[name.split(":")[0] + ": baseline"]["seconds"]
         rate = size / r["seconds"] / 1e6
         print(
-            f"{name:34s} {r['seconds']:6.1f} s {rate:6.1f} MB/s  "
+            f"{name:44s} {r['seconds']:6.1f} s {rate:6.1f} MB/s  "
             f"peak RSS {r['peak_rss_mb']:4.0f} MB  x{base / r['seconds']:.1f}  "
             f"correct={r['correct']}"
         )

@@ -333,12 +333,13 @@ def test_files_are_identical_whatever_the_row_order_and_threads(tmp_path):
         folder = tmp_path / f"run{run}"
         folder.mkdir()
         metadata, taxonomy, _ = write_release(folder, [3, 60, 70, 500], shuffle_seed=shuffle)
+        before = pa.cpu_count()
         pa.set_cpu_count(threads)
         try:
             paths = [folder / name for name in ("cells.csv", "summary.csv", "levels.csv")]
             sampling.sample_to_files(metadata, taxonomy, config(target_cells=200), *paths)
         finally:
-            pa.set_cpu_count(2)
+            pa.set_cpu_count(before)
         outputs.append([p.read_bytes() for p in paths])
     assert outputs[0] == outputs[1]
 

@@ -116,3 +116,27 @@ def test_a_cell_missing_from_the_remote_file_is_one_line(release, s3, tmp_path):
     with pytest.raises(AbcError, match="'NO-SUCH-CELL' missing from WMB-10Xv2-TH-raw.h5ad"):
         subset_remote(store, raw_key(release, "WMB-10Xv2-TH"), cells, out, "WMB-10Xv2-TH")
     assert not out.exists() and list(tmp_path.iterdir()) == [cells]
+
+
+@pytest.mark.e2e
+def test_workflow_in_stream_mode_matches_download_mode(tmp_path, s3_endpoint):
+    """The real snakemake command, both modes, same config otherwise: same final file."""
+    from conftest import run_snakemake
+
+    config = {
+        "abc": {"bucket": BUCKET, "endpoint_url": s3_endpoint, "cache_dir": "abc_data"},
+        "sampling": {"target_cells": 1500, "min_cluster_size": 50},
+    }
+    results = {}
+    for transfer in ("download", "stream"):
+        config["abc"]["transfer"] = transfer
+        workdir = tmp_path / transfer
+        run = run_snakemake(workdir, "--show-failed-logs", config=config)
+        assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
+        results[transfer] = workdir
+    final = "data/downsampled_expression.h5ad"
+    assert_same_h5(results["download"] / final, results["stream"] / final)
+    stream_dir = results["stream"]
+    assert not (stream_dir / "abc_data" / "expression_matrices").exists()
+    logs = list((stream_dir / "data").rglob("subset_matrix/*.log"))
+    assert logs and all("requests from a" in log.read_text() for log in logs)

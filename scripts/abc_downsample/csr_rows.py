@@ -68,13 +68,20 @@ class H5CsrSource:
         total = int((stops - starts).sum())
         data = np.empty(total, self.dtype)
         indices = np.empty(total, self.indices_dtype)
+        # h5py's low-level API: its high-level slicing costs ~1 ms a call, 10x this.
+        data_space, indices_space = self._data.id.get_space(), self._indices.id.get_space()
         offset = 0
         for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
-            if stop > start:
-                dest = np.s_[offset : offset + stop - start]
-                self._data.read_direct(data, np.s_[start:stop], dest)
-                self._indices.read_direct(indices, np.s_[start:stop], dest)
-                offset += stop - start
+            size = stop - start
+            if size:
+                memory_space = h5py.h5s.create_simple((size,))
+                for dataset, space, out in (
+                    (self._data, data_space, data),
+                    (self._indices, indices_space, indices),
+                ):
+                    space.select_hyperslab((start,), (size,))
+                    dataset.id.read(memory_space, space, out[offset : offset + size])
+                offset += size
         self.bytes_read += data.nbytes + indices.nbytes
         return data, indices
 
@@ -171,6 +178,7 @@ def read_rows(source: CsrSource, rows: np.ndarray, max_nnz: int = DEFAULT_MAX_NN
         positions = order[done : done + n_group]
         batch_data, batch_indices = source.read_runs(group)
         _place(batch_data, batch_indices, lengths[positions], out_indptr[positions], data, indices)
+        del batch_data, batch_indices  # before the next batch: one batch held at a time
         done += n_group
     return _csr(data, indices, out_indptr, (len(rows), source.n_cols))
 
