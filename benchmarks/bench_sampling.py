@@ -186,6 +186,7 @@ def report(name: str, code: str, runs: int) -> dict:
     result = {
         "name": name,
         "wall_s_median": round(statistics.median(walls), 2),
+        "wall_s_min": round(min(walls), 2),
         "wall_s_all": [round(w, 2) for w in walls],
         "cpu_s_median": round(statistics.median(cpus), 2),
         "peak_rss_mib_median": round(statistics.median(rss)),

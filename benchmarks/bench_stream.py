@@ -22,6 +22,7 @@ import os
 import resource
 import subprocess
 import sys
+import threading
 import time
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -353,6 +354,29 @@ def engines(args) -> None:
         blob.unlink()
 
 
+def http_client_engine(endpoint: str, key: str, workers: int):
+    """The floor for a Python client: one keep-alive http.client connection per thread."""
+    import http.client
+    from concurrent.futures import ThreadPoolExecutor
+    from urllib.parse import urlparse
+
+    host = urlparse(endpoint)
+    local = threading.local()
+    path = f"/{BUCKET}/{key}"
+
+    def one(r):
+        if not hasattr(local, "conn"):
+            local.conn = http.client.HTTPConnection(host.hostname, host.port)
+        local.conn.request("GET", path, headers={"Range": f"bytes={r[0]}-{r[1] - 1}"})
+        return local.conn.getresponse().read()
+
+    def fetch(ranges):
+        with ThreadPoolExecutor(workers) as pool:
+            return list(pool.map(one, ranges))
+
+    return fetch
+
+
 def client_engines(endpoint: str, key: str, workers: int) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
@@ -376,6 +400,7 @@ def client_engines(endpoint: str, key: str, workers: int) -> dict:
     found = {
         "storage (urllib3)": lambda ranges: store.read_ranges(key, ranges, max_workers=workers),
         "boto3 get_object": boto_threads,
+        "http.client/thread": http_client_engine(endpoint, key, workers),
     }
     try:
         import obstore

@@ -2,17 +2,26 @@
 
 It forwards every request to an upstream S3 server (moto's, on 127.0.0.1) and can answer
 500/503 to the first requests for each key, cut connections after a few body bytes, serve
-one corrupted byte, or hold new GETs once a byte budget is served (to kill a client at a
-known point). It counts the body bytes it served for successful GETs.
+one corrupted byte, stall answers (for client timeouts), or hold new GETs once a byte
+budget is served (to kill a client at a known point). It counts the body bytes it served
+for successful GETs.
 """
 
 import http.client
 import socket
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
 _HOP_HEADERS = {"connection", "keep-alive", "transfer-encoding", "proxy-connection", "host"}
+
+
+class _QuietServer(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        pass  # clients that gave up on a stalled or cut answer are expected here
 
 
 class FaultProxy:
@@ -24,8 +33,7 @@ class FaultProxy:
         self.lock = threading.Lock()
         self.released = threading.Event()
         self.reset()
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), _handler_for(self))
-        self.server.daemon_threads = True
+        self.server = _QuietServer(("127.0.0.1", 0), _handler_for(self))
         self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
         self.thread.start()
         self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
@@ -38,6 +46,8 @@ class FaultProxy:
             self.cut_first = 0  # this many GET bodies are cut ...
             self.cut_after = 1024  # ... after this many bytes
             self.corrupt_once = False  # flip one byte of the next GET body
+            self.stall_first = 0  # this many GETs send nothing for stall_seconds first
+            self.stall_seconds = 2.0
             self.hold_after = None  # new GETs wait once this many body bytes were served
             self.bytes_served = 0
             self.requests = 0
@@ -68,6 +78,13 @@ class FaultProxy:
                 self.failed[path] = done + 1
                 return 503 if done % 2 else 500
         return None
+
+    def _should_stall(self) -> float:
+        with self.lock:
+            if self.stall_first > 0:
+                self.stall_first -= 1
+                return self.stall_seconds
+        return 0.0
 
     def _must_wait(self) -> bool:
         with self.lock:
@@ -111,6 +128,8 @@ def _handler_for(proxy: FaultProxy):
                 return
             if self.command == "GET" and proxy._must_wait():
                 proxy.released.wait()
+            if self.command == "GET":
+                time.sleep(proxy._should_stall())
             with proxy.lock:
                 proxy.in_flight += 1
             try:

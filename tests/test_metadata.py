@@ -67,7 +67,6 @@ def cells_csv(tmp_path):
 def small_blocks(monkeypatch):
     """Blocks of a few kB, so that the 3000-row test tables span many streamed batches."""
     monkeypatch.setattr(metadata, "BLOCK_SIZE", 8 << 10)
-    monkeypatch.setattr(metadata, "FILTER_BLOCK_SIZE", 8 << 10)
     monkeypatch.setattr(metadata, "INFER_BLOCK_SIZE", 8 << 10)
 
 
@@ -126,7 +125,7 @@ def test_missing_file_is_an_error(tmp_path):
 def test_ragged_csv_is_an_error(tmp_path):
     path = tmp_path / "ragged.csv"
     path.write_text("cell_label,cluster_alias\na,1\nb,2,3\n")
-    with pytest.raises(AbcError, match="ragged.csv is not a readable CSV.*download it again"):
+    with pytest.raises(AbcError, match="ragged.csv is not a readable CSV.*delete it and rerun"):
         metadata.read_cell_columns(path, ["cell_label", "cluster_alias"])
     with pytest.raises(AbcError, match="not a readable CSV"):
         metadata.read_cells_for_labels(path, ["a"])
@@ -218,3 +217,19 @@ def test_read_genes(tmp_path):
     assert genes.loc["ENSMUSG00000051951", "gene_symbol"] == "Xkr4"
     assert pd.isna(genes.loc["ENSMUSG00000051951", "comment"])
     assert genes.loc["ENSMUSG00000089699", "comment"] == "NA"
+
+
+def test_read_cells_for_no_labels_is_empty(cells_csv):
+    path, _ = cells_csv
+    got = metadata.read_cells_for_labels(path, [])
+    assert len(got) == 0 and "cluster_alias" in got.columns
+
+
+def test_hash_labels_depends_on_the_label_only():
+    import pyarrow as pa
+
+    chunked = pa.chunked_array([["AAAC-1", "bb"], ["ccc", "AAAC-1"]])
+    hashes = metadata.hash_labels(chunked)
+    assert hashes[0] == hashes[3] and len(set(hashes[:3].tolist())) == 3
+    assert metadata.hash_labels(pa.array(["ccc"]))[0] == hashes[2]
+    assert metadata.hash_labels(["ccc"], seed=1)[0] != hashes[2]

@@ -146,6 +146,14 @@ def test_cut_stream_continues_where_it_stopped(proxy, objects):
     assert proxy.bytes_served == len(data)  # no byte fetched twice
 
 
+def test_stalled_answers_time_out_and_are_retried(proxy, objects):
+    proxy.stall_first = 2
+    proxy.stall_seconds = 3.0
+    store = open_store(BUCKET, proxy.url, retries=4, read_timeout=0.5)
+    assert store.read_range(KEY, 0, 1000) == objects[KEY][:1000]
+    assert proxy.stall_first == 0
+
+
 def test_persistent_server_errors_end_in_a_clear_error(proxy):
     proxy.fail_first = 100
     store = open_store(BUCKET, proxy.url, retries=3)

@@ -18,7 +18,6 @@ import pyarrow.csv as pcsv
 from .errors import AbcError
 
 BLOCK_SIZE = 1 << 20  # streamed blocks: small ones keep the peak memory low
-FILTER_BLOCK_SIZE = 4 << 20  # filtered reads: each batch rebuilds the label set, so fewer
 INFER_BLOCK_SIZE = 4 << 20  # column types are inferred from the first ~16 k rows
 UNIQUE_COLUMNS = ("cell_label", "cell_barcode", "abc_sample_id")  # never worth a dictionary
 SHOWN = 5  # how many missing labels / valid values an error message lists
@@ -48,7 +47,10 @@ def cell_table_columns(path: str | Path) -> list[str]:
 
 def _malformed(path: Path, err: Exception) -> AbcError:
     reason = str(err).splitlines()[0] if str(err) else type(err).__name__
-    return AbcError(f"{path} is not a readable CSV ({reason}): delete it and download it again")
+    return AbcError(
+        f"{path} is not a readable CSV ({reason}): fix or replace it "
+        "(a downloaded file: delete it and rerun)"
+    )
 
 
 def _require(path: Path, present: Sequence[str], wanted: Iterable[str]) -> None:
@@ -103,6 +105,67 @@ def _stream(
         raise _malformed(path, err) from None
 
 
+_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
+_LENGTH_KEY = np.uint64(0x9E3779B97F4A7C15)
+
+
+def _mix(z: np.ndarray) -> np.ndarray:
+    """The splitmix64 finalizer: a bijection of uint64 that scrambles every bit."""
+    z = (z ^ (z >> np.uint64(30))) * _MIX1
+    z = (z ^ (z >> np.uint64(27))) * _MIX2
+    return z ^ (z >> np.uint64(31))
+
+
+def _hash_chunk(chunk: pa.Array) -> np.ndarray:
+    """A 64-bit hash of each string: sum of (byte + 1) * key[position], plus the length."""
+    offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
+    offsets = np.frombuffer(chunk.buffers()[1], dtype=offset_type)
+    offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1].astype(np.int64)
+    data = np.frombuffer(chunk.buffers()[2] or b"", dtype=np.uint8)[offsets[0] : offsets[-1]]
+    lengths = np.diff(offsets)
+    starts = offsets[:-1] - offsets[0]
+    position = np.arange(len(data)) - np.repeat(starts, lengths)
+    keys = _mix(np.arange(1, int(lengths.max(initial=0)) + 1, dtype=np.uint64))  # per position
+    terms = (data.astype(np.uint64) + np.uint64(1)) * keys[position]
+    sums = np.add.reduceat(terms, starts) if len(data) else np.zeros(len(chunk), np.uint64)
+    return sums + lengths.astype(np.uint64) * _LENGTH_KEY
+
+
+def as_arrow_strings(labels) -> pa.ChunkedArray:
+    """Labels (Arrow, pandas or a sequence) as Arrow strings, zero-copy where possible."""
+    if isinstance(labels, pd.Series):
+        labels = labels.array
+    if not isinstance(labels, (pa.Array, pa.ChunkedArray)):
+        labels = pa.array(labels, from_pandas=True)
+    if isinstance(labels, pa.Array):
+        labels = pa.chunked_array([labels])
+    if not (pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type)):
+        labels = labels.cast(pa.string())
+    return labels
+
+
+def hash_labels(labels, seed: int = 0) -> np.ndarray:
+    """A 64-bit hash of each label, keyed by ``seed``: the same for a label wherever it is."""
+    chunks = [_hash_chunk(chunk) for chunk in as_arrow_strings(labels).chunks if len(chunk)]
+    hashes = np.concatenate(chunks) if chunks else np.zeros(0, np.uint64)
+    return _mix(hashes ^ _mix(np.array([seed], dtype=np.uint64)))
+
+
+def _label_filter(labels: pa.Array):
+    """A batch filter for the rows whose cell_label hashes like one of ``labels``: a sorted
+    array lookup, much cheaper per batch than building Arrow's hash set each time."""
+    wanted = np.sort(hash_labels(labels))
+
+    def keep(batch: pa.RecordBatch) -> pa.Array:
+        if len(wanted) == 0:
+            return pa.array(np.zeros(batch.num_rows, dtype=bool))
+        hashes = hash_labels(batch.column("cell_label"))
+        where = np.minimum(np.searchsorted(wanted, hashes), len(wanted) - 1)
+        return pa.array(wanted[where] == hashes)
+
+    return keep
+
+
 def read_cell_columns(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     """Only ``columns`` of the cell table, fast and compact.
 
@@ -128,13 +191,8 @@ def read_cells_for_labels(path: str | Path, labels: Sequence[str]) -> pd.DataFra
     path = Path(path)
     _require(path, _header(path), ["cell_label"])
     wanted = pa.array(pd.unique(np.asarray(labels, dtype=object)), type=pa.string())
-    table = _stream(
-        path,
-        None,
-        False,
-        keep=lambda batch: pc.is_in(batch.column("cell_label"), value_set=wanted),
-        block=FILTER_BLOCK_SIZE,
-    )
+    table = _stream(path, None, False, keep=_label_filter(wanted), block=BLOCK_SIZE)
+    table = table.filter(pc.is_in(table.column("cell_label"), value_set=wanted))  # exact
     cells = table.to_pandas().set_index("cell_label")
     missing = pd.Index(labels).difference(cells.index)
     if len(missing):

@@ -24,7 +24,13 @@ import pyarrow.csv as pcsv
 
 from .atomic import atomic_path
 from .errors import AbcError
-from .metadata import cell_table_columns, read_cell_columns, read_taxonomy
+from .metadata import (
+    as_arrow_strings,
+    cell_table_columns,
+    hash_labels,
+    read_cell_columns,
+    read_taxonomy,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,53 +148,12 @@ def allocate(sizes, target: int, min_size: int, strategy: str, rng) -> np.ndarra
 
 
 # ---------------------------------------------------------------- drawing
-_MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
-_LENGTH_KEY = np.uint64(0x9E3779B97F4A7C15)
-
-
-def _mix(z: np.ndarray) -> np.ndarray:
-    """The splitmix64 finalizer: a bijection of uint64 that scrambles every bit."""
-    z = (z ^ (z >> np.uint64(30))) * _MIX1
-    z = (z ^ (z >> np.uint64(27))) * _MIX2
-    return z ^ (z >> np.uint64(31))
-
-
-def _hash_chunk(chunk: pa.Array) -> np.ndarray:
-    """A 64-bit hash of each string: sum of (byte + 1) * key[position], plus the length."""
-    offset_type = np.int64 if pa.types.is_large_string(chunk.type) else np.int32
-    offsets = np.frombuffer(chunk.buffers()[1], dtype=offset_type)
-    offsets = offsets[chunk.offset : chunk.offset + len(chunk) + 1].astype(np.int64)
-    data = np.frombuffer(chunk.buffers()[2] or b"", dtype=np.uint8)[offsets[0] : offsets[-1]]
-    lengths = np.diff(offsets)
-    starts = offsets[:-1] - offsets[0]
-    position = np.arange(len(data)) - np.repeat(starts, lengths)
-    keys = _mix(np.arange(1, int(lengths.max(initial=0)) + 1, dtype=np.uint64))  # per position
-    terms = (data.astype(np.uint64) + np.uint64(1)) * keys[position]
-    sums = np.add.reduceat(terms, starts) if len(data) else np.zeros(len(chunk), np.uint64)
-    return sums + lengths.astype(np.uint64) * _LENGTH_KEY
-
-
-def _as_arrow(labels) -> pa.ChunkedArray:
-    """Labels (Arrow, pandas or a sequence) as Arrow strings, zero-copy where possible."""
-    if isinstance(labels, pd.Series):
-        labels = labels.array
-    if not isinstance(labels, (pa.Array, pa.ChunkedArray)):
-        labels = pa.array(labels, from_pandas=True)
-    if isinstance(labels, pa.Array):
-        labels = pa.chunked_array([labels])
-    if not (pa.types.is_string(labels.type) or pa.types.is_large_string(labels.type)):
-        labels = labels.cast(pa.string())
-    return labels
-
-
 def label_priorities(labels, seed: int) -> np.ndarray:
     """A pseudo-random uint64 per cell, a function of its label and the seed only."""
-    labels = _as_arrow(labels)
+    labels = as_arrow_strings(labels)
     if labels.null_count or (len(labels) and pc.min(pc.utf8_length(labels)).as_py() == 0):
         raise AbcError("some cells have an empty cell_label: the cell table is damaged")
-    chunks = [_hash_chunk(chunk) for chunk in labels.chunks if len(chunk)]
-    hashes = np.concatenate(chunks) if chunks else np.zeros(0, np.uint64)
-    return _mix(hashes ^ _mix(np.array([seed], dtype=np.uint64)))
+    return hash_labels(labels, seed)
 
 
 def draw_cells(codes: np.ndarray, priorities: np.ndarray, counts: np.ndarray) -> np.ndarray:
@@ -341,7 +306,7 @@ def _read_given_labels(path) -> pa.Array:
     if "cell_label" not in cell_table_columns(path):
         raise AbcError(f"sampling.cells_file {path} has no cell_label column: add one")
     labels = read_cell_columns(path, ["cell_label"])["cell_label"]
-    labels = _as_arrow(labels).combine_chunks().drop_null()
+    labels = as_arrow_strings(labels).combine_chunks().drop_null()
     if len(labels) == 0:
         raise AbcError(f"sampling.cells_file {path} lists no cells: give a non-empty list")
     return pc.unique(labels)
@@ -463,7 +428,7 @@ def sample_cells(metadata_path, taxonomy_path, sampling: dict) -> Sample:
         )
     n_groups = len(groups.categories)
     sizes = np.bincount(groups.codes[population], minlength=n_groups)
-    labels = _as_arrow(table.cells["cell_label"])
+    labels = as_arrow_strings(table.cells["cell_label"])
     if given is not None:
         selected = _given_selection(labels, given, population, cells_file)
         counts = np.bincount(groups.codes[selected], minlength=n_groups)

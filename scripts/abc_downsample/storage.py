@@ -29,7 +29,7 @@ DEFAULT_BUCKET = "allen-brain-cell-atlas"
 MiB = 1024 * 1024
 REGION = "us-west-2"
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-_TIMEOUT = urllib3.Timeout(connect=15.0, read=120.0)
+READ_TIMEOUT = 120.0  # seconds without a byte before a request counts as failed
 
 
 class TransientError(AbcError):
@@ -167,9 +167,17 @@ def _pool_manager(endpoint: str, max_pool: int) -> urllib3.PoolManager:
 class S3Store(Store):
     """Anonymous reads from an S3 bucket (AWS or an S3-compatible endpoint)."""
 
-    def __init__(self, bucket: str, endpoint_url: str | None, retries: int, max_pool: int):
+    def __init__(
+        self,
+        bucket: str,
+        endpoint_url: str | None,
+        retries: int,
+        max_pool: int,
+        read_timeout: float = READ_TIMEOUT,
+    ):
         self.bucket = bucket
         self.retries = max(1, retries)
+        self.timeout = urllib3.Timeout(connect=15.0, read=read_timeout)
         self._client = _boto_client(endpoint_url, max_pool)
         self.endpoint = self._client.meta.endpoint_url
         self.description = f"S3 bucket '{bucket}' at {self.endpoint}"
@@ -203,7 +211,7 @@ class S3Store(Store):
                 method,
                 url,
                 headers=headers,
-                timeout=_TIMEOUT,
+                timeout=self.timeout,
                 retries=False,
                 redirect=False,
                 preload_content=not stream,
@@ -250,7 +258,7 @@ class S3Store(Store):
     def _probe_code(self, key: str) -> str:
         try:
             resp = self._http.request(
-                "GET", self._url(key), headers={"Range": "bytes=0-0"}, timeout=_TIMEOUT
+                "GET", self._url(key), headers={"Range": "bytes=0-0"}, timeout=self.timeout
             )
             return _error_code(resp.data)
         except (urllib3.exceptions.HTTPError, OSError):
@@ -406,18 +414,20 @@ def open_store(
     *,
     retries: int = 5,
     max_pool: int = 32,
+    read_timeout: float = READ_TIMEOUT,
 ) -> Store:
     """Open an S3 bucket (anonymous, us-west-2) or a local directory mirroring its layout."""
     if not bucket:
         raise AbcError("abc.bucket is empty: set it to an S3 bucket name or a local directory")
     root = _local_root(bucket)
     if root is None:
-        return S3Store(bucket, endpoint_url, retries, max_pool)
+        return S3Store(bucket, endpoint_url, retries, max_pool, read_timeout)
     if not root.is_dir():
         raise AbcError(
             f"abc.bucket '{bucket}' is not a directory: give an existing mirror "
             "directory or an S3 bucket name"
         )
+    log.info("reading the release from the local directory %s", root)
     return LocalStore(root.resolve())
 
 

@@ -18,7 +18,7 @@ checkpoint sample_cells:
     conda:
         "../../envs/abc.yaml"
     resources:
-        mem_mb=3000,
+        mem_mb=1500,
         runtime=30,
     params:
         sampling=config["sampling"],
