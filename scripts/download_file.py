@@ -9,7 +9,7 @@ from abc_downsample.storage import open_store
 
 
 def main():
-    abc = snakemake.params.abc
+    abc = snakemake.config["abc"]
     settings = abc.get("download") or {}
     retries = int(settings.get("retries", 5))
     concurrency = int(settings.get("max_concurrency", 8))

@@ -10,7 +10,7 @@ from abc_downsample.storage import open_store
 
 
 def main():
-    abc, key = snakemake.params.abc, snakemake.params.key
+    abc, key = snakemake.config["abc"], snakemake.params.key
     store = open_store(abc["bucket"], abc["endpoint_url"])
     try:
         raw = store.get_bytes(key)

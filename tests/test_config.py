@@ -4,7 +4,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from abc_downsample.config_check import check_config, is_s3_bucket
+from abc_downsample.config_check import check_config
 from abc_downsample.errors import AbcError
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -49,8 +49,11 @@ def test_synthetic_release_needs_a_local_bucket():
         check_config(config, SCHEMA)
 
 
-def test_bucket_kinds():
-    assert is_s3_bucket("allen-brain-cell-atlas")
-    assert is_s3_bucket("s3://allen-brain-cell-atlas")
-    assert not is_s3_bucket("demo/bucket")
-    assert not is_s3_bucket("file:///mnt/mirror")
+def test_command_line_strings_become_the_types_the_schema_wants():
+    config = _default()
+    config["abc"].update(keep_matrices="false", endpoint_url="null")
+    config["sampling"]["target_cells"] = "1500"
+    check_config(config, SCHEMA)
+    assert config["abc"]["keep_matrices"] is False
+    assert config["abc"]["endpoint_url"] is None
+    assert config["sampling"]["target_cells"] == 1500

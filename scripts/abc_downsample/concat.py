@@ -24,8 +24,9 @@ from .metadata import read_cells_for_labels, read_genes, read_taxonomy
 
 log = logging.getLogger(__name__)
 
-# Non-zeros copied per block: 16 M x (4 + 4 bytes) = 128 MB of buffers.
-DEFAULT_BLOCK_NNZ = 16 * 1024 * 1024
+# Non-zeros copied per block: 4 M x (4 + 4 bytes) = 32 MB of buffers; bigger blocks
+# measured no faster (h5py's per-call cost is small against 16 MB reads).
+DEFAULT_BLOCK_NNZ = 4 * 1024 * 1024
 TAXONOMY_LEVELS = ["neurotransmitter", "class", "subclass", "supertype", "cluster"]
 SHOWN = 5
 
@@ -238,8 +239,16 @@ def concat_release(
     check_cells_match(labels, cells_csv)
     var = build_var(common_var(paths), genes)
     obs = build_obs(labels, cell_metadata, taxonomy)
+    _release_arrow_memory()
     uns = {"abc_downsample": dict(provenance)}
     return concat_subsets(paths, out_path, obs, var, uns, block_nnz=block_nnz)
+
+
+def _release_arrow_memory() -> None:
+    """Give pyarrow's cached allocations (the cell table's batches) back to the system."""
+    import pyarrow
+
+    pyarrow.default_memory_pool().release_unused()
 
 
 @contextlib.contextmanager

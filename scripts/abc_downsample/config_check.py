@@ -6,11 +6,13 @@ import jsonschema
 import yaml
 
 from .errors import AbcError
+from .storage import local_root
 
 
 def check_config(config: dict, schema_path: str | Path) -> None:
     """Raise AbcError naming the first bad key, what is wrong and where to fix it."""
     schema = yaml.safe_load(Path(schema_path).read_text())
+    coerce_command_line_strings(config, schema)
     validator = jsonschema.Draft202012Validator(schema)
     errors = sorted(validator.iter_errors(config), key=lambda e: list(e.absolute_path))
     if errors:
@@ -18,6 +20,29 @@ def check_config(config: dict, schema_path: str | Path) -> None:
         key = ".".join(str(p) for p in err.absolute_path) or "(top level)"
         raise AbcError(f"config key {key}: {_short(err)}; fix it in your config file or --config")
     _check_combinations(config)
+
+
+def coerce_command_line_strings(config: dict, schema: dict) -> None:
+    """Turn "false"/"8" into False/8 where the schema wants them, in place.
+
+    Snakemake passes nested ``--config abc='{keep_matrices: false}'`` values as strings.
+    """
+    for key, sub in schema.get("properties", {}).items():
+        value = config.get(key) if isinstance(config, dict) else None
+        if isinstance(value, dict):
+            coerce_command_line_strings(value, sub)
+        elif isinstance(value, str):
+            config[key] = _typed(value, sub.get("type"))
+
+
+def _typed(value: str, kind) -> object:
+    if kind == "boolean" and value.lower() in ("true", "false"):
+        return value.lower() == "true"
+    if kind == "integer" and value.lstrip("-").isdigit():
+        return int(value)
+    if "null" in (kind or []) and value.lower() in ("null", "none"):
+        return None
+    return value
 
 
 def _short(err: jsonschema.ValidationError) -> str:
@@ -28,19 +53,8 @@ def _short(err: jsonschema.ValidationError) -> str:
 
 def _check_combinations(config: dict) -> None:
     abc = config["abc"]
-    if config["synthetic"]["enabled"] and is_s3_bucket(abc["bucket"]):
+    if config["synthetic"]["enabled"] and local_root(abc["bucket"]) is None:
         raise AbcError(
             "synthetic.enabled needs abc.bucket to be a local directory (e.g. demo/bucket), "
             f"not the S3 bucket '{abc['bucket']}'"
         )
-
-
-def is_s3_bucket(bucket: str) -> bool:
-    """A bare bucket name or s3:// URL; anything with a path separator is a local mirror."""
-    if bucket.startswith("s3://"):
-        return True
-    return not (bucket.startswith("file://") or "/" in bucket or bucket.startswith("."))
-
-
-def local_bucket_dir(bucket: str) -> str:
-    return bucket.removeprefix("file://")

@@ -32,7 +32,7 @@ METADATA_CSV_MIN = 5  # streaming the 1 GB cell table
 # Buffers of the readers (mirrors csr_rows.DEFAULT_MAX_NNZ and concat.DEFAULT_BLOCK_NNZ,
 # not imported: the Snakefile imports this module, and those pull in anndata and pyarrow).
 SUBSET_BATCH_NNZ = 8 * 1024 * 1024
-CONCAT_BLOCK_NNZ = 16 * 1024 * 1024
+CONCAT_BLOCK_NNZ = 4 * 1024 * 1024
 
 
 def _ceil(value: float) -> int:

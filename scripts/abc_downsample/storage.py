@@ -399,7 +399,7 @@ def _short(err: BaseException) -> str:
     return f"{type(err).__name__}: {text}"[:200]
 
 
-def _local_root(bucket: str) -> Path | None:
+def local_root(bucket: str) -> Path | None:
     """The directory a ``bucket`` value names, or None if it is an S3 bucket name."""
     if bucket.startswith("file://"):
         return Path(unquote(urlparse(bucket).path))
@@ -419,7 +419,7 @@ def open_store(
     """Open an S3 bucket (anonymous, us-west-2) or a local directory mirroring its layout."""
     if not bucket:
         raise AbcError("abc.bucket is empty: set it to an S3 bucket name or a local directory")
-    root = _local_root(bucket)
+    root = local_root(bucket)
     if root is None:
         return S3Store(bucket, endpoint_url, retries, max_pool, read_timeout)
     if not root.is_dir():

@@ -3,7 +3,8 @@ import pandas as pd
 
 from abc_downsample import __version__
 from abc_downsample import resources as res
-from abc_downsample.config_check import check_config, local_bucket_dir
+from abc_downsample.config_check import check_config
+from abc_downsample.storage import local_root
 from abc_downsample.errors import AbcError
 from abc_downsample.manifest import Manifest, manifest_key
 
@@ -107,8 +108,6 @@ def provenance():
         "release": m.version,
         "directory_versions": m.directory_versions(),
         "variant": ABC["variant"],
-        "transfer": ABC["transfer"],
-        "bucket": ABC["bucket"],
         **{k: v for k, v in sampling.items() if v is not None},
     }
 

@@ -22,7 +22,6 @@ rule download_matrix:
         runtime=download_runtime,
     params:
         relative_path=lambda wc: wc.relpath,
-        abc=ABC,
     script:
         "../../scripts/download_file.py"
 
@@ -51,6 +50,5 @@ rule subset_matrix:
         relative_path=lambda wc: matrix_entry(wc.matrix).relative_path,
         size=lambda wc: matrix_entry(wc.matrix).size,
         md5=lambda wc: matrix_entry(wc.matrix).md5,
-        abc=ABC,
     script:
         "../../scripts/subset_matrix.py"

@@ -14,7 +14,6 @@ checkpoint fetch_manifest:
     conda:
         "../../envs/abc.yaml"
     params:
-        abc=ABC,
         key=manifest_key(RELEASE),
     script:
         "../../scripts/fetch_manifest.py"
@@ -38,6 +37,5 @@ rule download_metadata:
         runtime=60,
     params:
         relative_path=lambda wc: wc.relpath,
-        abc=ABC,
     script:
         "../../scripts/download_file.py"

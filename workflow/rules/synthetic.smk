@@ -3,7 +3,7 @@ if config["synthetic"]["enabled"]:
 
     rule synthetic_release:
         output:
-            manifest=f"{local_bucket_dir(ABC['bucket'])}/{manifest_key(RELEASE)}",
+            manifest=f"{local_root(ABC['bucket'])}/{manifest_key(RELEASE)}",
         log:
             f"{LOGS}/synthetic_release.log",
         localrule: True
