@@ -38,6 +38,7 @@ PROVENANCE = {"release": "bench", "variant": "raw", "seed": 1}
 def make_subsets(matrix: Path, n_cells: int, fraction: float, pieces: int) -> list[Path]:
     """``pieces`` disjoint subsets of ``fraction`` of the cells each, made by our subsetter."""
     import pandas as pd
+
     from abc_downsample.subset import subset_local_file
 
     folder = WORK / f"subsets-{fraction}"
@@ -62,6 +63,7 @@ def write_release_tables(paths: list[Path], n_rows: int) -> dict:
     """cells.csv of the subsets' cells; a cell_metadata.csv of ``n_rows`` rows holding them."""
     import h5py
     import pandas as pd
+
     from abc_downsample.csr_rows import read_obs_index
 
     folder = paths[0].parent
@@ -132,6 +134,7 @@ def child(method: str, out: str, tables_json: str, *paths: str) -> None:
     if method == "ours":
         import h5py
         import pandas as pd
+
         from abc_downsample.concat import common_var, concat_subsets
         from abc_downsample.csr_rows import read_obs
 

@@ -200,10 +200,11 @@ def job_stream(endpoint: str, cells: str, out: str, workers: int, gap_kb: int) -
 
 def job_download(endpoint: str, cells: str, out: str, dest: str, workers: int) -> dict:
     import boto3
-    from abc_downsample.subset import subset_local_file
     from boto3.s3.transfer import TransferConfig
     from botocore import UNSIGNED
     from botocore.config import Config
+
+    from abc_downsample.subset import subset_local_file
 
     Path(dest).parent.mkdir(parents=True, exist_ok=True)
     start_time = time.perf_counter()
@@ -381,9 +382,10 @@ def client_engines(endpoint: str, key: str, workers: int) -> dict:
     from concurrent.futures import ThreadPoolExecutor
 
     import boto3
-    from abc_downsample.storage import open_store
     from botocore import UNSIGNED
     from botocore.config import Config
+
+    from abc_downsample.storage import open_store
 
     store = open_store(BUCKET, endpoint, max_pool=workers)
     config = Config(signature_version=UNSIGNED, max_pool_connections=workers)

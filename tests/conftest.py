@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from abc_downsample.synthetic import write_release
 from s3_server import MotoServer, upload_tree
+
+from abc_downsample.synthetic import write_release
 
 PROJECT = Path(__file__).resolve().parent.parent
 SYNTHETIC_ARGS = {"release": "20250531", "n_cells": 6000, "n_genes": 120, "seed": 0}

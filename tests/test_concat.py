@@ -4,10 +4,11 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from abc_downsample.concat import TAXONOMY_LEVELS, concat_release, concat_subsets, subset_labels
-from abc_downsample.errors import AbcError
 from test_csr_rows import assert_same_csr, random_csr
 from test_subset import run_rule
+
+from abc_downsample.concat import TAXONOMY_LEVELS, concat_release, concat_subsets, subset_labels
+from abc_downsample.errors import AbcError
 
 N_GENES = 12
 MATRICES = {"WMB-10Xv2-TH": (15, np.float32), "WMB-10Xv3-MB": (0, np.float32),

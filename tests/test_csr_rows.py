@@ -6,6 +6,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from abc_downsample.csr_rows import (
     H5CsrSource,
     batches,
@@ -17,8 +20,6 @@ from abc_downsample.csr_rows import (
     row_runs,
 )
 from abc_downsample.errors import AbcError
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 LAYOUTS = ["contiguous", "chunked-gzip", "anndata"]
 

@@ -13,12 +13,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
+from fault_proxy import FaultProxy
+from s3_server import signed_client
+
 from abc_downsample.cache import cache_path, check_cached
 from abc_downsample.download import fetch_file
 from abc_downsample.errors import AbcError
 from abc_downsample.storage import open_store
-from fault_proxy import FaultProxy
-from s3_server import signed_client
 
 BUCKET = "allen-brain-cell-atlas"
 KEY = "test_download/expression_matrices/WMB-10Xv3/20230630/WMB-10Xv3-TH-raw.h5ad"

@@ -3,6 +3,7 @@
 import numpy as np
 import pandas as pd
 import pytest
+
 from abc_downsample import metadata
 from abc_downsample.errors import AbcError
 

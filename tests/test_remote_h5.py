@@ -9,6 +9,11 @@ import h5py
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from fault_proxy import FaultProxy
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from s3_server import MotoServer, upload_tree
+
 from abc_downsample.byte_ranges import chunks_touched, plan_requests
 from abc_downsample.csr_rows import H5CsrSource, read_rows
 from abc_downsample.errors import AbcError
@@ -20,10 +25,6 @@ from abc_downsample.remote_h5 import (
     unshuffle,
 )
 from abc_downsample.storage import open_store
-from fault_proxy import FaultProxy
-from hypothesis import given, settings
-from hypothesis import strategies as st
-from s3_server import MotoServer, upload_tree
 
 BUCKET = "allen-brain-cell-atlas"
 PREFIX = "expression_matrices/WMB-test/20230630/"

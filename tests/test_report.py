@@ -16,10 +16,11 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from abc_downsample import plots
-from abc_downsample.errors import AbcError
 from conftest import run_snakemake
 from PIL import Image
+
+from abc_downsample import plots
+from abc_downsample.errors import AbcError
 
 ATLAS_GREEN = (0, 255, 0)  # a colour no palette of ours uses: seen only if the atlas's is used
 TAB_RED = (214, 39, 40)  # matplotlib's tab:red, the "after sampling" points

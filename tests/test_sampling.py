@@ -10,11 +10,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from abc_downsample import sampling
 from abc_downsample.errors import AbcError
 from abc_downsample.sampling import STRATEGIES, allocate, sample_cells, select_cells
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = np.array([1, 49, 50, 51])  # the edge cases around min_cluster_size=50

@@ -10,11 +10,12 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from fault_proxy import FaultProxy
+
 from abc_downsample.errors import AbcError
 from abc_downsample.remote_h5 import subset_from_config, subset_remote
 from abc_downsample.storage import open_store
 from abc_downsample.subset import subset_local_file
-from fault_proxy import FaultProxy
 
 BUCKET = "allen-brain-cell-atlas"
 

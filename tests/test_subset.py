@@ -10,9 +10,10 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from test_csr_rows import assert_same_csr, random_csr, write_h5ad
+
 from abc_downsample.errors import AbcError
 from abc_downsample.subset import labels_for_matrix, subset_local_file
-from test_csr_rows import assert_same_csr, random_csr, write_h5ad
 
 PROJECT = Path(__file__).resolve().parent.parent
 N_FILE = 80  # rows in the matrix file; the last 10 are not in the sample's metadata

@@ -12,10 +12,11 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from abc_downsample.errors import AbcError
-from abc_downsample.synthetic import write_release
 from conftest import PROJECT, SYNTHETIC_ARGS
 from s3_server import BUCKET, unsigned_client
+
+from abc_downsample.errors import AbcError
+from abc_downsample.synthetic import write_release
 
 CELLS = "metadata/WMB-10X/20241115/cell_metadata.csv"
 GENES = "metadata/WMB-10X/20241115/gene.csv"
