@@ -6,6 +6,7 @@ reads the remote file by byte ranges.
 
 import logging
 
+from abc_downsample.cache import check_cached
 from abc_downsample.rule_io import run
 from abc_downsample.subset import subset_local_file
 
@@ -14,12 +15,15 @@ def main():
     matrix = snakemake.params.matrix
     local = getattr(snakemake.input, "matrix", None)
     if local:
+        # a cached file (ours, abc_atlas_access's, a mirror's) is checked, never re-fetched
+        p = snakemake.params
+        check_cached(local, p.size, p.md5, snakemake.config["abc"]["verify"])
         stats = subset_local_file(local, snakemake.input.cells, snakemake.output.h5ad, matrix)
     else:
         from abc_downsample.remote_h5 import subset_from_config
 
         stats = subset_from_config(
-            snakemake.params.abc,
+            snakemake.config["abc"],  # transport tuning comes from the config, not params
             snakemake.params.relative_path,
             snakemake.input.cells,
             snakemake.output.h5ad,

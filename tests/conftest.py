@@ -66,8 +66,8 @@ def run_snakemake(
         "--snakefile", str(snakefile()),
         "--directory", str(workdir),
         "--cores", "2",
-        "--configfile", *configfiles,
         *args,
+        "--configfile", *configfiles,  # last: it takes every word after it
     ]  # fmt: skip
     return subprocess.run(
         command, capture_output=True, text=True, env=clean_env(env), timeout=timeout

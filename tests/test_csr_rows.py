@@ -204,3 +204,12 @@ def test_writer_refuses_an_incomplete_matrix(tmp_path):
         csr_h5ad_writer(tmp_path / "w.h5ad", obs, var, {}, 1, np.float32, np.int32) as w,
     ):
         w.append(np.ones(1, np.float32), np.zeros(1, np.int32), np.array([0, 1]))
+
+
+def test_inconsistent_x_is_a_one_line_error(tmp_path):
+    path = tmp_path / "m.h5ad"
+    write_h5ad(path, random_csr(10, 5, np.float32, seed=10), "contiguous")
+    with h5py.File(path, "r+") as f:
+        f["X"].attrs["shape"] = np.array([12, 5])
+    with h5py.File(path) as f, pytest.raises(AbcError, match="inconsistent.*delete it and rerun"):
+        H5CsrSource(f["X"])

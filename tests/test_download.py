@@ -247,15 +247,15 @@ def test_rule_script_downloads_from_a_local_mirror(tmp_path, payload, md5):
     smk = SimpleNamespace(
         input=SimpleNamespace(manifest=str(manifest_path)),
         output=[str(out)],
-        params=SimpleNamespace(
-            relative_path=KEY,
-            abc={
+        params=SimpleNamespace(relative_path=KEY),
+        config={
+            "abc": {
                 "bucket": str(mirror),
                 "endpoint_url": None,
                 "verify": "size",
                 "download": {"part_size_mb": 1, "max_concurrency": 3, "retries": 2},
-            },
-        ),
+            }
+        },
         log=[str(tmp_path / "download.log")],
     )
     root = logging.getLogger()

@@ -236,3 +236,31 @@ def test_prefilled_cache_is_used_without_any_download(tmp_path, synthetic_releas
     assert list(again.obs.index) == list(first.obs.index), "same config, same sample"
     for relative in copied:
         assert md5(cache / relative) == md5(root / relative), f"{relative} was modified"
+
+
+def test_keep_matrices_false_leaves_no_matrix_behind(tmp_path, s3_endpoint, full_run):
+    target = (
+        f"data/subsets/{sorted((full_run['workdir'] / 'data' / 'subsets').glob('*.h5ad'))[0].name}"
+    )
+    config = workflow_config(s3_endpoint)
+    config["abc"]["keep_matrices"] = False
+    output = snakemake_ok(tmp_path, target, config=config)
+    assert jobs_run(output)["download_matrix"] == 1
+    assert (tmp_path / target).is_file()
+    assert not list((tmp_path / "abc_data").rglob("*.h5ad")), "the matrix should be removed"
+
+
+def test_truncated_cached_matrix_is_one_line_and_no_output(tmp_path, s3_endpoint, full_run):
+    subset = sorted((full_run["workdir"] / "data" / "subsets").glob("*.h5ad"))[0]
+    target = f"data/subsets/{subset.name}"
+    config = workflow_config(s3_endpoint)
+    snakemake_ok(tmp_path, target, config=config)
+    (matrix,) = (tmp_path / "abc_data" / "expression_matrices").rglob("*.h5ad")
+    with open(matrix, "r+b") as fh:
+        fh.truncate(matrix.stat().st_size // 2)
+    (tmp_path / target).unlink()
+    result = run_snakemake(tmp_path, target, config=config)
+    assert result.returncode != 0
+    errors = [line for line in result.stderr.splitlines() if "abc-downsample: error:" in line]
+    assert errors and "the manifest says" in errors[0] and matrix.name in errors[0], errors
+    assert not (tmp_path / target).exists()

@@ -56,10 +56,12 @@ class H5CsrSource:
         self.indices_dtype = self._indices.dtype
         self.indptr = group["indptr"][:].astype(np.int64, copy=False)
         self.bytes_read = 0
-        if len(self.indptr) != self.n_rows + 1:
+        nnz = int(self.indptr[-1]) if len(self.indptr) else -1
+        if len(self.indptr) != self.n_rows + 1 or not len(self._data) == len(self._indices) == nnz:
             raise AbcError(
-                f"X/indptr of {_filename(group)} has {len(self.indptr)} entries for "
-                f"{self.n_rows} rows: the file is corrupt; delete it and rerun"
+                f"X of {_filename(group)} is inconsistent (indptr has {len(self.indptr)} "
+                f"entries for {self.n_rows} rows and ends at {nnz}, {len(self._data)} values): "
+                "the file is corrupt; delete it and rerun"
             )
 
     def read_runs(self, runs: list[Run]) -> tuple[np.ndarray, np.ndarray]:

@@ -118,12 +118,16 @@ def matrix_input(wildcards):
 
 
 def subset_mem_mb(wildcards, input):
-    if STREAM:
-        entry = matrix_entry(wildcards.matrix)
-        return res.estimate_subset_mem_mb_from_cells(
-            entry.size, input.cells, wildcards.matrix
-        )
-    return res.subset_mem_mb(input.matrix, input.cells, wildcards.matrix)
+    """From the selected rows' bytes (the cached file's indptr), else from the manifest."""
+    if not STREAM:
+        try:
+            return res.subset_mem_mb(input.matrix, input.cells, wildcards.matrix)
+        except FileNotFoundError:
+            raise  # not downloaded yet: Snakemake asks again when it is
+        except (OSError, AbcError):
+            pass  # a damaged file: the job itself reports it in one line
+    size = matrix_entry(wildcards.matrix).size
+    return res.estimate_subset_mem_mb_from_cells(size, input.cells, wildcards.matrix)
 
 
 def download_runtime(wildcards):
