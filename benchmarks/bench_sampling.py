@@ -24,30 +24,15 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT / "scripts"))
+from abc_downsample.metadata import CELL_METADATA_COLUMNS  # noqa: E402
+
 WORK = ROOT / "benchmarks" / "work" / "sampling"
 N_CELLS = 4_042_976
 N_CLUSTERS = 5_322
 CHUNK = 500_000
 
-COLUMNS = [
-    "cell_label",
-    "cell_barcode",
-    "barcoded_cell_sample_label",
-    "library_label",
-    "feature_matrix_label",
-    "entity",
-    "brain_section_label",
-    "library_method",
-    "region_of_interest_acronym",
-    "donor_label",
-    "donor_genotype",
-    "donor_sex",
-    "dataset_label",
-    "x",
-    "y",
-    "cluster_alias",
-    "abc_sample_id",
-]
+COLUMNS = list(CELL_METADATA_COLUMNS)
 REGIONS = ["CB", "CTXsp", "HPF", "HY", "Isocortex", "MB", "MY", "OLF", "P", "PAL", "STR", "TH"]
 
 

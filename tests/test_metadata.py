@@ -6,26 +6,9 @@ import pytest
 
 from abc_downsample import metadata
 from abc_downsample.errors import AbcError
+from abc_downsample.metadata import CELL_METADATA_COLUMNS
 
-COLUMNS = [
-    "cell_label",
-    "cell_barcode",
-    "barcoded_cell_sample_label",
-    "library_label",
-    "feature_matrix_label",
-    "entity",
-    "brain_section_label",
-    "library_method",
-    "region_of_interest_acronym",
-    "donor_label",
-    "donor_genotype",
-    "donor_sex",
-    "dataset_label",
-    "x",
-    "y",
-    "cluster_alias",
-    "abc_sample_id",
-]
+COLUMNS = list(CELL_METADATA_COLUMNS)
 
 
 def cell_table(n: int, seed: int = 0) -> pd.DataFrame:

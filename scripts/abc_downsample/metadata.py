@@ -17,6 +17,25 @@ import pyarrow.csv as pcsv
 
 from .errors import AbcError
 
+CELL_METADATA_COLUMNS = (
+    "cell_label",
+    "cell_barcode",
+    "barcoded_cell_sample_label",
+    "library_label",
+    "feature_matrix_label",
+    "entity",
+    "brain_section_label",
+    "library_method",
+    "region_of_interest_acronym",
+    "donor_label",
+    "donor_genotype",
+    "donor_sex",
+    "dataset_label",
+    "x",
+    "y",
+    "cluster_alias",
+    "abc_sample_id",
+)  # cell_metadata.csv of WMB-10X, in the bucket's order
 BLOCK_SIZE = 1 << 20  # streamed blocks: small ones keep the peak memory low
 INFER_BLOCK_SIZE = 4 << 20  # column types are inferred from the first ~16 k rows
 UNIQUE_COLUMNS = ("cell_label", "cell_barcode", "abc_sample_id")  # never worth a dictionary

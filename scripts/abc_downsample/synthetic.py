@@ -31,30 +31,12 @@ import pandas as pd
 
 from .atomic import atomic_path
 from .errors import AbcError
+from .metadata import CELL_METADATA_COLUMNS
 
 BUCKET_URL = "https://allen-brain-cell-atlas.s3.us-west-2.amazonaws.com/"
 CELL_METADATA_DIR = "metadata/WMB-10X/20241115"
 TAXONOMY_DIR = "metadata/WMB-taxonomy/20231215"
 OTHER_DIR = "metadata/Zhuang-ABCA-1/20231215"
-CELL_COLUMNS = (
-    "cell_label",
-    "cell_barcode",
-    "barcoded_cell_sample_label",
-    "library_label",
-    "feature_matrix_label",
-    "entity",
-    "brain_section_label",
-    "library_method",
-    "region_of_interest_acronym",
-    "donor_label",
-    "donor_genotype",
-    "donor_sex",
-    "dataset_label",
-    "x",
-    "y",
-    "cluster_alias",
-    "abc_sample_id",
-)
 TAXONOMY_LEVELS = ("neurotransmitter", "class", "subclass", "supertype", "cluster")
 SPECIAL_CLUSTER_SIZES = (1, 49, 50, 51)
 CHUNK_ELEMENTS = 512  # small chunks so a read of a few rows still spans chunk boundaries
@@ -142,7 +124,7 @@ def write_release(
     cells = _cells(rng, taxonomy)
     files: dict[str, bytes | None] = {}  # relative path -> bytes, or None if already written
 
-    files[f"{CELL_METADATA_DIR}/cell_metadata.csv"] = _csv(cells[list(CELL_COLUMNS)])
+    files[f"{CELL_METADATA_DIR}/cell_metadata.csv"] = _csv(cells[list(CELL_METADATA_COLUMNS)])
     files[f"{CELL_METADATA_DIR}/gene.csv"] = _csv(genes)
     files[f"{CELL_METADATA_DIR}/region_of_interest_metadata.csv"] = _csv(_regions())
     for name, table in _taxonomy_tables(rng, taxonomy).items():
