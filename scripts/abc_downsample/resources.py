@@ -11,6 +11,7 @@ once with one read batch and the writer's buffers on top (``SUBSET_ROWS_FACTOR``
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 
@@ -40,8 +41,9 @@ def _ceil(value: float) -> int:
 
 
 def _require(path) -> None:
+    """With ``filename`` set, Snakemake sees a not-yet-made input and asks again later."""
     if not os.path.exists(path):
-        raise FileNotFoundError(path)
+        raise FileNotFoundError(errno.ENOENT, "not made yet", str(path))
 
 
 def selected_labels(cells_csv, matrix: str) -> pd.Index:

@@ -56,6 +56,19 @@ def manifest():
     return Manifest.load(MANIFEST)
 
 
+def manifest_on_disk():
+    """The manifest as it is now, for resource functions: they must not wait on the
+    checkpoint (Snakemake then sets the resource to a bare 0). If it is not there yet,
+    FileNotFoundError makes Snakemake evaluate the resource again later."""
+    if not os.path.exists(MANIFEST):
+        raise FileNotFoundError(2, "not fetched yet", MANIFEST)
+    return Manifest.load(MANIFEST)
+
+
+def matrix_size(matrix):
+    return manifest_on_disk().matrix_file(matrix, ABC["variant"]).size
+
+
 def cached(entry):
     """Cache path of a manifest entry; ancient: cached files are re-fetched, never outdated."""
     return ancient(f"{CACHE}/{entry.relative_path}")
@@ -117,19 +130,27 @@ def matrix_input(wildcards):
     return [] if STREAM else cached(matrix_entry(wildcards.matrix))
 
 
-def subset_mem_mb(wildcards, input):
-    """From the selected rows' bytes (the cached file's indptr), else from the manifest."""
+def subset_mem_mb(wildcards, input, attempt):
+    """From the selected rows' bytes, more on a retry (the first try may have run out)."""
+    return attempt * _subset_mem_mb(wildcards.matrix, input)
+
+
+def _subset_mem_mb(matrix, input):
+    """From the cached file's indptr, else estimated from the manifest size."""
     if not STREAM:
         try:
-            return res.subset_mem_mb(input.matrix, input.cells, wildcards.matrix)
+            return res.subset_mem_mb(input.matrix, input.cells, matrix)
         except FileNotFoundError:
             raise  # not downloaded yet: Snakemake asks again when it is
         except (OSError, AbcError):
             pass  # a damaged file: the job itself reports it in one line
-    size = matrix_entry(wildcards.matrix).size
-    return res.estimate_subset_mem_mb_from_cells(size, input.cells, wildcards.matrix)
+    return res.estimate_subset_mem_mb_from_cells(
+        matrix_size(matrix), input.cells, matrix
+    )
 
 
 def download_runtime(wildcards):
     """Minutes for a file at a pessimistic 5 MB/s, plus slack."""
-    return 10 + manifest().entry_for(wildcards.relpath).size // (5 * 1024**2 * 60)
+    return 10 + manifest_on_disk().entry_for(wildcards.relpath).size // (
+        5 * 1024**2 * 60
+    )

@@ -44,7 +44,7 @@ rule subset_matrix:
         "../../envs/abc.yaml"
     resources:
         mem_mb=subset_mem_mb,
-        runtime=lambda wc, input: res.subset_runtime_min(matrix_entry(wc.matrix).size),
+        runtime=lambda wc: res.subset_runtime_min(matrix_size(wc.matrix)),
     params:
         matrix=lambda wc: wc.matrix,
         relative_path=lambda wc: matrix_entry(wc.matrix).relative_path,
