@@ -9,16 +9,16 @@ from abc_downsample.storage import open_store
 
 
 def main():
+    # transfer settings come from the (validated) config, not params: tuning them must
+    # never make Snakemake download a cached file again
     abc = snakemake.config["abc"]
-    settings = abc.get("download") or {}
-    retries = int(settings.get("retries", 5))
-    concurrency = int(settings.get("max_concurrency", 8))
+    settings = abc["download"]
     entry = Manifest.load(snakemake.input.manifest).entry_for(snakemake.params.relative_path)
     store = open_store(
-        abc.get("bucket", "allen-brain-cell-atlas"),
-        abc.get("endpoint_url"),
-        retries=retries,
-        max_pool=max(concurrency, 4),
+        abc["bucket"],
+        abc["endpoint_url"],
+        retries=settings["retries"],
+        max_pool=max(settings["max_concurrency"], 4),
     )
     fetch_file(
         store,
@@ -26,11 +26,11 @@ def main():
         snakemake.output[0],
         size=entry.size,
         md5=entry.md5,
-        part_size=int(float(settings.get("part_size_mb", 64)) * MiB),
-        max_concurrency=concurrency,
-        retries=retries,
+        part_size=settings["part_size_mb"] * MiB,
+        max_concurrency=settings["max_concurrency"],
+        retries=settings["retries"],
         log=logging.getLogger("abc_downsample.download"),
-        verify_existing=abc.get("verify", "size"),
+        verify_existing=abc["verify"],
     )
 
 
