@@ -78,3 +78,13 @@ def run_snakemake(
 def run_snakemake_fixture():
     """The ``run_snakemake`` helper, for tests that prefer fixtures to imports."""
     return run_snakemake
+
+
+@pytest.fixture
+def proxy(s3):
+    """Our fault-injecting proxy in front of the requesting module's ``s3`` endpoint."""
+    from fault_proxy import FaultProxy
+
+    proxy = FaultProxy(s3)
+    yield proxy
+    proxy.close()

@@ -13,7 +13,6 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from fault_proxy import FaultProxy
 from s3_server import signed_client
 
 from abc_downsample.cache import cache_path, check_cached
@@ -43,13 +42,6 @@ def s3(s3_endpoint, payload):
     """The shared moto server (tests/conftest.py), with our file added to its bucket."""
     signed_client(s3_endpoint).put_object(Bucket=BUCKET, Key=KEY, Body=payload, ACL="public-read")
     return s3_endpoint
-
-
-@pytest.fixture
-def proxy(s3):
-    proxy = FaultProxy(s3)
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture

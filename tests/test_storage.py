@@ -4,7 +4,6 @@ import os
 import random
 
 import pytest
-from fault_proxy import FaultProxy
 from s3_server import free_port, signed_client
 
 from abc_downsample.errors import AbcError
@@ -29,13 +28,6 @@ def s3(s3_endpoint, objects):
     for key, body in objects.items():
         client.put_object(Bucket=BUCKET, Key=key, Body=body, ACL="public-read")
     return s3_endpoint
-
-
-@pytest.fixture
-def proxy(s3):
-    proxy = FaultProxy(s3)
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture
