@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import h5py
@@ -19,7 +17,7 @@ from .csr_rows import (
     read_obs_index,
     read_var,
 )
-from .errors import AbcError
+from .errors import AbcError, few, unreadable
 from .metadata import read_cells_for_labels, read_genes, read_taxonomy
 
 log = logging.getLogger(__name__)
@@ -28,7 +26,6 @@ log = logging.getLogger(__name__)
 # measured no faster (h5py's per-call cost is small against 16 MB reads).
 DEFAULT_BLOCK_NNZ = 4 * 1024 * 1024
 TAXONOMY_LEVELS = ["neurotransmitter", "class", "subclass", "supertype", "cluster"]
-SHOWN = 5
 
 
 @dataclass
@@ -54,7 +51,7 @@ class ConcatStats:
 
 
 def _subset_x(path: str) -> SubsetX:
-    with _reading(path), h5py.File(path, "r") as h5file:
+    with unreadable(f"subset {os.path.basename(path)}"), h5py.File(path, "r") as h5file:
         group = h5file["X"]
         check_csr_group(group)
         n_rows, n_cols = (int(n) for n in group.attrs["shape"])
@@ -68,12 +65,12 @@ def subset_labels(paths: list[str]) -> pd.Index:
     """Cell labels of all subsets, in the subsets' order; each cell once."""
     parts = []
     for path in paths:
-        with _reading(path), h5py.File(path, "r") as h5file:
+        with unreadable(f"subset {os.path.basename(path)}"), h5py.File(path, "r") as h5file:
             parts.append(read_obs_index(h5file))
     labels = pd.Index(np.concatenate([p.to_numpy(object) for p in parts]), name="cell_label")
     if labels.has_duplicates:
         raise AbcError(
-            f"cells {_few(labels[labels.duplicated()].unique())} are in more than one subset: "
+            f"cells {few(labels[labels.duplicated()].unique())} are in more than one subset: "
             "delete data/subsets and rerun"
         )
     return labels
@@ -83,7 +80,7 @@ def common_var(paths: list[str]) -> pd.DataFrame:
     """The genes table shared by all subsets (an `AbcError` if any differs)."""
     first = None
     for path in paths:
-        with _reading(path), h5py.File(path, "r") as h5file:
+        with unreadable(f"subset {os.path.basename(path)}"), h5py.File(path, "r") as h5file:
             var = read_var(h5file)
         if first is None:
             first = var
@@ -108,7 +105,7 @@ def check_cells_match(labels: pd.Index, cells_csv: str | os.PathLike) -> None:
     if len(missing) or len(extra):
         raise AbcError(
             f"the subsets do not match {cells_csv} ({len(missing)} cells missing, e.g. "
-            f"{_few(missing)}; {len(extra)} extra, e.g. {_few(extra)}): they are stale; "
+            f"{few(missing)}; {len(extra)} extra, e.g. {few(extra)}): they are stale; "
             "delete data/subsets and rerun"
         )
 
@@ -121,14 +118,14 @@ def build_obs(labels: pd.Index, cell_metadata, taxonomy) -> pd.DataFrame:
     missing_levels = [level for level in TAXONOMY_LEVELS if level not in terms.columns]
     if missing_levels:
         raise AbcError(
-            f"{taxonomy} lacks taxonomy level(s) {_few(missing_levels)}: use the pivoted "
+            f"{taxonomy} lacks taxonomy level(s) {few(missing_levels)}: use the pivoted "
             "cluster_to_cluster_annotation_membership table of the release"
         )
     rows = _aliases(terms.index).get_indexer(_aliases(obs["cluster_alias"]))
     if (rows < 0).any():
         unknown = obs["cluster_alias"][rows < 0].unique()
         log.warning("%d cells have a cluster_alias not in %s, e.g. %s", (rows < 0).sum(),
-                    taxonomy, _few(unknown))  # fmt: skip
+                    taxonomy, few(unknown))  # fmt: skip
     for level in TAXONOMY_LEVELS:
         values = terms[level].to_numpy(object)
         obs[level] = np.where(rows >= 0, values[rows], None)
@@ -155,7 +152,7 @@ def build_var(var: pd.DataFrame, genes_csv) -> pd.DataFrame:
     unknown = var.index.difference(genes.index)
     if len(unknown):
         log.warning("%d genes of the matrices are not in %s, e.g. %s", len(unknown), genes_csv,
-                    _few(unknown))  # fmt: skip
+                    few(unknown))  # fmt: skip
     return var.join(extra, how="left")
 
 
@@ -200,7 +197,9 @@ def concat_subsets(
 
 def _copy_rows(path: str, writer, block_nnz: int) -> None:
     """Append all rows of one subset file to ``writer``, ``block_nnz`` values at a time."""
-    with _reading(path):  # read errors only: write errors keep their own message
+    with unreadable(
+        f"subset {os.path.basename(path)}"
+    ):  # read errors only: write errors keep their own message
         h5file = h5py.File(path, "r")
     with h5file:
         group = h5file["X"]
@@ -212,7 +211,7 @@ def _copy_rows(path: str, writer, block_nnz: int) -> None:
         for start in range(0, size, block_nnz):
             stop = min(start + block_nnz, size)
             n = stop - start
-            with _reading(path):
+            with unreadable(f"subset {os.path.basename(path)}"):
                 data.read_direct(data_buf, np.s_[start:stop], np.s_[0:n])
                 indices.read_direct(indices_buf, np.s_[start:stop], np.s_[0:n])
             writer.append_values(data_buf[:n], indices_buf[:n])
@@ -249,20 +248,3 @@ def _release_arrow_memory() -> None:
     import pyarrow
 
     pyarrow.default_memory_pool().release_unused()
-
-
-@contextlib.contextmanager
-def _reading(path) -> Iterator[None]:
-    """Turn low-level read errors of a subset file into one-line `AbcError`s."""
-    try:
-        yield
-    except (OSError, KeyError) as err:
-        raise AbcError(
-            f"could not read subset {os.path.basename(path)} ({err}): delete it and rerun"
-        ) from None
-
-
-def _few(values) -> str:
-    values = list(values)
-    shown = ", ".join(repr(v) for v in values[:SHOWN])
-    return shown + (f" and {len(values) - SHOWN} more" if len(values) > SHOWN else "")

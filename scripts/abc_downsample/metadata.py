@@ -15,7 +15,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
-from .errors import AbcError
+from .errors import AbcError, few
 
 CELL_METADATA_COLUMNS = (
     "cell_label",
@@ -39,13 +39,6 @@ CELL_METADATA_COLUMNS = (
 BLOCK_SIZE = 1 << 20  # streamed blocks: small ones keep the peak memory low
 INFER_BLOCK_SIZE = 4 << 20  # column types are inferred from the first ~16 k rows
 UNIQUE_COLUMNS = ("cell_label", "cell_barcode", "abc_sample_id")  # never worth a dictionary
-SHOWN = 5  # how many missing labels / valid values an error message lists
-
-
-def _few(values: Iterable) -> str:
-    values = list(values)
-    shown = ", ".join(repr(v) for v in values[:SHOWN])
-    return shown + (f" (and {len(values) - SHOWN} more)" if len(values) > SHOWN else "")
 
 
 def _header(path: Path) -> list[str]:
@@ -76,7 +69,7 @@ def _require(path: Path, present: Sequence[str], wanted: Iterable[str]) -> None:
     missing = [c for c in wanted if c not in present]
     if missing:
         raise AbcError(
-            f"{path} lacks column(s) {_few(missing)} (it has {_few(present)}): "
+            f"{path} lacks column(s) {few(missing)} (it has {few(present)}): "
             "is it the right file, and complete?"
         )
 
@@ -216,7 +209,7 @@ def read_cells_for_labels(path: str | Path, labels: Sequence[str]) -> pd.DataFra
     missing = pd.Index(labels).difference(cells.index)
     if len(missing):
         raise AbcError(
-            f"{len(missing)} cell label(s) are not in {path}, e.g. {_few(missing)}: "
+            f"{len(missing)} cell label(s) are not in {path}, e.g. {few(missing)}: "
             "check the cell list, or that the metadata is complete and of the same release"
         )
     cells = cells[~cells.index.duplicated()].loc[list(labels)]
@@ -236,7 +229,7 @@ def _read_small_table(path: str | Path, index: str, **kwargs) -> pd.DataFrame:
     duplicated = table[index][table[index].duplicated()]
     if len(duplicated):
         raise AbcError(
-            f"{path} lists {index} {_few(duplicated.unique())} more than once: "
+            f"{path} lists {index} {few(duplicated.unique())} more than once: "
             "delete the file and download it again"
         )
     return table.set_index(index)

@@ -47,13 +47,11 @@ def _require(path) -> None:
 
 
 def selected_labels(cells_csv, matrix: str) -> pd.Index:
-    """Cell labels of ``matrix`` in the sample, read from its two needed columns only."""
+    """Cell labels of ``matrix`` in the sample (the subset job reads them the same way)."""
+    from .subset import labels_for_matrix  # anndata: only when a job is sized
+
     _require(cells_csv)
-    cells = pd.read_csv(
-        cells_csv, usecols=["cell_label", "feature_matrix_label"], dtype=str,
-        keep_default_na=False,
-    )  # fmt: skip
-    return pd.Index(cells.loc[cells["feature_matrix_label"] == matrix, "cell_label"])
+    return labels_for_matrix(cells_csv, matrix)
 
 
 def selected_bytes(matrix_path, cells_csv, matrix: str) -> tuple[int, int]:

@@ -23,7 +23,7 @@ import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 
 from .atomic import atomic_path
-from .errors import AbcError
+from .errors import AbcError, few
 from .metadata import (
     as_arrow_strings,
     cell_table_columns,
@@ -42,7 +42,6 @@ CELL_COLUMNS = (
     "dataset_label",
     "library_method",
 )
-SHOWN = 5
 SMALL_RANGE = 10_000_000  # integer columns spanning fewer values are coded by counting
 
 # ---------------------------------------------------------------- strategies
@@ -194,10 +193,6 @@ def select_cells(labels, group_codes, n_groups: int, *, target, min_size, strate
 
 
 # ---------------------------------------------------------------- columns and filters
-def _few(values) -> str:
-    values = [v.item() if isinstance(v, np.generic) else v for v in values]
-    shown = ", ".join(repr(v) for v in values[:SHOWN])
-    return shown + (f" (and {len(values) - SHOWN} more)" if len(values) > SHOWN else "")
 
 
 @dataclass
@@ -241,7 +236,7 @@ class CellTable:
         self._coded: dict[str, Coded] = {"cluster_alias": self.clusters}
         missing = self.clusters.categories.difference(taxonomy.index)
         if len(missing) or (self.clusters.codes < 0).any():
-            shown = _few(missing) if len(missing) else "(empty)"
+            shown = few(missing) if len(missing) else "(empty)"
             raise AbcError(
                 f"cluster_alias {shown} in {metadata_path} are not in the taxonomy: "
                 "use the taxonomy of the same release"
@@ -266,7 +261,7 @@ def _check_columns(wanted: Sequence[str], metadata_columns, taxonomy_columns, wh
     unknown = [c for c in wanted if c not in valid]
     if unknown:
         raise AbcError(
-            f"{what} {_few(unknown)} is neither a cell metadata nor a taxonomy column: "
+            f"{what} {few(unknown)} is neither a cell metadata nor a taxonomy column: "
             f"use one of {', '.join(valid)}"
         )
 
@@ -281,8 +276,8 @@ def filter_mask(table: CellTable, filters: dict) -> np.ndarray:
         unmatched = [v for v in wanted if v not in set(names)]
         if unmatched:
             raise AbcError(
-                f"sampling.filters: {column} value(s) {_few(unmatched)} match no cell: "
-                f"valid values include {_few(list(names))}"
+                f"sampling.filters: {column} value(s) {few(unmatched)} match no cell: "
+                f"valid values include {few(list(names))}"
             )
         allowed = np.append(np.asarray(names.isin(wanted)), False)  # index -1 = missing
         keep &= allowed[coded.codes]
@@ -319,7 +314,7 @@ def _given_selection(labels, given: pa.Array, population: np.ndarray, path) -> n
         unknown = pc.filter(given, pc.invert(pc.is_in(given, value_set=labels)))
         raise AbcError(
             f"{len(unknown)} cell label(s) of sampling.cells_file {path} are not in the cell "
-            f"metadata, e.g. {_few(unknown.to_pylist())}: is it a list of this release?"
+            f"metadata, e.g. {few(unknown.to_pylist())}: is it a list of this release?"
         )
     dropped = int((listed & ~population).sum())
     if dropped:
@@ -404,7 +399,7 @@ def _load_table(metadata_path, taxonomy_path, group: str, filters: dict) -> Cell
     missing_levels = [level for level in TAXONOMY_LEVELS if level not in taxonomy.columns]
     if missing_levels:
         raise AbcError(
-            f"{taxonomy_path} lacks the taxonomy level(s) {_few(missing_levels)}: use "
+            f"{taxonomy_path} lacks the taxonomy level(s) {few(missing_levels)}: use "
             "views/cluster_to_cluster_annotation_membership_pivoted.csv of the release"
         )
     wanted = [*CELL_COLUMNS, group, *filters]

@@ -2,10 +2,8 @@
 
 from __future__ import annotations
 
-import contextlib
 import logging
 import os
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import h5py
@@ -22,11 +20,11 @@ from .csr_rows import (
     read_rows,
     read_var,
 )
-from .errors import AbcError
+from .errors import AbcError, few, unreadable
 
 log = logging.getLogger(__name__)
 
-MAX_NAMED = 5  # cells named in a "missing cells" error
+CORRUPT = "the file may be truncated or corrupt; delete it and rerun"
 
 
 @dataclass
@@ -56,10 +54,9 @@ def labels_for_matrix(cells_csv: str | os.PathLike, matrix: str) -> pd.Index:
         ) from None
     labels = pd.Index(cells.loc[cells["feature_matrix_label"] == matrix, "cell_label"])
     if labels.has_duplicates:
-        dup = labels[labels.duplicated()].unique()[:MAX_NAMED].tolist()
+        twice = few(labels[labels.duplicated()].unique())
         raise AbcError(
-            f"{cells_csv} lists cells more than once ({', '.join(dup)}): "
-            "delete it and rerun the sampling"
+            f"{cells_csv} lists cells more than once ({twice}): delete it and rerun the sampling"
         )
     return labels.rename("cell_label")
 
@@ -74,10 +71,8 @@ def rows_for_labels(file_labels: pd.Index, labels: pd.Index, filename: str) -> n
     rows = file_labels.get_indexer(labels)
     missing = labels[rows < 0]
     if len(missing):
-        named = ", ".join(f"'{label}'" for label in missing[:MAX_NAMED])
-        more = f" and {len(missing) - MAX_NAMED:,} more" if len(missing) > MAX_NAMED else ""
         raise AbcError(
-            f"cell {named}{more} missing from {filename}: the file may be truncated or "
+            f"cell {few(missing)} missing from {filename}: the file may be truncated or "
             "from another release; delete it and rerun"
         )
     return rows.astype(np.int64)
@@ -98,7 +93,7 @@ def subset_matrix(
     so a remote reader passes its file-like-backed h5py file and its own source.
     """
     filename = os.path.basename(h5file.filename)
-    with _reading(filename):
+    with unreadable(filename, CORRUPT):
         source = source if source is not None else H5CsrSource(h5file["X"])
         obs = read_obs(h5file)
         rows = rows_for_labels(obs.index, pd.Index(cell_labels), filename)
@@ -129,7 +124,7 @@ def subset_local_file(
     """Subset a downloaded matrix file to the cells of ``matrix`` in ``cells_csv``."""
     labels = labels_for_matrix(cells_csv, matrix)
     name = os.path.basename(matrix_path)
-    with _reading(name):
+    with unreadable(name, CORRUPT):
         h5file = h5py.File(matrix_path, "r")
     with h5file:
         if "X" not in h5file or "obs" not in h5file or "var" not in h5file:
@@ -137,22 +132,10 @@ def subset_local_file(
                 f"{name} lacks X, obs or var: it is not an h5ad expression matrix; "
                 "delete it and rerun"
             )
-        with _reading(name):
+        with unreadable(name, CORRUPT):
             source = H5CsrSource(h5file["X"])
         stats = subset_matrix(
             h5file, labels, out_path, matrix=matrix, source=source, max_nnz=max_nnz
         )
     stats.bytes_read = source.bytes_read
     return stats
-
-
-@contextlib.contextmanager
-def _reading(filename: str) -> Iterator[None]:
-    """Turn low-level read errors of an input file into one-line `AbcError`s."""
-    try:
-        yield
-    except (OSError, KeyError) as err:
-        raise AbcError(
-            f"could not read {filename} ({err}): the file may be truncated or corrupt; "
-            "delete it and rerun"
-        ) from None

@@ -1,4 +1,6 @@
 # Configuration, paths and the input/resource functions shared by the rules.
+import functools
+
 import pandas as pd
 
 from abc_downsample import __version__
@@ -53,7 +55,7 @@ MANIFEST = f"{CACHE}/{manifest_key(RELEASE)}"
 def manifest():
     """The release manifest, once the fetch_manifest checkpoint has run."""
     checkpoints.fetch_manifest.get()
-    return Manifest.load(MANIFEST)
+    return manifest_on_disk()
 
 
 def manifest_on_disk():
@@ -62,7 +64,14 @@ def manifest_on_disk():
     FileNotFoundError makes Snakemake evaluate the resource again later."""
     if not os.path.exists(MANIFEST):
         raise FileNotFoundError(2, "not fetched yet", MANIFEST)
-    return Manifest.load(MANIFEST)
+    return _parsed_manifest(MANIFEST, os.stat(MANIFEST).st_mtime_ns)
+
+
+@functools.lru_cache(maxsize=4)
+def _parsed_manifest(path, mtime_ns):
+    """Parsed once per version of the file: input, params and resource functions of every
+    job ask for it."""
+    return Manifest.load(path)
 
 
 def matrix_size(matrix):
