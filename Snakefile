@@ -14,7 +14,6 @@ configfile: os.path.join(workflow.basedir, "config/config.yaml")
 
 
 include: "workflow/rules/common.smk"
-include: "workflow/rules/synthetic.smk"
 include: "workflow/rules/metadata.smk"
 include: "workflow/rules/sampling.smk"
 include: "workflow/rules/matrices.smk"
@@ -28,6 +27,7 @@ rule all:
         OUT["expression"],
         # the subsets are results too: a deleted one is rebuilt, then the final file
         subset_paths,
+        SAMPLE_DONE,
         OUT["summary"],
         OUT["levels"],
         report_targets(),

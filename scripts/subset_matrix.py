@@ -6,6 +6,7 @@ local input) reads the remote file by byte ranges.
 
 import logging
 
+from abc_downsample.atomic import write_done_marker
 from abc_downsample.cache import forget, read_receipt
 from abc_downsample.download import use_cached
 from abc_downsample.rule_io import run
@@ -34,6 +35,7 @@ def main():
             matrix,
         )
     log.info(stats.summary(matrix))
+    write_done_marker(snakemake.output.done, snakemake.params.settings)
 
 
 run(main, snakemake.log[0])

@@ -11,6 +11,7 @@ import http.client
 import socket
 import threading
 import time
+from collections import Counter
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import urlparse
 
@@ -53,6 +54,8 @@ class FaultProxy:
             self.requests = 0
             self.in_flight = 0
             self.failed: dict[str, int] = {}
+            self.bytes_by_path: Counter = Counter()  # body bytes of 2xx GETs, per URL path
+            self.lists = 0  # bucket listings answered
         self.released.set()
 
     def hold_at(self, nbytes: int) -> None:
@@ -105,6 +108,20 @@ class FaultProxy:
             return body, None
 
 
+    def _count(self, url_path: str, nbytes: int) -> None:
+        path, _, query = url_path.partition("?")
+        with self.lock:
+            if "list-type" in query:
+                self.lists += 1
+            else:
+                self.bytes_by_path[path] += nbytes
+
+    def bytes_of(self, key: str) -> int:
+        """Body bytes served for one object key of the bucket (path-style URLs)."""
+        with self.lock:
+            return sum(n for path, n in self.bytes_by_path.items() if path.endswith("/" + key))
+
+
 def _handler_for(proxy: FaultProxy):
     class Handler(BaseHTTPRequestHandler):
         protocol_version = "HTTP/1.1"
@@ -152,6 +169,7 @@ def _handler_for(proxy: FaultProxy):
             cut = None
             if self.command == "GET" and 200 <= upstream.status < 300:
                 body, cut = proxy._body_fault(body)
+                proxy._count(self.path, len(body) if cut is None else cut)
             self.send_response(upstream.status)
             for key, value in upstream.getheaders():
                 if key.lower() not in _HOP_HEADERS and key.lower() not in ("server", "date"):

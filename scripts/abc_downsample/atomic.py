@@ -1,6 +1,8 @@
 """Write outputs atomically: a temporary sibling, renamed into place only on success."""
 
 import contextlib
+import hashlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,14 +26,34 @@ def atomic_path(path: str | os.PathLike, suffix: str = "") -> Iterator[Path]:
             tmp.unlink()
 
 
-def write_if_changed(path: str | os.PathLike, text: str) -> bool:
-    """Write ``text`` atomically unless the file already holds it (its mtime then stays)."""
+def write_if_changed(path: str | os.PathLike, data: str | bytes) -> bool:
+    """Write ``data`` atomically unless the file already holds it (its mtime then stays)."""
     path = Path(path)
+    data = data.encode() if isinstance(data, str) else data
     try:
-        if path.read_text() == text:
+        if path.read_bytes() == data:
             return False
-    except (FileNotFoundError, UnicodeDecodeError):
+    except FileNotFoundError:
         pass
     with atomic_path(path) as tmp:
-        tmp.write_text(text)
+        tmp.write_bytes(data)
     return True
+
+
+def settings_key(settings: dict) -> str:
+    """A short, stable name for a set of settings."""
+    text = json.dumps(settings, sort_keys=True, default=str)
+    return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+def write_done_marker(path: str | os.PathLike, settings: dict) -> None:
+    """Write a job's ``<name>.<key>.json`` marker (see ``done_marker`` in common.smk) and
+    remove its markers of other settings."""
+    path = Path(path)
+    name = path.name.rsplit(".", 2)[0]
+    for old in path.parent.glob(f"{name}.*.json"):
+        if old != path:
+            with contextlib.suppress(FileNotFoundError):
+                old.unlink()
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(settings, indent=1, sort_keys=True, default=str) + "\n")

@@ -168,6 +168,7 @@ def write_receipt(path: str | os.PathLike, entry: FileEntry) -> None:
 def read_receipt(path: str | os.PathLike) -> FileEntry:
     try:
         fields = json.loads(Path(path).read_text())
-        return FileEntry("", "", "", None, fields["relative_path"], fields["size"], fields["md5"], "")
+        relative_path, size, md5 = fields["relative_path"], fields["size"], fields["md5"]
+        return FileEntry("", "", "", None, relative_path, size, md5, "")
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise AbcError(f"cache receipt {path} is unreadable ({err}): delete it and rerun") from None

@@ -173,7 +173,8 @@ def _wait_for_lock(fd: int, dest: Path, stall_seconds: float) -> None:
 def _progress_mark(dest: Path) -> tuple:
     """What changes on disk while a download goes on: the part file, its record, the file."""
     marks = []
-    for path in (dest.with_name(dest.name + ".part"), dest.with_name(dest.name + ".part.json"), dest):
+    for suffix in (".part", ".part.json", ""):
+        path = dest.with_name(dest.name + suffix)
         try:
             st = path.stat()
             marks.append((st.st_size, st.st_mtime_ns))

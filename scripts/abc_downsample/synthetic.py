@@ -21,6 +21,7 @@ Traps the real data sets, reproduced on purpose:
 
 import hashlib
 import json
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,8 +30,9 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .atomic import atomic_path
+from .atomic import atomic_path, write_if_changed
 from .errors import AbcError
+from .manifest import manifest_key
 from .metadata import CELL_METADATA_COLUMNS
 
 BUCKET_URL = "https://allen-brain-cell-atlas.s3.us-west-2.amazonaws.com/"
@@ -164,9 +166,33 @@ def write_release(
     }
 
 
-def manifest_key(release: str) -> str:
-    """The bucket key of a release's manifest."""
-    return f"releases/{release}/manifest.json"
+def ensure_release(root, settings: dict) -> bool:
+    """Write the release of ``settings`` (the config's ``synthetic`` block plus ``release``)
+    under ``root`` unless it is there already; True if it was written. Quiet: anndata's
+    notes on categorical columns are noise to a demo user."""
+    root = Path(root)
+    record = root / ".synthetic.json"
+    wanted = json.dumps({k: settings[k] for k in ("release", "n_cells", "n_genes", "seed")})
+    if (root / manifest_key(settings["release"])).exists() and _read(record) == wanted:
+        return False
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        write_release(
+            root,
+            release=str(settings["release"]),
+            n_cells=int(settings["n_cells"]),
+            n_genes=int(settings["n_genes"]),
+            seed=int(settings["seed"]),
+        )
+    write_if_changed(record, wanted)
+    return True
+
+
+def _read(path: Path) -> str | None:
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return None
 
 
 # ---- taxonomy and cluster sizes -------------------------------------------------------

@@ -1,5 +1,4 @@
 # Configuration, paths and the input/resource functions shared by the rules.
-import functools
 import json
 from pathlib import Path
 
@@ -7,12 +6,12 @@ import pandas as pd
 
 from abc_downsample import __version__
 from abc_downsample import resources as res
-from abc_downsample.atomic import write_if_changed
+from abc_downsample.atomic import settings_key
 from abc_downsample.cache import cache_path, file_md5
 from abc_downsample.config_check import check_config
-from abc_downsample.storage import local_root
+from abc_downsample import release as abc_release
 from abc_downsample.errors import AbcError
-from abc_downsample.manifest import Manifest, manifest_key
+from abc_downsample.storage import local_root
 
 
 def fail(err):
@@ -41,50 +40,30 @@ RECEIPTS = f"{STATE}/cached"
 STREAM = ABC["transfer"] == "stream"
 
 
-def resolve_release():
-    """A pinned release as it is; "latest" is resolved once per run, by the main process:
-    jobs (cluster jobs re-read this file) take the run's answer from STATE/latest_release."""
-    if ABC["release"] != "latest":
-        return ABC["release"]
-    record = Path(STATE, "latest_release")
-    if not workflow.is_main_process:
-        return record.read_text().strip()
-    from abc_downsample.manifest import newest_release
-    from abc_downsample.storage import store_from_config
-
-    try:
-        release = newest_release(store_from_config(ABC).list_keys("releases/"))
-    except AbcError as err:
-        if not record.exists():
-            raise
-        release = record.read_text().strip()
-        note(f"warning: cannot list the releases ({err}); using {release}, the last one seen")
-    write_if_changed(record, release + "\n")
-    note(f"abc.release latest is {release}")
-    return release
-
-
 def note(message):
     """One line for the user on the terminal, once per run (the main process only)."""
     if workflow.is_main_process:
         sys.stderr.write(f"abc-downsample: {message}\n")
 
 
+def release_and_manifest():
+    """The run's release and its manifest (see abc_downsample.release)."""
+    main = workflow.is_main_process
+    release = abc_release.resolve(ABC, Path(STATE, "latest_release"), main, note)
+    if config["synthetic"]["enabled"] and main:
+        from abc_downsample.synthetic import ensure_release as ensure_synthetic_release
+
+        ensure_synthetic_release(
+            local_root(ABC["bucket"]), {**config["synthetic"], "release": release}
+        )
+    path = f"{STATE}/releases/{release}/manifest.json"
+    return release, path, abc_release.project_manifest(ABC, release, Path(path), main)
+
+
 try:
-    RELEASE = resolve_release()
+    RELEASE, MANIFEST, MANIFEST_DATA = release_and_manifest()
 except AbcError as err:
     fail(err)
-
-MANIFEST = f"{STATE}/releases/{RELEASE}/manifest.json"
-
-
-def settings_file(name, settings):
-    """A file whose content is ``settings``, rewritten only when they change: a rule that
-    takes it as input reruns exactly when a setting that affects its output changes."""
-    path = f"{STATE}/settings/{name}.json"
-    if workflow.is_main_process:
-        write_if_changed(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
-    return path
 
 
 def cells_file_digest():
@@ -97,48 +76,46 @@ def cells_file_digest():
     return file_md5(path).hexdigest()
 
 
+# What each stage's output depends on besides its input files.
 SAMPLING_SETTINGS = {
     "release": RELEASE,
     **config["sampling"],
     "cells_file_md5": cells_file_digest(),
 }
-SETTINGS = {
-    "sampling": settings_file("sampling", SAMPLING_SETTINGS),
-    "subsets": settings_file("subsets", {"release": RELEASE, "variant": ABC["variant"]}),
-    "result": settings_file("result", {**SAMPLING_SETTINGS, "variant": ABC["variant"]}),
-}
+SUBSET_SETTINGS = {"release": RELEASE, "variant": ABC["variant"]}
+
+
+def done_marker(stage, name, settings):
+    """An extra output named after the settings a job ran with. Changed settings name a
+    missing file, and a missing output is the one rerun trigger Snakemake never skips
+    (it skips others for jobs near checkpoints). The job removes its older markers, so
+    going back to earlier settings reruns it too."""
+    return f"{STATE}/done/{stage}/{name}.{settings_key(settings)}.json"
+
+
+SAMPLE_DONE = done_marker("sample", "sample", SAMPLING_SETTINGS)
+
+
+def subset_done(matrix):
+    return done_marker("subsets", matrix, SUBSET_SETTINGS)
+
+
+def subsets_done(wildcards=None):
+    return [subset_done(m) for m in needed_matrices()]
 
 
 def manifest():
-    """The release manifest, once the fetch_manifest checkpoint has run."""
-    checkpoints.fetch_manifest.get()
-    return manifest_on_disk()
-
-
-def manifest_on_disk():
-    """The manifest as it is now, for resource functions: they must not wait on the
-    checkpoint (Snakemake then sets the resource to a bare 0). If it is not there yet,
-    FileNotFoundError makes Snakemake evaluate the resource again later."""
-    if not os.path.exists(MANIFEST):
-        raise FileNotFoundError(2, "not fetched yet", MANIFEST)
-    return _parsed_manifest(MANIFEST, os.stat(MANIFEST).st_mtime_ns)
-
-
-@functools.lru_cache(maxsize=4)
-def _parsed_manifest(path, mtime_ns):
-    """Parsed once per version of the file: input, params and resource functions of every
-    job ask for it."""
-    return Manifest.load(path)
+    return MANIFEST_DATA
 
 
 def matrix_size(matrix):
-    return matrix_entry_on_disk(matrix).size
+    return matrix_entry(matrix).size
 
 
 def receipt(entry):
-    """The project's receipt for a cached file. ancient: a receipt rewritten because the
-    manifest changed must not rerun its readers (the settings files decide that)."""
-    return ancient(f"{RECEIPTS}/{cache_path('', entry.relative_path)}.json")
+    """The project's receipt for a cached file. Not ancient(): Snakemake skips the update
+    checks of jobs downstream of a rerun job, and ancient() then hides that rerun too."""
+    return f"{RECEIPTS}/{cache_path('', entry.relative_path)}.json"
 
 
 def metadata_path(directory, name):
@@ -187,7 +164,11 @@ def provenance():
         "release": m.version,
         "directory_versions": m.directory_versions(),
         "variant": ABC["variant"],
-        **{k: v for k, v in SAMPLING_SETTINGS.items() if v is not None and k != "release"},
+        **{
+            k: v
+            for k, v in SAMPLING_SETTINGS.items()
+            if v is not None and k != "release"
+        },
     }
 
 
@@ -206,7 +187,7 @@ def _subset_mem_mb(matrix, input):
     _require_input(input.cells)
     if not STREAM:
         _require_input(input.matrix)  # not fetched yet: Snakemake asks again when it is
-        local = cache_path(CACHE, matrix_entry_on_disk(matrix).relative_path)
+        local = cache_path(CACHE, matrix_entry(matrix).relative_path)
         try:
             return res.subset_mem_mb(local, input.cells, matrix)
         except Exception:  # missing, damaged or unusual (dense X): the job says what
@@ -221,12 +202,6 @@ def _require_input(path):
         raise FileNotFoundError(2, "not made yet", str(path))
 
 
-def matrix_entry_on_disk(matrix):
-    return manifest_on_disk().matrix_file(matrix, ABC["variant"])
-
-
 def download_runtime(wildcards):
     """Minutes for a file at a pessimistic 5 MB/s, plus slack."""
-    return 10 + manifest_on_disk().entry_for(wildcards.relpath).size // (
-        5 * 1024**2 * 60
-    )
+    return 10 + manifest().entry_for(wildcards.relpath).size // (5 * 1024**2 * 60)

@@ -3,8 +3,7 @@
 
 rule concat:
     input:
-        manifest=ancient(MANIFEST),
-        settings=SETTINGS["result"],
+        done=subsets_done,
         subsets=subset_paths,
         cells=OUT["cells"],
         cell_metadata=cell_metadata_path,

@@ -30,12 +30,11 @@ rule download_matrix:
 
 rule subset_matrix:
     input:
-        manifest=ancient(MANIFEST),
-        settings=SETTINGS["subsets"],
         cells=OUT["cells"],
         matrix=matrix_input,
     output:
         h5ad=f"{SUBSETS}/{{matrix}}.h5ad",
+        done=done_marker("subsets", "{matrix}", SUBSET_SETTINGS),
     log:
         f"{LOGS}/subset_matrix/{{matrix}}.log",
     benchmark:
@@ -53,5 +52,6 @@ rule subset_matrix:
         relative_path=lambda wc: matrix_entry(wc.matrix).relative_path,
         size=lambda wc: matrix_entry(wc.matrix).size,
         md5=lambda wc: matrix_entry(wc.matrix).md5,
+        settings=SUBSET_SETTINGS,
     script:
         "../../scripts/subset_matrix.py"

@@ -1,24 +1,7 @@
-# The release manifest and the metadata tables, into the abc_atlas_access cache layout.
+# The metadata tables, into the abc_atlas_access cache layout (the manifest is fetched
+# while the workflow is read: see abc_downsample.release).
 # Cached files are never outputs (another project's Snakemake would delete them): a job
 # fetches or checks a file in the cache and writes the project's receipt for it.
-
-
-checkpoint fetch_manifest:
-    input:
-        rules.synthetic_release.output.manifest
-        if config["synthetic"]["enabled"]
-        else [],
-    output:
-        MANIFEST,
-    log:
-        f"{LOGS}/fetch_manifest.log",
-    localrule: True
-    conda:
-        "../../envs/abc.yaml"
-    params:
-        key=manifest_key(RELEASE),
-    script:
-        "../../scripts/fetch_manifest.py"
 
 
 rule download_metadata:

@@ -3,8 +3,6 @@
 
 checkpoint sample_cells:
     input:
-        manifest=ancient(MANIFEST),
-        settings=SETTINGS["sampling"],
         cell_metadata=cell_metadata_path,
         taxonomy=taxonomy_path,
         cells_file=config["sampling"]["cells_file"] or [],
@@ -12,6 +10,7 @@ checkpoint sample_cells:
         cells=OUT["cells"],
         summary=OUT["summary"],
         levels=OUT["levels"],
+        done=SAMPLE_DONE,
     log:
         f"{LOGS}/sample_cells.log",
     benchmark:
@@ -23,5 +22,6 @@ checkpoint sample_cells:
         runtime=30,
     params:
         sampling=config["sampling"],
+        settings=SAMPLING_SETTINGS,
     script:
         "../../scripts/sample_cells.py"
