@@ -149,7 +149,7 @@ def test_offline_rerun_after_a_code_change(tmp_path, bucket):
     download jobs, which must take the cached files (and manifest), not the network."""
     clone = tmp_path / "clone"
     clone.mkdir()
-    for part in ("Snakefile", "workflow", "scripts", "config"):
+    for part in ("Snakefile", "workflow", "scripts", "config", "envs"):
         copy = shutil.copytree if (PROJECT / part).is_dir() else shutil.copy2
         copy(PROJECT / part, clone / part)
     work = tmp_path / "work"
