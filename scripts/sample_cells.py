@@ -1,18 +1,22 @@
 """Rule script: sample the cells (or take a given list) and explain the sample."""
 
-from abc_downsample.rule_io import run
+from abc_downsample.rule_io import run, say
+from abc_downsample.run_messages import sample_line
 from abc_downsample.sampling import sample_to_files
 
 
 def main():
+    out, sampling = snakemake.output, dict(snakemake.params.sampling)
     sample_to_files(
         snakemake.input.cell_metadata,
         snakemake.input.taxonomy,
-        dict(snakemake.params.sampling),
-        snakemake.output.cells,
-        snakemake.output.summary,
-        snakemake.output.levels,
+        sampling,
+        out.cells,
+        out.summary,
+        out.levels,
     )
+    # once, early: Snakemake's own progress count grows as this checkpoint adds the jobs
+    say(sample_line(out.summary, out.cells, sampling["cluster_column"]))
 
 
 run(main, snakemake.log[0])
