@@ -3,17 +3,19 @@
 import logging
 
 from abc_downsample.concat import concat_release
+from abc_downsample.download import cached_input
 from abc_downsample.rule_io import run
 
 
 def main():
+    inp, abc = snakemake.input, snakemake.config["abc"]
     stats = concat_release(
-        list(snakemake.input.subsets),
+        list(inp.subsets),
         snakemake.output.h5ad,
-        cells_csv=snakemake.input.cells,
-        cell_metadata=snakemake.input.cell_metadata,
-        taxonomy=snakemake.input.taxonomy,
-        genes=snakemake.input.genes,
+        cells_csv=inp.cells,
+        cell_metadata=cached_input(inp.cell_metadata, abc),
+        taxonomy=cached_input(inp.taxonomy, abc),
+        genes=cached_input(inp.genes, abc),
         provenance=dict(snakemake.params.provenance),
     )
     logging.getLogger("abc_downsample").info(stats.summary())

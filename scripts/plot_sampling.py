@@ -1,16 +1,20 @@
 """Rule plot_sampling: figures and the summary table of what the sample kept."""
 
 from abc_downsample import plots
+from abc_downsample.download import cached_input
 from abc_downsample.rule_io import run
 
 
 def main():
     inp, out, params = snakemake.input, snakemake.output, snakemake.params
     group = plots.group_name(params.cluster_column)
-    color_table = inp.colors[0] if inp.colors else None  # absent from some releases
+    abc = snakemake.config["abc"]
+    # the colour table is absent from some releases
+    color_table = cached_input(inp.colors[0], abc) if inp.colors else None
+    taxonomy = cached_input(inp.taxonomy, abc)
 
     def colors(level):
-        return plots.term_colors_or_none(color_table, inp.taxonomy, level)
+        return plots.term_colors_or_none(color_table, taxonomy, level)
 
     plots.draw_safely(
         out.sizes,

@@ -1,15 +1,17 @@
 """Rule script: sample the cells (or take a given list) and explain the sample."""
 
+from abc_downsample.download import cached_input
 from abc_downsample.rule_io import run, say
 from abc_downsample.run_messages import sample_line
 from abc_downsample.sampling import sample_to_files
 
 
 def main():
-    out, sampling = snakemake.output, dict(snakemake.params.sampling)
+    inp, out, abc = snakemake.input, snakemake.output, snakemake.config["abc"]
+    sampling = dict(snakemake.params.sampling)
     sample_to_files(
-        snakemake.input.cell_metadata,
-        snakemake.input.taxonomy,
+        cached_input(inp.cell_metadata, abc),
+        cached_input(inp.taxonomy, abc),
         sampling,
         out.cells,
         out.summary,

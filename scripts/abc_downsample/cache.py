@@ -3,16 +3,31 @@
 A file is stored at ``<cache_dir>/<relative_path>``, so a cache filled by that library is
 reused as it is. We never write its ``_downloaded_data.json`` ledger: parallel jobs rewrite
 it without a lock and corrupt it; a file's size and MD5 against the manifest are our ledger.
+
+Cached files are never Snakemake outputs (a second project's Snakemake would delete them
+before "rebuilding" them). Jobs that fetch a file write a small *receipt* in the project
+instead, and every reader calls `ensure_cached`: a file is checked against the manifest's
+MD5 once, then *stamped* (size, mtime, MD5) under ``<cache_dir>/.abc_downsample/verified/``;
+a stamped file is trusted after a stat, a changed one is checked again, a corrupt or missing
+one is downloaded again.
 """
 
+import contextlib
 import hashlib
+import json
+import logging
 import os
+from collections.abc import Callable
 from pathlib import Path, PurePosixPath
 
+from .atomic import atomic_path
 from .errors import AbcError
+from .manifest import FileEntry
 
 _HASH_BLOCK = 8 * 1024 * 1024
-VERIFY_MODES = ("size", "md5")
+# stamp: MD5 once, then trust size + mtime; size: a stat only; md5: read on every use
+VERIFY_MODES = ("stamp", "size", "md5")
+STATE_DIR = ".abc_downsample"
 
 
 def cache_path(cache_dir: str | os.PathLike, relative_path: str) -> Path:
@@ -46,6 +61,7 @@ def check_cached(
     if verify not in VERIFY_MODES:
         raise AbcError(f"abc.verify is '{verify}': use one of {', '.join(VERIFY_MODES)}")
     path = Path(path)
+    verify = "md5" if verify == "stamp" else verify
     if not path.is_file():
         raise AbcError(f"{path} is missing from the cache: rerun the workflow to download it")
     actual = path.stat().st_size
@@ -60,3 +76,98 @@ def check_cached(
                 f"{path} has MD5 {digest}, the manifest says {md5}: "
                 "the file is corrupted; delete it to download it again"
             )
+
+
+# -- stamps: verified once, trusted after -----------------------------------------------
+
+
+def stamp_path(cache_dir: str | os.PathLike, relative_path: str) -> Path:
+    return cache_path(Path(cache_dir) / STATE_DIR / "verified", relative_path + ".json")
+
+
+def _file_state(path: Path) -> dict | None:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        return None
+    return {"size": st.st_size, "mtime_ns": st.st_mtime_ns}
+
+
+def is_stamped(cache_dir, entry: FileEntry) -> bool:
+    """True if the file is as it was when its MD5 last matched the manifest's."""
+    state = _file_state(cache_path(cache_dir, entry.relative_path))
+    if state is None or state["size"] != entry.size:
+        return False
+    try:
+        stamp = json.loads(stamp_path(cache_dir, entry.relative_path).read_text())
+    except (OSError, ValueError):
+        return False
+    return stamp == {**state, "md5": (entry.md5 or "").lower()}
+
+
+def write_stamp(cache_dir, entry: FileEntry) -> None:
+    state = _file_state(cache_path(cache_dir, entry.relative_path))
+    if state is None:
+        return
+    with atomic_path(stamp_path(cache_dir, entry.relative_path)) as tmp:
+        tmp.write_text(json.dumps({**state, "md5": (entry.md5 or "").lower()}))
+
+
+def forget(cache_dir, entry: FileEntry) -> None:
+    """Delete a cached file and its stamp (abc.keep_matrices: false)."""
+    for path in (
+        cache_path(cache_dir, entry.relative_path),
+        stamp_path(cache_dir, entry.relative_path),
+    ):
+        with contextlib.suppress(FileNotFoundError):
+            path.unlink()
+
+
+def is_trusted(cache_dir, entry: FileEntry, verify: str) -> bool:
+    """Whether a cached file can be used without reading it (``verify`` as abc.verify)."""
+    if verify == "stamp":
+        return is_stamped(cache_dir, entry)
+    if verify == "size":
+        state = _file_state(cache_path(cache_dir, entry.relative_path))
+        return state is not None and state["size"] == entry.size
+    return False  # md5: read on every use
+
+
+def ensure_cached(
+    cache_dir: str | os.PathLike,
+    entry: FileEntry,
+    verify: str,
+    fetch: Callable[[FileEntry, Path, str], None],
+    log: logging.Logger,
+) -> Path:
+    """The verified cached file of ``entry``, downloaded (again) only if missing or corrupt.
+
+    ``fetch(entry, dest, verify_existing)`` is `download.fetch_file` bound to a store: under
+    its file lock it keeps a good existing file and replaces a bad one.
+    """
+    path = cache_path(cache_dir, entry.relative_path)
+    if is_trusted(cache_dir, entry, verify):
+        log.info("%s: in the cache, %s", path, "stamp matches" if verify == "stamp" else "size ok")
+        return path
+    fetch(entry, path, "size" if verify == "size" else "md5")
+    if verify != "size":
+        write_stamp(cache_dir, entry)
+    return path
+
+
+# -- receipts: what a project's jobs fetched ----------------------------------------------
+
+
+def write_receipt(path: str | os.PathLike, entry: FileEntry) -> None:
+    """The project's record that ``entry`` is in the cache (a job's output, unlike the file)."""
+    fields = {"relative_path": entry.relative_path, "size": entry.size, "md5": entry.md5}
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(fields) + "\n")
+
+
+def read_receipt(path: str | os.PathLike) -> FileEntry:
+    try:
+        fields = json.loads(Path(path).read_text())
+        return FileEntry("", "", "", None, fields["relative_path"], fields["size"], fields["md5"], "")
+    except (OSError, ValueError, KeyError, TypeError) as err:
+        raise AbcError(f"cache receipt {path} is unreadable ({err}): delete it and rerun") from None

@@ -24,15 +24,18 @@ from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from .cache import check_cached
+from .cache import check_cached, ensure_cached, read_receipt
 from .errors import AbcError
-from .storage import Store, TransientError
+from .manifest import FileEntry
+from .storage import Store, TransientError, store_from_config
 
 MiB = 1024 * 1024
 GB = 1e9
 CHUNK = MiB  # pieces of a part's stream: memory is about max_concurrency * CHUNK
 HASH_BLOCK = 8 * MiB
 PROGRESS_SECONDS = 5.0
+LOCK_POLL_SECONDS = 0.5
+STALL_SECONDS = 900.0  # a lock holder that writes nothing for this long has hung
 _default_log = logging.getLogger(__name__)
 
 
@@ -82,6 +85,7 @@ def fetch_file(
     log: logging.Logger = _default_log,
     verify_existing: str = "size",
     progress_seconds: float = PROGRESS_SECONDS,
+    stall_seconds: float = STALL_SECONDS,
 ) -> None:
     """Download ``key`` from ``store`` to ``dest``, verified against ``size`` and ``md5``.
 
@@ -92,7 +96,7 @@ def fetch_file(
     dest = Path(dest)
     dest.parent.mkdir(parents=True, exist_ok=True)
     md5 = md5.lower() if md5 else None
-    with _file_lock(dest, log):
+    with _file_lock(dest, log, stall_seconds):
         if _already_there(dest, size, md5, verify_existing, log):
             return
         _check_remote_size(store, key, size)
@@ -117,8 +121,11 @@ def fetch_file(
 
 
 @contextlib.contextmanager
-def _file_lock(dest: Path, log: logging.Logger) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on ``<dest>.lock`` (kept on disk: deleting it would race)."""
+def _file_lock(dest: Path, log: logging.Logger, stall_seconds: float) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on ``<dest>.lock`` (kept on disk: deleting it would race).
+
+    Waiting is bounded: as long as the holder's part file grows, else ``stall_seconds``.
+    """
     lock_path = dest.with_name(dest.name + ".lock")
     try:
         fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
@@ -132,7 +139,7 @@ def _file_lock(dest: Path, log: logging.Logger) -> Iterator[None]:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
             log.info("another job is downloading %s: waiting for it", dest)
-            fcntl.flock(fd, fcntl.LOCK_EX)
+            _wait_for_lock(fd, dest, stall_seconds)
         except OSError as err:  # e.g. ENOLCK on a file system without locks
             # Unlocked writers still write the same bytes at the same offsets, so the
             # file ends up right; only the work is done twice.
@@ -140,6 +147,39 @@ def _file_lock(dest: Path, log: logging.Logger) -> Iterator[None]:
         yield
     finally:
         os.close(fd)
+
+
+def _wait_for_lock(fd: int, dest: Path, stall_seconds: float) -> None:
+    """Poll for the lock while the holder makes progress on disk; give up when it stalls."""
+    seen, since = _progress_mark(dest), time.monotonic()
+    while True:
+        time.sleep(LOCK_POLL_SECONDS)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return
+        except BlockingIOError:
+            pass
+        mark = _progress_mark(dest)
+        if mark != seen:
+            seen, since = mark, time.monotonic()
+        elif time.monotonic() - since > stall_seconds:
+            raise AbcError(
+                f"another process has held the lock on {dest} for {stall_seconds:.0f} s "
+                "without writing to it: stop that process (or delete its .part file if it "
+                "is gone), then rerun"
+            )
+
+
+def _progress_mark(dest: Path) -> tuple:
+    """What changes on disk while a download goes on: the part file, its record, the file."""
+    marks = []
+    for path in (dest.with_name(dest.name + ".part"), dest.with_name(dest.name + ".part.json"), dest):
+        try:
+            st = path.stat()
+            marks.append((st.st_size, st.st_mtime_ns))
+        except FileNotFoundError:
+            marks.append(None)
+    return tuple(marks)
 
 
 def _already_there(dest: Path, size: int, md5: str | None, verify: str, log) -> bool:
@@ -161,6 +201,33 @@ def _check_remote_size(store: Store, key: str, size: int) -> None:
             f"'{key}' is {remote} bytes in {store.description}, the manifest says {size}: "
             "the manifest does not match the bucket; check abc.release and abc.bucket"
         )
+
+
+def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log) -> Path:
+    """The verified cached file of a manifest entry, per the validated config's ``abc``
+    block: trusted from its stamp, else checked, else downloaded (again)."""
+    settings = abc["download"]
+
+    def fetch(entry: FileEntry, dest: Path, verify_existing: str) -> None:
+        fetch_file(
+            store_from_config(abc),
+            entry.relative_path,
+            dest,
+            size=entry.size,
+            md5=entry.md5,
+            part_size=settings["part_size_mb"] * MiB,
+            max_concurrency=settings["max_concurrency"],
+            retries=settings["retries"],
+            log=log,
+            verify_existing=verify_existing,
+        )
+
+    return ensure_cached(abc["cache_dir"], entry, abc["verify"], fetch, log)
+
+
+def cached_input(receipt: str | os.PathLike, abc: dict, log=_default_log) -> Path:
+    """The cached file a rule's input receipt stands for, verified (see `use_cached`)."""
+    return use_cached(read_receipt(receipt), abc, log)
 
 
 # -- the resume record -------------------------------------------------------------------

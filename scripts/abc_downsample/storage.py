@@ -431,6 +431,16 @@ def open_store(
     return LocalStore(root.resolve())
 
 
+def store_from_config(abc: dict) -> Store:
+    """The store of the validated config's ``abc`` block: the one place that opens it."""
+    return open_store(
+        abc["bucket"],
+        abc["endpoint_url"],
+        retries=abc["download"]["retries"],
+        max_pool=max(abc["download"]["max_concurrency"], abc["stream"]["max_concurrency"], 4),
+    )
+
+
 def iter_chunks(start: int, stop: int, chunk: int) -> Iterable[tuple[int, int]]:
     """``[start, stop)`` cut into ranges of at most ``chunk`` bytes."""
     for begin in range(start, stop, chunk):

@@ -1,10 +1,14 @@
 # Configuration, paths and the input/resource functions shared by the rules.
 import functools
+import json
+from pathlib import Path
 
 import pandas as pd
 
 from abc_downsample import __version__
 from abc_downsample import resources as res
+from abc_downsample.atomic import write_if_changed
+from abc_downsample.cache import cache_path, file_md5
 from abc_downsample.config_check import check_config
 from abc_downsample.storage import local_root
 from abc_downsample.errors import AbcError
@@ -30,18 +34,40 @@ CACHE = ABC["cache_dir"]
 LOGS = f"{OUT['dir']}/logs"
 BENCH = f"{OUT['dir']}/benchmarks"
 SUBSETS = f"{OUT['dir']}/subsets"
+# The project's own bookkeeping: its copy of the manifest, what it fetched into the
+# (shared) cache, and the settings its results were made with. Never in the cache.
+STATE = f"{OUT['dir']}/.abc"
+RECEIPTS = f"{STATE}/cached"
 STREAM = ABC["transfer"] == "stream"
 
 
 def resolve_release():
-    """A pinned release as it is; "latest" is the newest manifest in the bucket."""
+    """A pinned release as it is; "latest" is resolved once per run, by the main process:
+    jobs (cluster jobs re-read this file) take the run's answer from STATE/latest_release."""
     if ABC["release"] != "latest":
         return ABC["release"]
+    record = Path(STATE, "latest_release")
+    if not workflow.is_main_process:
+        return record.read_text().strip()
     from abc_downsample.manifest import newest_release
-    from abc_downsample.storage import open_store
+    from abc_downsample.storage import store_from_config
 
-    store = open_store(ABC["bucket"], ABC["endpoint_url"])
-    return newest_release(store.list_keys("releases/"))
+    try:
+        release = newest_release(store_from_config(ABC).list_keys("releases/"))
+    except AbcError as err:
+        if not record.exists():
+            raise
+        release = record.read_text().strip()
+        note(f"warning: cannot list the releases ({err}); using {release}, the last one seen")
+    write_if_changed(record, release + "\n")
+    note(f"abc.release latest is {release}")
+    return release
+
+
+def note(message):
+    """One line for the user on the terminal, once per run (the main process only)."""
+    if workflow.is_main_process:
+        sys.stderr.write(f"abc-downsample: {message}\n")
 
 
 try:
@@ -49,7 +75,38 @@ try:
 except AbcError as err:
     fail(err)
 
-MANIFEST = f"{CACHE}/{manifest_key(RELEASE)}"
+MANIFEST = f"{STATE}/releases/{RELEASE}/manifest.json"
+
+
+def settings_file(name, settings):
+    """A file whose content is ``settings``, rewritten only when they change: a rule that
+    takes it as input reruns exactly when a setting that affects its output changes."""
+    path = f"{STATE}/settings/{name}.json"
+    if workflow.is_main_process:
+        write_if_changed(path, json.dumps(settings, indent=1, sort_keys=True) + "\n")
+    return path
+
+
+def cells_file_digest():
+    """The given cell list's MD5: its content, not its name, decides the result."""
+    path = config["sampling"]["cells_file"]
+    if path is None:
+        return None
+    if not os.path.isfile(path):
+        fail(f"sampling.cells_file {path} does not exist: fix the path or set it to null")
+    return file_md5(path).hexdigest()
+
+
+SAMPLING_SETTINGS = {
+    "release": RELEASE,
+    **config["sampling"],
+    "cells_file_md5": cells_file_digest(),
+}
+SETTINGS = {
+    "sampling": settings_file("sampling", SAMPLING_SETTINGS),
+    "subsets": settings_file("subsets", {"release": RELEASE, "variant": ABC["variant"]}),
+    "result": settings_file("result", {**SAMPLING_SETTINGS, "variant": ABC["variant"]}),
+}
 
 
 def manifest():
@@ -75,17 +132,18 @@ def _parsed_manifest(path, mtime_ns):
 
 
 def matrix_size(matrix):
-    return manifest_on_disk().matrix_file(matrix, ABC["variant"]).size
+    return matrix_entry_on_disk(matrix).size
 
 
-def cached(entry):
-    """Cache path of a manifest entry; ancient: cached files are re-fetched, never outdated."""
-    return ancient(f"{CACHE}/{entry.relative_path}")
+def receipt(entry):
+    """The project's receipt for a cached file. ancient: a receipt rewritten because the
+    manifest changed must not rerun its readers (the settings files decide that)."""
+    return ancient(f"{RECEIPTS}/{cache_path('', entry.relative_path)}.json")
 
 
 def metadata_path(directory, name):
-    """Cache path of a metadata table, e.g. ("WMB-10X", "cell_metadata")."""
-    return cached(manifest().metadata_file(directory, name))
+    """Receipt of a metadata table, e.g. ("WMB-10X", "cell_metadata")."""
+    return receipt(manifest().metadata_file(directory, name))
 
 
 def cell_metadata_path(wildcards=None):
@@ -123,20 +181,19 @@ def subset_paths(wildcards=None):
 def provenance():
     """What made the dataset, stored in uns["abc_downsample"] of the result."""
     m = manifest()
-    sampling = config["sampling"]
     return {
         "workflow": "abc-downsample",
         "workflow_version": __version__,
         "release": m.version,
         "directory_versions": m.directory_versions(),
         "variant": ABC["variant"],
-        **{k: v for k, v in sampling.items() if v is not None},
+        **{k: v for k, v in SAMPLING_SETTINGS.items() if v is not None and k != "release"},
     }
 
 
 def matrix_input(wildcards):
-    """The cached matrix in download mode; nothing in stream mode (read remotely)."""
-    return [] if STREAM else cached(matrix_entry(wildcards.matrix))
+    """The cached matrix's receipt in download mode; nothing in stream mode."""
+    return [] if STREAM else receipt(matrix_entry(wildcards.matrix))
 
 
 def subset_mem_mb(wildcards, input, attempt):
@@ -146,16 +203,26 @@ def subset_mem_mb(wildcards, input, attempt):
 
 def _subset_mem_mb(matrix, input):
     """From the cached file's indptr, else estimated from the manifest size."""
+    _require_input(input.cells)
     if not STREAM:
+        _require_input(input.matrix)  # not fetched yet: Snakemake asks again when it is
+        local = cache_path(CACHE, matrix_entry_on_disk(matrix).relative_path)
         try:
-            return res.subset_mem_mb(input.matrix, input.cells, matrix)
-        except FileNotFoundError:
-            raise  # not downloaded yet: Snakemake asks again when it is
-        except (OSError, AbcError):
-            pass  # a damaged file: the job itself reports it in one line
+            return res.subset_mem_mb(local, input.cells, matrix)
+        except Exception:  # missing, damaged or unusual (dense X): the job says what
+            pass
     return res.estimate_subset_mem_mb_from_cells(
         matrix_size(matrix), input.cells, matrix
     )
+
+
+def _require_input(path):
+    if not os.path.exists(path):
+        raise FileNotFoundError(2, "not made yet", str(path))
+
+
+def matrix_entry_on_disk(matrix):
+    return manifest_on_disk().matrix_file(matrix, ABC["variant"])
 
 
 def download_runtime(wildcards):

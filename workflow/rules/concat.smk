@@ -4,6 +4,7 @@
 rule concat:
     input:
         manifest=ancient(MANIFEST),
+        settings=SETTINGS["result"],
         subsets=subset_paths,
         cells=OUT["cells"],
         cell_metadata=cell_metadata_path,

@@ -3,10 +3,12 @@ rule download_matrix:
     input:
         manifest=ancient(MANIFEST),
     output:
+        # the receipt; with keep_matrices false the subset job deletes the matrix, and the
+        # receipt goes with it, so a rebuilt subset fetches the matrix again
         (
-            f"{CACHE}/{{relpath}}"
+            f"{RECEIPTS}/{{relpath}}.json"
             if ABC["keep_matrices"]
-            else temp(f"{CACHE}/{{relpath}}")
+            else temp(f"{RECEIPTS}/{{relpath}}.json")
         ),
     log:
         f"{LOGS}/download/{{relpath}}.log",
@@ -29,6 +31,7 @@ rule download_matrix:
 rule subset_matrix:
     input:
         manifest=ancient(MANIFEST),
+        settings=SETTINGS["subsets"],
         cells=OUT["cells"],
         matrix=matrix_input,
     output:

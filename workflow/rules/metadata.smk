@@ -1,4 +1,6 @@
 # The release manifest and the metadata tables, into the abc_atlas_access cache layout.
+# Cached files are never outputs (another project's Snakemake would delete them): a job
+# fetches or checks a file in the cache and writes the project's receipt for it.
 
 
 checkpoint fetch_manifest:
@@ -21,10 +23,9 @@ checkpoint fetch_manifest:
 
 rule download_metadata:
     input:
-        # ancient: a newer manifest must never trigger a re-download of cached files
         manifest=ancient(MANIFEST),
     output:
-        f"{CACHE}/{{relpath}}",
+        f"{RECEIPTS}/{{relpath}}.json",
     log:
         f"{LOGS}/download/{{relpath}}.log",
     wildcard_constraints:

@@ -24,7 +24,7 @@ report_targets = lambda wildcards=None: [
 ]
 # The atlas's taxonomy colours if the release lists them, else none (plots use a palette).
 color_table = lambda wildcards: [
-    cached(entry)
+    receipt(entry)
     for entry in manifest().entries
     if (entry.directory, entry.kind, entry.name)
     == ("WMB-taxonomy", "metadata", "cluster_to_cluster_annotation_membership_color")

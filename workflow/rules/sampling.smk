@@ -4,6 +4,7 @@
 checkpoint sample_cells:
     input:
         manifest=ancient(MANIFEST),
+        settings=SETTINGS["sampling"],
         cell_metadata=cell_metadata_path,
         taxonomy=taxonomy_path,
         cells_file=config["sampling"]["cells_file"] or [],
