@@ -256,6 +256,11 @@ def _draw_size_hist(ax, size, selected, min_size, group_name) -> None:
 
 def plot_level(levels: pd.DataFrame, level: str, out, colors=None) -> None:
     """Cells per term of a taxonomy level before and after: bars, or a scatter if many."""
+    _save(level_figure(levels, level, colors), out)
+
+
+def level_figure(levels: pd.DataFrame, level: str, colors=None):
+    """The figure of `plot_level`, not yet saved."""
     rows = levels[levels["level"] == level].sort_values("term")
     if rows.empty:
         raise AbcError(f"the sampling levels table has no '{level}' rows (no taxonomy?)")
@@ -271,7 +276,7 @@ def plot_level(levels: pd.DataFrame, level: str, out, colors=None) -> None:
         fontsize=13,
         weight="bold",
     )
-    _save(fig, out)
+    return fig
 
 
 def _level_bars(terms, before, after, fill, level):
