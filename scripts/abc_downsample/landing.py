@@ -29,7 +29,8 @@ div.py-2:has(#abc-landing){flex:1 1 auto;min-width:0}
 .prose:has(#abc-landing){max-width:none}
 #abc-landing{font-size:14px;line-height:1.35}
 #abc-landing .cards{display:flex;gap:10px;flex-wrap:wrap;margin:8px 0 12px;max-width:1200px}
-#abc-landing .card{border:1px solid #cbd5e1;border-radius:6px;padding:6px 12px;flex:1 1 0;min-width:150px}
+#abc-landing .card{border:1px solid #cbd5e1;border-radius:6px;padding:6px 12px;
+flex:1 1 0;min-width:150px}
 #abc-landing .card b{display:block;font-size:22px;color:#0f172a}
 #abc-landing .card span{display:block;color:#475569;font-size:12px}
 #abc-landing .row{display:flex;gap:14px;align-items:flex-start;flex-wrap:wrap}
