@@ -295,6 +295,15 @@ def test_landing_answers_the_first_questions_on_one_screen():
     assert max(len(line) for line in page.splitlines()) < 10_000  # docutils' line limit
 
 
+def test_streamed_bytes_add_up_the_subset_jobs_log_lines(tmp_path):
+    logs = tmp_path / "subset_matrix"
+    logs.mkdir()
+    (logs / "A.log").write_text("x INFO A: 10 rows, 99 non-zeros, 1,250.5 MB of rows read\n")
+    (logs / "B.log").write_text("x INFO B: 3 rows, 9 non-zeros, 0.5 MB of rows read\n")
+    assert landing.streamed_bytes(tmp_path, ["A", "B", "C"]) == 1_251_000_000
+    assert landing.streamed_bytes(tmp_path, ["C"]) is None  # no log: no figure
+
+
 # ---- the report of a synthetic run, in a browser ---------------------------------------
 
 FIGURES = [
