@@ -2,21 +2,25 @@
 
 from abc_downsample.atomic import write_done_marker
 from abc_downsample.download import cached_input
-from abc_downsample.rule_io import run
+from abc_downsample.rule_io import run, say
+from abc_downsample.run_messages import sample_line
 from abc_downsample.sampling import sample_to_files
 
 
 def main():
-    inp, abc = snakemake.input, snakemake.config["abc"]
+    inp, out, abc = snakemake.input, snakemake.output, snakemake.config["abc"]
+    sampling = dict(snakemake.params.sampling)
     sample_to_files(
         cached_input(inp.cell_metadata, abc),
         cached_input(inp.taxonomy, abc),
-        dict(snakemake.params.sampling),
-        snakemake.output.cells,
-        snakemake.output.summary,
-        snakemake.output.levels,
+        sampling,
+        out.cells,
+        out.summary,
+        out.levels,
     )
-    write_done_marker(snakemake.output.done, snakemake.params.settings)
+    write_done_marker(out.done, snakemake.params.settings)
+    # once, early: Snakemake's own progress count grows as this checkpoint adds the jobs
+    say(sample_line(out.summary, out.cells, sampling["cluster_column"]))
 
 
 run(main, snakemake.log[0])

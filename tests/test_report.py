@@ -6,6 +6,7 @@ Figures are checked by their pixels (PIL), tables by an independent reading of t
 
 import base64
 import html as html_lib
+import io
 import json
 import re
 import shutil
@@ -13,13 +14,15 @@ import subprocess
 from collections import Counter
 from pathlib import Path
 
+import h5py
+import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
 from conftest import run_snakemake
 from PIL import Image
 
-from abc_downsample import plots
+from abc_downsample import landing, plots
 from abc_downsample.errors import AbcError
 
 ATLAS_GREEN = (0, 255, 0)  # a colour no palette of ours uses: seen only if the atlas's is used
@@ -213,6 +216,94 @@ def test_failed_figure_becomes_a_placeholder_naming_the_reason(tmp_path):
     assert plots.draw_safely(png, "x", lambda: None) is True
 
 
+def test_tick_labels_keep_their_decimals():
+    # "{x:,.0f}" labelled the ticks 2.5 and 7.5 as "2" and "8"
+    labels = [plots.plain_number(x) for x in (0, 2.5, 7.5, 10, 0.25, 12500)]
+    assert labels == ["0", "2.5", "7.5", "10", "0.25", "12,500"]
+
+
+def test_class_bars_end_near_the_largest_bar_and_pale_colours_are_outlined():
+    summary = summary_table([500, 40, 1300, 20, 800, 90])
+    pale = {"01 class": "#fbfbe6"}  # as pale as the atlas's "18 TH Glut"
+    fig = plots.level_figure(levels_table(summary), "class", pale)
+    ax = fig.axes[0]
+    largest = levels_table(summary).query("level == 'class'")["cells_before"].max()
+    assert ax.get_xlim()[1] <= 1.5 * largest  # no log axis running on past 10^4
+    bars = [p for p in ax.patches if p.get_height() > 0.5]  # the wide "before" bars
+    assert bars and all(p.get_linewidth() > 0 and p.get_edgecolor()[3] == 1 for p in bars)
+    assert all(max(p.get_edgecolor()[:3]) < 0.6 for p in bars)  # a dark outline
+    plt.close(fig)
+
+
+def test_figures_at_atlas_scale_fit_a_screen(tmp_path):
+    """5,322 clusters, 338 subclasses, 34 classes, 24 matrix files."""
+    rng = np.random.default_rng(4)
+    sizes = rng.lognormal(5.5, 1.8, 5322).astype(int) + 1
+    summary = summary_table(sizes, fraction=0.05).assign(
+        subclass=[f"{i % 338:04d} sub" for i in range(5322)],
+        **{"class": [f"{i % 34:02d} class" for i in range(5322)]},
+    )
+    levels = levels_table(summary)
+    figures = {
+        "sizes.png": lambda p: plots.plot_group_sizes(summary, 50, p, "cluster"),
+        "class.png": lambda p: plots.plot_level(levels, "class", p),
+        "subclass.png": lambda p: plots.plot_level(levels, "subclass", p),
+    }
+    for name, draw in figures.items():
+        draw(tmp_path / name)
+        width, height = Image.open(tmp_path / name).size
+        assert width <= 1600 and height <= 1400, name
+        assert len(np.unique(pixels(tmp_path / name), axis=0)) > 50, name
+
+
+def landing_inputs(summary: pd.DataFrame):
+    counts = pd.DataFrame(
+        {"feature_matrix_label": ["WMB-10Xv2-TH", "WMB-10Xv3-MB"], "dataset_label": "x",
+         "cells": [400, int(summary["selected"].sum()) - 400]}
+    )  # fmt: skip
+    bench = pd.DataFrame(
+        {"rule": ["concat", "subset_matrix"], "job": ["concat", "m"], "seconds": [90.0, 30.0],
+         "max_rss_mb": [812.0, 300.0], "cpu_seconds": [1.0, 1.0]}
+    )  # fmt: skip
+    source = {
+        "release_matrices": 24,
+        "bytes_text": "1.2 GB downloaded or read from the cache",
+        "min_size": 50,
+        "release_text": "Release 20250531",
+    }
+    return counts, bench, source
+
+
+def test_landing_answers_the_first_questions_on_one_screen():
+    summary = summary_table([5, 49, 50, 1000, 20000, 300])
+    counts, bench, source = landing_inputs(summary)
+    page = landing.landing_fragment(
+        summary, levels_table(summary), counts, source, bench, "cluster"
+    )
+    before, after = summary["size"].sum(), summary["selected"].sum()
+    text = html_lib.unescape(re.sub(r"<[^>]+>", " ", page.split("</style>", 1)[1]))
+    assert f"{after:,} of {before:,}" in text and "cells kept" in text
+    assert "2 of 6" in text and "clusters kept whole" in text  # 5 and 49 cells: under 50
+    assert "2 of 24" in text and "1.2 GB" in text  # files and bytes
+    assert "2.0 job-min" in text and "peak 812 MB (concat)" in text  # the cost
+    for term, b, a in levels_table(summary).query("level == 'class'")[
+        ["term", "cells_before", "cells_after"]
+    ].itertuples(index=False):
+        assert re.search(rf"{term}\s+{b:,}\s+{a:,}\s+{a / b:.1%}", text), term
+    figure = re.search(r"src='data:image/png;base64,([^']+)'", page).group(1)
+    assert Image.open(io.BytesIO(base64.b64decode(figure))).size[0] > 500
+    assert max(len(line) for line in page.splitlines()) < 10_000  # docutils' line limit
+
+
+def test_streamed_bytes_add_up_the_subset_jobs_log_lines(tmp_path):
+    logs = tmp_path / "subset_matrix"
+    logs.mkdir()
+    (logs / "A.log").write_text("x INFO A: 10 rows, 99 non-zeros, 1,250.5 MB of rows read\n")
+    (logs / "B.log").write_text("x INFO B: 3 rows, 9 non-zeros, 0.5 MB of rows read\n")
+    assert landing.streamed_bytes(tmp_path, ["A", "B", "C"]) == 1_251_000_000
+    assert landing.streamed_bytes(tmp_path, ["C"]) is None  # no log: no figure
+
+
 # ---- the report of a synthetic run, in a browser ---------------------------------------
 
 FIGURES = [
@@ -235,12 +326,18 @@ CHROMIUM_FLAGS = [
     "--hide-scrollbars",
     "--virtual-time-budget=15000",
 ]
-# Runs in the report page: opens the first category and the cluster-size figure the way the
-# menu does, then records the decoded size of every figure and what the page shows.
+# Runs in the report page: records what the first screen shows, opens the first category and
+# the cluster-size figure the way the menu does, then records the decoded size of every
+# figure and what the page shows.
 PROBE_JS = """
 window.addEventListener("load", () => setTimeout(() => {
   const probe = {figures: {}, shown: [], text: "", errors: []};
   const images = {};
+  const landing = document.querySelector("#abc-landing");  // the first screen
+  probe.landing = landing ? landing.innerText : "";
+  probe.landing_top = landing ? landing.closest(".prose").getBoundingClientRect().top : -1;
+  probe.landing_images = landing ? Array.from(landing.querySelectorAll("img"),
+                                              (img) => img.naturalWidth) : [];
   try {
     for (const r of Object.values(results)) {
       if (!r.mime_type.startsWith("image/")) continue;
@@ -276,15 +373,19 @@ def chromium() -> str | None:
 
 
 @pytest.fixture(scope="module")
-def report_run(tmp_path_factory, synthetic_release):
-    """The workflow on the synthetic release (a local bucket), then `snakemake --report`."""
+def report_run(tmp_path_factory, s3_endpoint):
+    """The workflow on the synthetic release (moto S3), then `snakemake --report`.
+
+    The run's stderr is kept in ``run.stderr`` of the working directory."""
     workdir = tmp_path_factory.mktemp("report_run")
     config = {
-        "abc": {"bucket": str(synthetic_release["root"]), "cache_dir": "abc_data"},
+        "abc": {"bucket": "allen-brain-cell-atlas", "endpoint_url": s3_endpoint},
         "sampling": {"target_cells": 1500, "min_cluster_size": 50},
     }
-    result = run_snakemake(workdir, "--show-failed-logs", config=config, timeout=600)
+    result = run_snakemake(workdir, config=config, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
+    (workdir / "run.stderr").write_text(result.stderr)
+    (workdir / "run.stdout").write_text(result.stdout)
     assert (workdir / "data" / "report" / "group_sizes.png").exists(), (
         "the default target made no report figures: the Snakefile must include "
         "workflow/rules/report.smk and give `rule all` the input report_targets()"
@@ -340,6 +441,49 @@ def test_report_figures_are_real_plots_of_the_run(report_run):
 
 
 @pytest.mark.e2e
+def test_run_output_is_short_without_library_chatter(report_run):
+    lines = (report_run / "run.stderr").read_text().splitlines()
+    assert not [line for line in lines if "as categorical" in line]
+    assert len(lines) < 400  # Snakemake's own lines for ~22 jobs, and a few of ours
+    ours = [line for line in lines if line.startswith("abc-downsample:")]
+    kinds = [line.split(":")[1].strip() for line in ours]
+    assert kinds == ["sample", "done", "result"], ours
+    assert "error" not in (report_run / "run.stdout").read_text()
+
+
+@pytest.mark.e2e
+def test_run_says_once_how_many_matrices_the_sample_needs(report_run):
+    lines = (report_run / "run.stderr").read_text().splitlines()
+    cells = pd.read_csv(report_run / "data" / "downsampled_cells.csv")
+    needed = cells["feature_matrix_label"].nunique()
+    said = [i for i, line in enumerate(lines) if line.startswith("abc-downsample: sample:")]
+    assert len(said) == 1 and f"it needs {needed} matrix files" in lines[said[0]]
+    first_subset = min(i for i, line in enumerate(lines) if "rule subset_matrix:" in line)
+    assert said[0] < first_subset
+
+
+@pytest.mark.e2e
+def test_run_ends_with_a_true_summary_of_what_it_made(report_run):
+    lines = (report_run / "run.stderr").read_text().splitlines()
+    summary = pd.read_csv(report_run / "data" / "sampling_summary.csv")
+    cells = pd.read_csv(report_run / "data" / "downsampled_cells.csv")
+    result = report_run / "data" / "downsampled_expression.h5ad"
+    with h5py.File(result) as f:  # an independent reading of the result
+        n_obs = len(f["obs"][f["obs"].attrs["_index"]])
+    before, kept_whole = summary["size"].sum(), summary["kept_whole"].sum()
+    assert n_obs == len(cells) == summary["selected"].sum()
+    assert lines[-2] == (
+        f"abc-downsample: done: {n_obs:,} of {before:,} cells ({n_obs / before:.1%}), "
+        f"{kept_whole} of {len(summary)} clusters kept whole, "
+        f"from {cells['feature_matrix_label'].nunique()} matrix files"
+    )
+    assert lines[-1].startswith(
+        f"abc-downsample: result: data/downsampled_expression.h5ad "
+        f"({result.stat().st_size / 1e6:,.1f} MB)"
+    )
+
+
+@pytest.mark.e2e
 @pytest.mark.browser
 def test_report_shows_its_figures_in_chromium(report_run, tmp_path):
     browser = chromium()
@@ -366,7 +510,30 @@ def test_report_shows_its_figures_in_chromium(report_run, tmp_path):
     assert probe["shown"] == [list(Image.open(report_run / "data/report/group_sizes.png").size)]
     assert "1. What the sample kept" in probe["text"] and "cells per class" in probe["text"]
 
+    # the first screen: the headline numbers, the figure, every class, at the top
+    summary = pd.read_csv(report_run / "data" / "sampling_summary.csv")
+    before, after = summary["size"].sum(), summary["selected"].sum()
+    whole = summary["kept_whole"].sum()
+    text = " ".join(probe["landing"].split())
+    assert f"{after:,} of {before:,} cells kept" in text
+    assert f"{whole} of {len(summary)} clusters kept whole" in text
+    matrices = pd.read_csv(report_run / "data" / "downsampled_cells.csv")["feature_matrix_label"]
+    assert f"{matrices.nunique()} of " in text and "matrix files read" in text
+    assert "job-min" in text and "run cost" in text
+    levels = pd.read_csv(report_run / "data" / "sampling_levels.csv", keep_default_na=False)
+    for term in levels.loc[levels["level"] == "class", "term"]:
+        assert term in text
+    assert probe["landing_images"] and probe["landing_images"][0] > 500
+    assert 0 <= probe["landing_top"] < 60  # at the top, not centred under empty space
+
     shot = tmp_path / "report.png"
     run_chromium(f"--screenshot={shot}", "--window-size=1600,900")
     assert Image.open(shot).size == (1600, 900)
     assert count_color(shot, TAB_RED, tolerance=10) > 100  # the figure is on screen
+    # the landing page as it opens, untouched by the probe: its figure is on screen
+    landing_shot = tmp_path / "landing.png"
+    command = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
+               f"--screenshot={landing_shot}", "--window-size=1600,900", page.as_uri()]
+    subprocess.run(command, capture_output=True, text=True, timeout=180)  # fmt: skip
+    assert count_color(landing_shot, TAB_RED, tolerance=10) > 100
+    shutil.copy(landing_shot, report_run / "landing.png")  # for a look: docs/report.png

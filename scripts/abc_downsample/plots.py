@@ -5,14 +5,15 @@ and writes through ``atomic_path``. ``draw_safely`` turns any failure into a pla
 that says what went wrong: a broken plot must never fail the run that built the dataset.
 """
 
-import html
 import logging
 import math
 from collections.abc import Callable
 from pathlib import Path
 
 import matplotlib
+import matplotlib.colors
 import matplotlib.ticker
+import matplotlib.transforms
 
 matplotlib.use("Agg")  # no display on cluster nodes; must precede pyplot
 
@@ -22,6 +23,7 @@ import pandas as pd  # noqa: E402
 
 from .atomic import atomic_path  # noqa: E402
 from .errors import AbcError  # noqa: E402
+from .report_html import cards, escape, table, write_page  # noqa: E402
 
 log = logging.getLogger(__name__)
 
@@ -30,7 +32,14 @@ DPI = 110
 BEFORE_ALPHA = 0.3
 MAX_BARS = 60  # more terms than this are drawn as a scatter, not as bars
 FALLBACK_COLORS = plt.get_cmap("tab10").colors
-THOUSANDS = matplotlib.ticker.StrMethodFormatter("{x:,.0f}")
+
+
+def plain_number(x, _pos=None) -> str:
+    """A tick label: thousands separated, as many decimals as the tick has (2.5, 10,000)."""
+    return f"{x:,.6f}".rstrip("0").rstrip(".")
+
+
+NUMBERS = matplotlib.ticker.FuncFormatter(plain_number)
 SUMMARY_COLUMNS = ("group", "size", "selected", "kept_whole")
 LEVEL_COLUMNS = ("level", "term", "cells_before", "cells_after")
 BENCHMARK_COLUMNS = ("s", "max_rss")
@@ -138,11 +147,11 @@ def draw_safely(out, title: str, draw: Callable[[], None]) -> bool:
         draw()
         return True
     except AbcError as err:
-        log.error("could not draw %s: %s", out, err)
         reason = str(err)
     except Exception as err:  # a plot must never fail the run that built the dataset
-        log.exception("could not draw %s", out)
+        log.info("traceback of the failed %s", out, exc_info=True)
         reason = f"{type(err).__name__}: {err}"
+    log.warning("%s could not be drawn (a placeholder says why): %s", out, reason)
     write_placeholder(out, title, reason)
     return False
 
@@ -150,8 +159,8 @@ def draw_safely(out, title: str, draw: Callable[[], None]) -> bool:
 def write_placeholder(out, title: str, reason: str) -> None:
     """A figure (or HTML page, by extension) that names what could not be drawn and why."""
     if str(out).endswith(".html"):
-        body = f"<p><b>{html.escape(title)} could not be made.</b></p><p>{html.escape(reason)}</p>"
-        _write_html(out, title, body)
+        body = f"<p><b>{escape(title)} could not be made.</b></p><p>{escape(reason)}</p>"
+        write_page(out, title, body)
         return
     fig, ax = plt.subplots(figsize=(8, 2.5), layout="constrained")
     ax.axis("off")
@@ -191,7 +200,7 @@ def plot_group_sizes(summary: pd.DataFrame, min_size: int, out, group_name="clus
     fig, (rank_ax, hist_ax) = plt.subplots(
         1, 2, figsize=(13, 5), width_ratios=(3, 2), layout="constrained"
     )
-    _draw_rank(rank_ax, size, selected, min_size, group_name)
+    draw_rank(rank_ax, size, selected, min_size, group_name)
     _draw_size_hist(hist_ax, size, selected, min_size, group_name)
     fig.suptitle(
         f"{len(ordered):,} {group_name}s: {size.sum():,} → {selected.sum():,} cells; "
@@ -202,7 +211,8 @@ def plot_group_sizes(summary: pd.DataFrame, min_size: int, out, group_name="clus
     _save(fig, out)
 
 
-def _draw_rank(ax, size, selected, min_size, group_name) -> None:
+def draw_rank(ax, size, selected, min_size, group_name) -> None:
+    """Group sizes largest first (grey) and the cells taken of each (red), log scale."""
     rank = np.arange(1, len(size) + 1)
     ax.fill_between(rank, 0.8, size, color="0.85", step="mid", label="before sampling")
     shown = selected > 0  # a log axis cannot show empty groups
@@ -246,6 +256,11 @@ def _draw_size_hist(ax, size, selected, min_size, group_name) -> None:
 
 def plot_level(levels: pd.DataFrame, level: str, out, colors=None) -> None:
     """Cells per term of a taxonomy level before and after: bars, or a scatter if many."""
+    _save(level_figure(levels, level, colors), out)
+
+
+def level_figure(levels: pd.DataFrame, level: str, colors=None):
+    """The figure of `plot_level`, not yet saved."""
     rows = levels[levels["level"] == level].sort_values("term")
     if rows.empty:
         raise AbcError(f"the sampling levels table has no '{level}' rows (no taxonomy?)")
@@ -254,43 +269,57 @@ def plot_level(levels: pd.DataFrame, level: str, out, colors=None) -> None:
     if len(rows) <= MAX_BARS:
         fig = _level_bars(rows["term"].tolist(), before, after, fill, level)
     else:
-        fig = _level_scatter(before, after, fill, level)
+        fig = _level_scatter(before, after, fill, level, atlas_colors=bool(colors))
     fig.suptitle(
         f"Cells per {level}: {before.sum():,} before, {after.sum():,} after sampling "
         f"({len(rows):,} {level} terms)",
         fontsize=13,
         weight="bold",
     )
-    _save(fig, out)
+    return fig
 
 
 def _level_bars(terms, before, after, fill, level):
     y = np.arange(len(terms))[::-1]  # first term at the top
     fig, ax = plt.subplots(figsize=(11, 1.8 + 0.28 * len(terms)), layout="constrained")
-    ax.barh(y, before, height=0.8, color=fill, alpha=BEFORE_ALPHA)
-    ax.barh(y, after, height=0.45, color=fill, edgecolor="k", lw=0.4)
+    # outlined: a pale atlas colour (e.g. "18 TH Glut") must still show its bar
+    light = [matplotlib.colors.to_rgba(c, BEFORE_ALPHA) for c in fill]
+    ax.barh(y, before, height=0.8, color=light, edgecolor="0.45", lw=0.6)
+    ax.barh(y, after, height=0.45, color=fill, edgecolor="k", lw=0.6)
+    # the numbers in a column right of the axes, so the axis ends at the largest bar
+    column = matplotlib.transforms.blended_transform_factory(ax.transAxes, ax.transData)
     for yi, b, a in zip(y, before, after, strict=True):
         share = f"{a / b:.0%}" if b else "–"
-        ax.text(max(b, 1) * 1.15, yi, f"{a:,} of {b:,} ({share})", va="center", fontsize=8)
+        text = f"{a:,} of {b:,} ({share})"
+        ax.text(1.01, yi, text, transform=column, va="center", fontsize=8)
     ax.set(yticks=y, xscale="log", ylim=(-0.7, len(terms) - 0.3))
-    ax.set_xlim(0.8, max(before.max(), 10) * 30)  # room for the labels
+    ax.set_xlim(_log_limits(before, after)[0], max(before.max(), 10) * 1.3)
     ax.set_yticklabels(terms, fontsize=9)
     ax.set_xlabel("cells (log scale)")
     ax.set_ylabel(level)
     proxies = [
-        plt.Rectangle((0, 0), 1, 1, color="0.5", alpha=BEFORE_ALPHA),
-        plt.Rectangle((0, 0), 1, 1, facecolor="0.5", edgecolor="k", lw=0.4),
+        plt.Rectangle((0, 0), 1, 1, facecolor=(0.5, 0.5, 0.5, BEFORE_ALPHA), edgecolor="0.45"),
+        plt.Rectangle((0, 0), 1, 1, facecolor="0.5", edgecolor="k", lw=0.6),
     ]
     labels = ["before sampling (light, wide)", "after sampling (dark, narrow)"]
     ax.legend(proxies, labels, loc="lower left", bbox_to_anchor=(0, 1), ncols=2, frameon=False)
     return fig
 
 
-def _level_scatter(before, after, fill, level):
+def _log_limits(*values) -> tuple[float, float]:
+    """Log-axis limits around the positive values: the axis spans the data, not 1 to max."""
+    positive = np.concatenate([np.asarray(v, float) for v in values])
+    positive = positive[positive > 0]
+    if positive.size == 0:
+        return 0.8, 10.0
+    return max(0.8, positive.min() / 2), max(positive.max(), 10) * 1.5
+
+
+def _level_scatter(before, after, fill, level, atlas_colors: bool):
     fig, ax = plt.subplots(figsize=(8, 7), layout="constrained")
     fraction = after.sum() / before.sum() if before.sum() else 1.0
-    top = max(before.max(), 10) * 1.5
-    line = np.array([1, top])
+    low, top = _log_limits(before, after)
+    line = np.array([low, top])
     ax.plot(line, line, color="k", lw=1, label="kept whole (after = before)")
     ax.plot(
         line, line * fraction, color="k", ls="--", lw=1, label=f"overall fraction ({fraction:.1%})"
@@ -305,10 +334,11 @@ def _level_scatter(before, after, fill, level):
         linewidths=0.3,
         alpha=0.9,
     )
-    ax.set(xscale="log", yscale="log", xlim=(0.8, top), ylim=(0.8, top))
+    ax.set(xscale="log", yscale="log", xlim=(low, top), ylim=(low, top))
     ax.set_xlabel(f"cells per {level} before sampling (log scale)")
     ax.set_ylabel(f"cells per {level} after sampling (log scale)")
-    ax.set_title(f"each dot is one {level}, in the atlas's {level} colour")
+    colour = f"in the atlas's {level} colour" if atlas_colors else "(colours: a fixed palette)"
+    ax.set_title(f"each dot is one {level}, {colour}")
     ax.legend(loc="upper left", frameon=False)
     if (~shown).any():
         ax.text(
@@ -336,7 +366,7 @@ def plot_matrix_counts(counts: pd.DataFrame, out) -> None:
         ax.text(n, yi, f" {n:,}", va="center", fontsize=9)
     ax.set(yticks=y, ylim=(-0.7, len(counts) - 0.3))
     ax.set_xlim(0, counts["cells"].max() * 1.15)
-    ax.xaxis.set_major_formatter(THOUSANDS)
+    ax.xaxis.set_major_formatter(NUMBERS)
     ax.set_yticklabels(counts["feature_matrix_label"], fontsize=9)
     ax.set_xlabel("sampled cells")
     ax.set_ylabel("expression matrix file")
@@ -389,74 +419,18 @@ def _bench_panel(ax, series, y, how: str, xlabel: str) -> None:
         if not math.isnan(v):
             ax.text(v, yi, f" {v:,.1f}", va="center", fontsize=9)
     ax.set_xlim(0, max(float(totals.max()) if totals.notna().any() else 1.0, 1e-3) * 1.25)
-    ax.xaxis.set_major_formatter(THOUSANDS)
+    ax.xaxis.set_major_formatter(NUMBERS)
     ax.set_xlabel(xlabel)
 
 
-# ---- tables --------------------------------------------------------------------------
-
-_CSS = """
-body{font-family:system-ui,sans-serif;margin:1.5em;color:#222}
-h1{font-size:1.3em} h2{font-size:1.1em;margin-top:1.5em}
-.cards{display:flex;gap:1em;flex-wrap:wrap}
-.card{border:1px solid #ccc;border-radius:6px;padding:.6em 1em;min-width:9em}
-.card b{display:block;font-size:1.4em}
-table{border-collapse:collapse;font-size:.85em}
-th{position:sticky;top:0;background:#eee}
-th,td{border:1px solid #ddd;padding:2px 8px;text-align:left}
-td.n{text-align:right;font-variant-numeric:tabular-nums}
-tr.whole{background:#fff4d6}
-"""
-
-
-def _write_html(out, title: str, body: str) -> None:
-    page = (
-        f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{html.escape(title)}</title>"
-        f"<style>{_CSS}</style></head><body><h1>{html.escape(title)}</h1>{body}</body></html>"
-    )
-    with atomic_path(out, suffix=".html") as tmp:
-        tmp.write_text(page, encoding="utf-8")
-
-
-def _cards(items: dict[str, str]) -> str:
-    cards = "".join(
-        f"<div class='card'><b>{html.escape(v)}</b>{html.escape(k)}</div>" for k, v in items.items()
-    )
-    return f"<div class='cards'>{cards}</div>"
-
-
-def _table(frame: pd.DataFrame, highlight=None) -> str:
-    head = "".join(f"<th>{html.escape(str(c))}</th>" for c in frame.columns)
-    marks = highlight if highlight is not None else np.zeros(len(frame), bool)
-    rows = []
-    for mark, values in zip(marks, frame.itertuples(index=False), strict=True):
-        cells = "".join(_cell(v) for v in values)
-        rows.append(f"<tr class='whole'>{cells}</tr>" if mark else f"<tr>{cells}</tr>")
-    return f"<table><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
-
-
-def _cell(value) -> str:
-    numeric = isinstance(value, int | float | np.integer | np.floating) and not isinstance(
-        value, bool | np.bool_
-    )
-    return f"<td{' class=n' if numeric else ''}>{html.escape(_fmt(value))}</td>"
-
-
-def _fmt(value) -> str:
-    if isinstance(value, bool | np.bool_):
-        return "yes" if value else ""
-    if isinstance(value, int | np.integer):
-        return f"{value:,}"
-    if isinstance(value, float | np.floating):
-        return "" if math.isnan(value) else f"{value:,.2f}"
-    return str(value)
+# ---- tables ----------------------------------------------------------------------
 
 
 def write_summary_table(summary: pd.DataFrame, levels: pd.DataFrame, out, group_name) -> None:
     """The sampling summary as a page: headline numbers, cells per class, every group."""
     before, after = int(summary["size"].sum()), int(summary["selected"].sum())
     whole = summary[summary["kept_whole"]]
-    cards = {
+    headline = {
         "cells before": f"{before:,}",
         "cells after": f"{after:,}",
         "fraction kept": f"{after / before:.2%}" if before else "–",
@@ -464,16 +438,16 @@ def write_summary_table(summary: pd.DataFrame, levels: pd.DataFrame, out, group_
         f"{group_name}s kept whole": f"{len(whole):,}",
         f"cells in {group_name}s kept whole": f"{int(whole['selected'].sum()):,}",
     }
-    body = [_cards(cards)]
+    body = [cards(headline)]
     classes = levels[levels["level"] == "class"].drop(columns="level").sort_values("term")
     if not classes.empty:
-        body += ["<h2>Cells per class</h2>", _table(classes.rename(columns={"term": "class"}))]
+        body += ["<h2>Cells per class</h2>", table(classes.rename(columns={"term": "class"}))]
     groups = summary.sort_values(["size", "group"])
     body += [
         f"<h2>Every {group_name}, smallest first (highlighted: kept whole)</h2>",
-        _table(groups, groups["kept_whole"].to_numpy()),
+        table(groups, groups["kept_whole"].to_numpy()),
     ]
-    _write_html(out, "Sampling summary", "".join(body))
+    write_page(out, "Sampling summary", "".join(body))
 
 
 def write_benchmark_table(bench: pd.DataFrame, out) -> None:
@@ -490,8 +464,8 @@ def write_benchmark_table(bench: pd.DataFrame, out) -> None:
     jobs = bench.sort_values(["rule", "job"])
     body = [
         "<h2>Per rule</h2>",
-        _table(per_rule.reset_index()),
+        table(per_rule.reset_index()),
         "<h2>Per job</h2>",
-        _table(jobs),
+        table(jobs),
     ]
-    _write_html(out, "Runtime and peak memory", "".join(body))
+    write_page(out, "Runtime and peak memory", "".join(body))

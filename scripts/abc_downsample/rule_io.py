@@ -1,4 +1,10 @@
-"""Glue for rule scripts: log to the rule's log file, report user errors as one line."""
+"""Glue for rule scripts: log to the rule's log file, report user errors as one line.
+
+The rule log gets everything. The terminal gets only what a user must see, one line each:
+this package's warnings (``abc-downsample: warning: ...``), a job's few notices
+(``say``), and a user error (``abc-downsample: error: ...``). Library chatter (anndata's
+"storing ... as categorical") goes to the log file only.
+"""
 
 import logging
 import sys
@@ -8,15 +14,52 @@ from .errors import AbcError
 
 log = logging.getLogger("abc_downsample")
 
+PREFIX = "abc-downsample"
+QUIET_LIBRARIES = ("anndata",)  # loggers that print INFO chatter to stderr by themselves
+
+
+class _OneLine(logging.Formatter):
+    """``abc-downsample: warning: <message>`` on one line, whatever the message holds."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        return f"{PREFIX}: warning: {' '.join(record.getMessage().split())}"
+
+
+def _package_warnings(record: logging.LogRecord) -> bool:
+    return record.levelno == logging.WARNING and record.name.startswith("abc_downsample")
+
+
+def _terminal_handler() -> logging.Handler:
+    handler = logging.StreamHandler(sys.__stderr__)
+    handler.setFormatter(_OneLine())
+    handler.addFilter(_package_warnings)
+    return handler
+
+
+def _quiet_libraries() -> None:
+    """Library records go to the rule log like ours, never straight to the terminal."""
+    for name in QUIET_LIBRARIES:
+        library = logging.getLogger(name)
+        library.handlers[:] = []  # present only if the library is imported already
+        library.propagate = True
+        library.setLevel(logging.WARNING)  # also holds if it is imported later
+
 
 def setup_logging(log_path: str | None = None) -> None:
-    """Send this package's log records (and warnings) to the rule log, or stderr."""
+    """Everything to the rule log (or stderr without one); our warnings to the terminal too."""
     handler = logging.FileHandler(log_path, mode="w") if log_path else logging.StreamHandler()
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(message)s"))
     root = logging.getLogger()
-    root.handlers[:] = [handler]
+    root.handlers[:] = [handler, _terminal_handler()] if log_path else [handler]
     root.setLevel(logging.INFO)
+    _quiet_libraries()
     logging.captureWarnings(True)
+
+
+def say(message: str) -> None:
+    """One line for the user on the terminal (``abc-downsample: <message>``), and the log."""
+    log.info(message)
+    print(f"{PREFIX}: {message}", file=sys.__stderr__, flush=True)
 
 
 def run(main: Callable[[], None], log_path: str | None = None) -> None:
@@ -25,7 +68,7 @@ def run(main: Callable[[], None], log_path: str | None = None) -> None:
     try:
         main()
     except AbcError as err:
-        message = f"abc-downsample: error: {err}"
+        message = f"{PREFIX}: error: {err}"
         log.error(message)
         print(message, file=sys.__stderr__, flush=True)
         sys.exit(1)

@@ -9,6 +9,14 @@ REPORT_SAMPLING = {
     "table": f"{REPORT}/sampling_summary.html",
 }
 REPORT_RUNTIME = {"figure": f"{REPORT}/runtime.png", "table": f"{REPORT}/runtime.html"}
+# the first screen: workflow.rst embeds it (not a report() result of its own)
+REPORT_LANDING = f"{REPORT}/landing.html"
+# how figures name a sampling group (plots.group_name)
+GROUP = (
+    "cluster"
+    if config["sampling"]["cluster_column"] == "cluster_alias"
+    else config["sampling"]["cluster_column"]
+)
 SAMPLE_CATEGORY = "1. What the sample kept"
 COST_CATEGORY = "2. What the run cost"
 
@@ -21,6 +29,7 @@ report: "../report/workflow.rst"
 report_targets = lambda wildcards=None: [
     *REPORT_SAMPLING.values(),
     *REPORT_RUNTIME.values(),
+    REPORT_LANDING,
 ]
 # The atlas's taxonomy colours if the release lists them, else none (plots use a palette).
 color_table = lambda wildcards: [
@@ -43,31 +52,31 @@ rule plot_sampling:
             REPORT_SAMPLING["sizes"],
             caption="../report/group_sizes.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": "cells per group, before and after"},
+            labels={"figure": f"1. cells per {GROUP}, before and after"},
         ),
         classes=report(
             REPORT_SAMPLING["classes"],
             caption="../report/cells_per_level.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": "cells per class"},
+            labels={"figure": "2. cells per class"},
         ),
         subclasses=report(
             REPORT_SAMPLING["subclasses"],
             caption="../report/cells_per_level.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": "cells per subclass"},
+            labels={"figure": "3. cells per subclass"},
         ),
         matrices=report(
             REPORT_SAMPLING["matrices"],
             caption="../report/cells_per_matrix.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": "cells per matrix file"},
+            labels={"figure": "4. cells per matrix file"},
         ),
         table=report(
             REPORT_SAMPLING["table"],
             caption="../report/sampling_summary.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": "sampling summary table"},
+            labels={"figure": f"5. sampling summary: every {GROUP}"},
         ),
     log:
         f"{LOGS}/plot_sampling.log",
@@ -93,13 +102,13 @@ rule plot_runtime:
             REPORT_RUNTIME["figure"],
             caption="../report/runtime.rst",
             category=COST_CATEGORY,
-            labels={"figure": "runtime and memory per rule"},
+            labels={"figure": "1. runtime and memory per rule"},
         ),
         table=report(
             REPORT_RUNTIME["table"],
             caption="../report/runtime.rst",
             category=COST_CATEGORY,
-            labels={"figure": "runtime and memory per job (table)"},
+            labels={"figure": "2. runtime and memory per job (table)"},
         ),
     log:
         f"{LOGS}/plot_runtime.log",
@@ -110,3 +119,27 @@ rule plot_runtime:
         benchmarks=BENCH,
     script:
         "../../scripts/plot_runtime.py"
+
+
+rule report_landing:
+    input:
+        manifest=ancient(MANIFEST),
+        summary=OUT["summary"],
+        levels=OUT["levels"],
+        cells=OUT["cells"],
+        # last: every job's benchmark file exists by then
+        runtime=REPORT_RUNTIME["figure"],
+    output:
+        html=REPORT_LANDING,
+    log:
+        f"{LOGS}/report_landing.log",
+    localrule: True
+    conda:
+        "../../envs/abc.yaml"
+    params:
+        min_cluster_size=config["sampling"]["min_cluster_size"],
+        cluster_column=config["sampling"]["cluster_column"],
+        benchmarks=BENCH,
+        logs=LOGS,
+    script:
+        "../../scripts/plot_landing.py"

@@ -1,0 +1,138 @@
+"""The few lines a run says on the terminal: what the sample needs, what was made, what failed.
+
+Read from the run's small outputs (the sampling summary, the cell list) and its logs, so
+that what is said is what the files hold. Every function here is safe to call from
+Snakemake's ``onsuccess``/``onerror`` handlers: a missing or unreadable file means a line
+less, never an exception.
+"""
+
+import atexit
+import os
+import re
+import sys
+from pathlib import Path
+
+import pandas as pd
+
+from .rule_io import PREFIX
+
+ERROR_MARK = f"{PREFIX}: error:"
+FAILED_RULE = re.compile(r"^Error in rule (\S+):$")
+FAILED_LOG = re.compile(r"^\s+log: (.+?) \(check log file")
+CLOCK_SLACK_S = 2.0  # a log written this long before the run started still counts
+
+
+def groups_name(cluster_column: str) -> str:
+    """'clusters' for cluster_alias, else '<column> groups'."""
+    return "clusters" if cluster_column == "cluster_alias" else f"{cluster_column} groups"
+
+
+def sample_figures(summary_csv, cells_csv) -> dict:
+    """Cells before/after, groups, groups kept whole and matrix files of a sample."""
+    summary = pd.read_csv(summary_csv, usecols=["size", "selected", "kept_whole"])
+    kept_whole = summary["kept_whole"].astype(str).str.lower().isin(["true", "1"])
+    matrices = pd.read_csv(cells_csv, usecols=["feature_matrix_label"], dtype=str)
+    return {
+        "before": int(summary["size"].sum()),
+        "after": int(summary["selected"].sum()),
+        "groups": len(summary),
+        "kept_whole": int(kept_whole.sum()),
+        "matrices": int(matrices["feature_matrix_label"].nunique()),
+    }
+
+
+def _cells_and_groups(fig: dict, groups: str) -> str:
+    share = f" ({fig['after'] / fig['before']:.1%})" if fig["before"] else ""
+    return (
+        f"{fig['after']:,} of {fig['before']:,} cells{share}, "
+        f"{fig['kept_whole']:,} of {fig['groups']:,} {groups} kept whole"
+    )
+
+
+def sample_line(summary_csv, cells_csv, cluster_column: str) -> str:
+    """What the sampling job says once: the sample, and how many matrix files it needs."""
+    fig = sample_figures(summary_csv, cells_csv)
+    files = "file" if fig["matrices"] == 1 else "files"
+    return (
+        f"sample: {_cells_and_groups(fig, groups_name(cluster_column))}; "
+        f"it needs {fig['matrices']} matrix {files} (one subset job each)"
+    )
+
+
+def success_lines(output: dict, cluster_column: str) -> list[str]:
+    """One or two lines on what a finished run made; none if it made no sample."""
+    try:
+        fig = sample_figures(output["summary"], output["cells"])
+    except (OSError, ValueError, KeyError):
+        return []
+    files = "file" if fig["matrices"] == 1 else "files"
+    made = (
+        f"{PREFIX}: done: {_cells_and_groups(fig, groups_name(cluster_column))}, "
+        f"from {fig['matrices']} matrix {files}"
+    )
+    result = output["expression"]
+    if _newer_or_same(result, output["summary"]):  # made from this sample
+        where = (
+            f"{PREFIX}: result: {result} ({os.path.getsize(result) / 1e6:,.1f} MB); "
+            "report: the same command with --report report.html"
+        )
+    else:
+        where = f"{PREFIX}: sample: {output['cells']} ({result} is not built from it yet)"
+    return [made, where]
+
+
+def _newer_or_same(path, than) -> bool:
+    try:
+        return os.path.getmtime(path) >= os.path.getmtime(than)
+    except OSError:
+        return False
+
+
+def error_lines_of_logs(logs_dir, since: float) -> list[str]:
+    """The one-line errors in the logs written since ``since`` (a time.time()), in order."""
+    found = []
+    for path in sorted(Path(logs_dir).rglob("*.log")) if os.path.isdir(logs_dir) else []:
+        try:
+            if path.stat().st_mtime < since - CLOCK_SLACK_S:
+                continue
+            text = path.read_text(errors="replace")
+        except OSError:
+            continue
+        for line in text.splitlines():
+            at = line.find(ERROR_MARK)
+            if at >= 0 and line[at:].strip() not in found:
+                found.append(line[at:].strip())
+    return found
+
+
+def failed_jobs_of_snakemake_log(snakemake_log) -> list[str]:
+    """'rule X failed: see its log Y' for each failed job of Snakemake's own log."""
+    try:
+        lines = Path(snakemake_log).read_text(errors="replace").splitlines()
+    except (OSError, TypeError):
+        return []
+    failed, rule = [], None
+    for line in lines:
+        if match := FAILED_RULE.match(line):
+            rule = match.group(1)
+            failed.append(f"{ERROR_MARK} rule {rule} failed: see the error above")
+        elif rule and (match := FAILED_LOG.match(line)):
+            failed[-1] = f"{ERROR_MARK} rule {rule} failed: see its log {match.group(1)}"
+            rule = None
+    return list(dict.fromkeys(failed))
+
+
+def failure_lines(logs_dir, since: float, snakemake_log=None) -> list[str]:
+    """The one-line errors of this run's failed jobs, else which rules failed."""
+    return error_lines_of_logs(logs_dir, since) or failed_jobs_of_snakemake_log(snakemake_log)
+
+
+def say_last(lines: list[str]) -> None:
+    """Print ``lines`` to stderr when the process exits: after Snakemake's own closing lines
+    ("Complete log", "Elapsed time", "WorkflowError"), so they are the last on screen."""
+    if lines:
+        atexit.register(_print_lines, list(lines))
+
+
+def _print_lines(lines: list[str]) -> None:
+    print("\n".join(lines), file=sys.stderr, flush=True)

@@ -1,0 +1,27 @@
+"""Rule report_landing: the report's first screen (embedded by workflow/report/workflow.rst)."""
+
+from abc_downsample import landing, plots
+from abc_downsample.manifest import Manifest
+from abc_downsample.rule_io import run
+
+
+def main():
+    inp, params = snakemake.input, snakemake.params
+    abc = snakemake.config["abc"]
+    group = plots.group_name(params.cluster_column)
+    summary, levels = plots.read_summary(inp.summary), plots.read_levels(inp.levels)
+    counts = plots.read_matrix_counts(inp.cells)
+    source = landing.source_facts(
+        Manifest.load(inp.manifest),
+        counts,
+        abc["variant"],
+        abc["transfer"],
+        params.logs,
+        params.min_cluster_size,
+    )
+    bench = plots.read_benchmarks(params.benchmarks)
+    fragment = landing.landing_fragment(summary, levels, counts, source, bench, group)
+    landing.write_landing(snakemake.output.html, fragment)
+
+
+run(main, snakemake.log[0])
