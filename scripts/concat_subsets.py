@@ -15,6 +15,7 @@ def main():
         taxonomy=snakemake.input.taxonomy,
         genes=snakemake.input.genes,
         provenance=dict(snakemake.params.provenance),
+        colors=next(iter(snakemake.input.get("colors", [])), None),  # absent from some releases
     )
     logging.getLogger("abc_downsample").info(stats.summary())
 

@@ -98,6 +98,18 @@ def taxonomy_path(wildcards=None):
     )
 
 
+def color_table_path(wildcards=None):
+    """The taxonomy's colour table, or none where the release lists none."""
+    try:
+        return [
+            metadata_path(
+                "WMB-taxonomy", "cluster_to_cluster_annotation_membership_color"
+            )
+        ]
+    except AbcError:
+        return []
+
+
 def genes_path(wildcards=None):
     return metadata_path("WMB-10X", "gene")
 
