@@ -155,26 +155,34 @@ def level_colors(obs: pd.DataFrame, color_table, taxonomy) -> dict[str, list[str
     """``uns`` entries ``<level>_colors``: the atlas colour of each category, in order.
 
     ``color_table`` is the release's cluster_to_cluster_annotation_membership_color.csv
-    (None where the release has none: then no colours, scanpy uses its palette).
+    (None where the release has none: then no colours, scanpy uses its palette). Like the
+    pivoted taxonomy it has one row per cluster_alias, all text, so one reader serves both
+    and a term (even "" or "NA") meets its colour as it is in obs; a term takes the colour
+    of its first cluster, as in the report.
     """
     if not color_table:
         log.warning("the release lists no colour table: the result has no <level>_colors")
         return {}
-    from .plots import read_term_colors  # the report's reader: one reading of the atlas colours
-
+    colors = read_taxonomy(color_table)
+    terms = read_taxonomy(taxonomy)
+    aliases = _aliases(terms.index)
     uns = {}
     for level in TAXONOMY_LEVELS:
-        try:
-            colors = read_term_colors(color_table, taxonomy, level)
-        except AbcError as err:
-            log.warning("no %s_colors: %s", level, err)
+        column = f"{level}_color"
+        if column not in colors.columns:
+            log.warning("%s has no %s column: the result has no %s_colors", color_table,
+                        column, level)  # fmt: skip
             continue
+        by_alias = pd.Series(colors[column].to_numpy(), index=_aliases(colors.index))
+        table = pd.DataFrame({"term": terms[level].to_numpy(), "color": by_alias.reindex(aliases)})
+        table = table[table["color"].fillna("") != ""].drop_duplicates("term")
+        term_color = dict(zip(table["term"], table["color"], strict=True))
         categories = obs[level].cat.categories
-        unknown = [term for term in categories if term not in colors]
+        unknown = [term for term in categories if term not in term_color]
         if unknown:
             log.warning("%d %s term(s) have no colour in %s, e.g. %s: drawn in grey",
                         len(unknown), level, color_table, few(unknown))  # fmt: skip
-        uns[f"{level}_colors"] = [colors.get(term, MISSING_TERM_COLOR) for term in categories]
+        uns[f"{level}_colors"] = [term_color.get(t, MISSING_TERM_COLOR) for t in categories]
     return uns
 
 
