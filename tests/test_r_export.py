@@ -25,10 +25,10 @@ def outputs(directory):
             [("h5", "h5"), ("cells", "csv"), ("umap", "csv"), ("colors", "csv")]}  # fmt: skip
 
 
-@pytest.mark.parametrize("block_nnz", [3, 1 << 20])
-def test_10x_h5_holds_the_counts_genes_by_cells(result, tmp_path, block_nnz):
+@pytest.mark.parametrize(("block_nnz", "gzip_level"), [(3, None), (1 << 20, None), (5, 1)])
+def test_10x_h5_holds_the_counts_genes_by_cells(result, tmp_path, block_nnz, gzip_level):
     expected = ad.read_h5ad(result)
-    nnz = write_10x_h5(result, tmp_path / "matrix.h5", block_nnz=block_nnz)
+    nnz = write_10x_h5(result, tmp_path / "matrix.h5", block_nnz=block_nnz, gzip_level=gzip_level)
     with h5py.File(tmp_path / "matrix.h5", "r") as h5file:
         m = h5file["matrix"]
         shape = tuple(m["shape"][:])

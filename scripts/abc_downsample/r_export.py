@@ -30,8 +30,8 @@ DGC_MAX_NNZ = 2**31 - 1
 GENOME = "mm10"
 FEATURE_TYPE = "Gene Expression"
 UMAP_KEY = "X_umap"
-# gzip level 1: a third of the raw size at about the speed of the copy (benchmarks/README.md)
-H5_COMPRESSION = {"compression": "gzip", "compression_opts": 1, "shuffle": True}
+# Chunk of the datasets when compressed (gzip_level); uncompressed is the default: gzip
+# made the export 7x slower for a quarter of the size (benchmarks/README.md).
 H5_CHUNK = 1 << 18
 
 
@@ -55,7 +55,11 @@ def warn_if_too_big_for_r(nnz: int, limit: int = DGC_MAX_NNZ) -> bool:
 
 
 def write_10x_h5(
-    h5ad_path, out_path, block_nnz: int = DEFAULT_BLOCK_NNZ, nnz_limit: int = DGC_MAX_NNZ
+    h5ad_path,
+    out_path,
+    block_nnz: int = DEFAULT_BLOCK_NNZ,
+    nnz_limit: int = DGC_MAX_NNZ,
+    gzip_level: int | None = None,
 ) -> int:
     """The result's X as a 10x (Cell Ranger 3+) feature-barcode HDF5; returns its nnz.
 
@@ -76,7 +80,7 @@ def write_10x_h5(
             matrix.create_dataset("shape", data=np.array([n_genes, n_cells], np.int32))
             _write_features(matrix.create_group("features"), var)
             for name in ("data", "indices"):
-                _copy_blocks(x[name], matrix, name, block_nnz)
+                _copy_blocks(x[name], matrix, name, block_nnz, gzip_level)
             matrix.create_dataset("indptr", data=x["indptr"][:].astype(np.int64))
     return nnz
 
@@ -101,12 +105,14 @@ def _ascii(values, what: str) -> np.ndarray:
     return np.array(encoded, dtype=f"S{width}")
 
 
-def _copy_blocks(source: h5py.Dataset, group: h5py.Group, name: str, block_nnz: int) -> None:
+def _copy_blocks(source: h5py.Dataset, group: h5py.Group, name: str, block_nnz: int,
+                 gzip_level: int | None) -> None:  # fmt: skip
     size = len(source)
-    chunks = (min(H5_CHUNK, size),) if size else None
-    dest = group.create_dataset(
-        name, shape=(size,), dtype=source.dtype, chunks=chunks, **(H5_COMPRESSION if size else {})
-    )
+    gzip = {}
+    if gzip_level is not None and size:
+        gzip = {"compression": "gzip", "compression_opts": gzip_level, "shuffle": True,
+                "chunks": (min(H5_CHUNK, size),)}  # fmt: skip
+    dest = group.create_dataset(name, shape=(size,), dtype=source.dtype, **gzip)
     buffer = np.empty(min(block_nnz, size), source.dtype)
     for start in range(0, size, block_nnz):
         n = min(block_nnz, size - start)
@@ -156,9 +162,11 @@ def write_cell_tables(h5ad_path, cells_csv, umap_csv, colors_csv) -> None:
             tables[key].to_csv(tmp, index=index, na_rep="")
 
 
-def export_for_r(h5ad_path, *, h5, cells, umap, colors, nnz_limit: int = DGC_MAX_NNZ) -> str:
+def export_for_r(
+    h5ad_path, *, h5, cells, umap, colors, nnz_limit: int = DGC_MAX_NNZ, gzip_level=None
+) -> str:
     """All R-side files of the result; returns a one-line summary."""
-    nnz = write_10x_h5(h5ad_path, h5, nnz_limit=nnz_limit)
+    nnz = write_10x_h5(h5ad_path, h5, nnz_limit=nnz_limit, gzip_level=gzip_level)
     write_cell_tables(h5ad_path, cells, umap, colors)
     return f"wrote {os.path.basename(h5)} ({nnz:,} non-zeros) and the cell tables for R"
 
