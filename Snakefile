@@ -19,6 +19,7 @@ include: "workflow/rules/sampling.smk"
 include: "workflow/rules/matrices.smk"
 include: "workflow/rules/concat.smk"
 include: "workflow/rules/report.smk"
+include: "workflow/rules/export.smk"
 include: "workflow/rules/messages.smk"
 
 

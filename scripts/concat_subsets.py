@@ -9,6 +9,7 @@ from abc_downsample.rule_io import run
 
 def main():
     inp, abc = snakemake.input, snakemake.config["abc"]
+    colors = inp.get("colors", [])  # absent from some releases
     stats = concat_release(
         list(inp.subsets),
         snakemake.output.h5ad,
@@ -17,6 +18,7 @@ def main():
         taxonomy=cached_input(inp.taxonomy, abc),
         genes=cached_input(inp.genes, abc),
         provenance=dict(snakemake.params.provenance),
+        colors=cached_input(colors[0], abc) if colors else None,
     )
     logging.getLogger("abc_downsample").info(stats.summary())
 

@@ -1,4 +1,9 @@
-"""Subsets to the final h5ad, streaming: X is copied block by block, never held whole."""
+"""Subsets to the final h5ad, streaming: X is copied block by block, never held whole.
+
+The result is scanpy/cellxgene-ready: the atlas UMAP in ``obsm["X_umap"]``, the atlas
+colours in ``uns["<level>_colors"]`` (one per category, in category order), every group
+column categorical.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +31,10 @@ log = logging.getLogger(__name__)
 # measured no faster (h5py's per-call cost is small against 16 MB reads).
 DEFAULT_BLOCK_NNZ = 4 * 1024 * 1024
 TAXONOMY_LEVELS = ["neurotransmitter", "class", "subclass", "supertype", "cluster"]
+# The cell table's x, y are the atlas's own 2-D UMAP of all 4 M cells.
+UMAP_COLUMNS = ["x", "y"]
+# A term the colour table does not list (scanpy needs one colour per category).
+MISSING_TERM_COLOR = "#808080"
 
 
 @dataclass
@@ -129,7 +138,52 @@ def build_obs(labels: pd.Index, cell_metadata, taxonomy) -> pd.DataFrame:
     for level in TAXONOMY_LEVELS:
         values = terms[level].to_numpy(object)
         obs[level] = np.where(rows >= 0, values[rows], None)
+    # a group, not a quantity: scanpy then colours it by category, not on a colour bar
+    obs["cluster_alias"] = obs["cluster_alias"].astype("category")
     return _strings_as_categoricals(obs)
+
+
+def atlas_umap(obs: pd.DataFrame) -> dict:
+    """``obsm`` with the atlas UMAP (the cell table's x, y) as ``X_umap``, if obs has it."""
+    if not all(c in obs.columns for c in UMAP_COLUMNS):
+        log.warning("no x, y columns in the cell metadata: the result has no X_umap")
+        return {}
+    return {"X_umap": obs[UMAP_COLUMNS].to_numpy(np.float64)}
+
+
+def level_colors(obs: pd.DataFrame, color_table, taxonomy) -> dict[str, list[str]]:
+    """``uns`` entries ``<level>_colors``: the atlas colour of each category, in order.
+
+    ``color_table`` is the release's cluster_to_cluster_annotation_membership_color.csv
+    (None where the release has none: then no colours, scanpy uses its palette). Like the
+    pivoted taxonomy it has one row per cluster_alias, all text, so one reader serves both
+    and a term (even "" or "NA") meets its colour as it is in obs; a term takes the colour
+    of its first cluster, as in the report.
+    """
+    if not color_table:
+        log.warning("the release lists no colour table: the result has no <level>_colors")
+        return {}
+    colors = read_taxonomy(color_table)
+    terms = read_taxonomy(taxonomy)
+    aliases = _aliases(terms.index)
+    uns = {}
+    for level in TAXONOMY_LEVELS:
+        column = f"{level}_color"
+        if column not in colors.columns:
+            log.warning("%s has no %s column: the result has no %s_colors", color_table,
+                        column, level)  # fmt: skip
+            continue
+        by_alias = pd.Series(colors[column].to_numpy(), index=_aliases(colors.index))
+        table = pd.DataFrame({"term": terms[level].to_numpy(), "color": by_alias.reindex(aliases)})
+        table = table[table["color"].fillna("") != ""].drop_duplicates("term")
+        term_color = dict(zip(table["term"], table["color"], strict=True))
+        categories = obs[level].cat.categories
+        unknown = [term for term in categories if term not in term_color]
+        if unknown:
+            log.warning("%d %s term(s) have no colour in %s, e.g. %s: drawn in grey",
+                        len(unknown), level, color_table, few(unknown))  # fmt: skip
+        uns[f"{level}_colors"] = [term_color.get(t, MISSING_TERM_COLOR) for t in categories]
+    return uns
 
 
 def _aliases(values) -> pd.Index:
@@ -163,8 +217,9 @@ def concat_subsets(
     var: pd.DataFrame,
     uns: dict,
     block_nnz: int = DEFAULT_BLOCK_NNZ,
+    obsm: dict | None = None,
 ) -> ConcatStats:
-    """Write the subsets' rows, in order, under ``obs``/``var``/``uns`` to ``out_path``.
+    """Write the subsets' rows, in order, under ``obs``/``var``/``uns``/``obsm`` to ``out_path``.
 
     Values keep their dtype (the widest of the subsets'); memory is one block of
     ``block_nnz`` non-zeros plus one subset's ``indptr``, whatever the output size.
@@ -188,7 +243,7 @@ def concat_subsets(
     indices_dtype = np.result_type(*(p.indices_dtype for p in parts))
     with (
         atomic_path(out_path, suffix=".h5ad") as tmp,
-        csr_h5ad_writer(tmp, obs, var, uns, nnz, dtype, indices_dtype) as writer,
+        csr_h5ad_writer(tmp, obs, var, uns, nnz, dtype, indices_dtype, obsm) as writer,
     ):
         for part in parts:
             _copy_rows(part.path, writer, block_nnz)
@@ -230,17 +285,21 @@ def concat_release(
     taxonomy,
     genes,
     provenance: dict,
+    colors=None,
     block_nnz: int = DEFAULT_BLOCK_NNZ,
 ) -> ConcatStats:
-    """The final h5ad: subsets' X, full cell metadata + taxonomy, genes, provenance."""
+    """The final h5ad: subsets' X, full cell metadata + taxonomy, genes, provenance, the
+    atlas UMAP and colours (``colors``: the release's colour table, or None)."""
     paths = [str(p) for p in paths]
     labels = subset_labels(paths)
     check_cells_match(labels, cells_csv)
     var = build_var(common_var(paths), genes)
     obs = build_obs(labels, cell_metadata, taxonomy)
     _release_arrow_memory()
-    uns = {"abc_downsample": dict(provenance)}
-    return concat_subsets(paths, out_path, obs, var, uns, block_nnz=block_nnz)
+    uns = {"abc_downsample": dict(provenance), **level_colors(obs, colors, taxonomy)}
+    return concat_subsets(
+        paths, out_path, obs, var, uns, block_nnz=block_nnz, obsm=atlas_umap(obs)
+    )
 
 
 def _release_arrow_memory() -> None:

@@ -300,12 +300,13 @@ def csr_h5ad_writer(
     nnz: int,
     dtype,
     indices_dtype,
+    obsm: dict | None = None,
 ) -> Iterator[CsrWriter]:
-    """Write an h5ad at ``path`` (obs, var, uns by anndata) and yield a writer for its X.
+    """Write an h5ad at ``path`` (obs, var, uns, obsm by anndata) and yield a writer for X.
 
     The caller appends all rows; the X group is checked complete on exit.
     """
-    ad.AnnData(obs=obs, var=var, uns=uns).write_h5ad(path)
+    ad.AnnData(obs=obs, var=var, uns=uns, obsm=obsm).write_h5ad(path)
     with h5py.File(path, "r+") as h5file:
         writer = CsrWriter(
             h5file.create_group("X"), (len(obs), len(var)), nnz, dtype, indices_dtype

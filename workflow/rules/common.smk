@@ -72,7 +72,9 @@ def cells_file_digest():
     if path is None:
         return None
     if not os.path.isfile(path):
-        fail(f"sampling.cells_file {path} does not exist: fix the path or set it to null")
+        fail(
+            f"sampling.cells_file {path} does not exist: fix the path or set it to null"
+        )
     return file_md5(path).hexdigest()
 
 
@@ -114,7 +116,8 @@ def matrix_size(matrix):
 
 def receipt(entry):
     """The project's receipt for a cached file. Not ancient(): Snakemake skips the update
-    checks of jobs downstream of a rerun job, and ancient() then hides that rerun too."""
+    checks of jobs downstream of a rerun job, and ancient() then hides that rerun too.
+    """
     return f"{RECEIPTS}/{cache_path('', entry.relative_path)}.json"
 
 
@@ -131,6 +134,18 @@ def taxonomy_path(wildcards=None):
     return metadata_path(
         "WMB-taxonomy", "cluster_to_cluster_annotation_membership_pivoted"
     )
+
+
+def color_table_path(wildcards=None):
+    """The taxonomy's colour table, or none where the release lists none."""
+    try:
+        return [
+            metadata_path(
+                "WMB-taxonomy", "cluster_to_cluster_annotation_membership_color"
+            )
+        ]
+    except AbcError:
+        return []
 
 
 def genes_path(wildcards=None):

@@ -9,6 +9,7 @@ rule concat:
         cell_metadata=cell_metadata_path,
         taxonomy=taxonomy_path,
         genes=genes_path,
+        colors=color_table_path,
     output:
         h5ad=OUT["expression"],
     log:

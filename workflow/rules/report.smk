@@ -31,13 +31,6 @@ report_targets = lambda wildcards=None: [
     *REPORT_RUNTIME.values(),
     REPORT_LANDING,
 ]
-# The atlas's taxonomy colours if the release lists them, else none (plots use a palette).
-color_table = lambda wildcards: [
-    receipt(entry)
-    for entry in manifest().entries
-    if (entry.directory, entry.kind, entry.name)
-    == ("WMB-taxonomy", "metadata", "cluster_to_cluster_annotation_membership_color")
-][:1]
 
 
 rule plot_sampling:
@@ -46,7 +39,7 @@ rule plot_sampling:
         levels=OUT["levels"],
         cells=OUT["cells"],
         taxonomy=taxonomy_path,
-        colors=color_table,
+        colors=color_table_path,  # none: plots use a palette
     output:
         sizes=report(
             REPORT_SAMPLING["sizes"],
