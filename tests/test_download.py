@@ -15,9 +15,10 @@ from types import SimpleNamespace
 import pytest
 from s3_server import signed_client
 
-from abc_downsample.cache import cache_path, check_cached
+from abc_downsample.cache import cache_path, check_cached, is_stamped, read_receipt
 from abc_downsample.download import fetch_file
 from abc_downsample.errors import AbcError
+from abc_downsample.manifest import FileEntry
 from abc_downsample.storage import open_store
 
 BUCKET = "allen-brain-cell-atlas"
@@ -236,16 +237,19 @@ def test_rule_script_downloads_from_a_local_mirror(tmp_path, payload, md5):
     manifest_path = tmp_path / "manifest.json"
     manifest_path.write_text(json.dumps(manifest))
     out = cache_path(tmp_path / "cache", KEY)
+    receipt = tmp_path / "receipt.json"
     smk = SimpleNamespace(
         input=SimpleNamespace(manifest=str(manifest_path)),
-        output=[str(out)],
+        output=[str(receipt)],
         params=SimpleNamespace(relative_path=KEY),
         config={
             "abc": {
                 "bucket": str(mirror),
                 "endpoint_url": None,
-                "verify": "size",
+                "cache_dir": str(tmp_path / "cache"),
+                "verify": "stamp",
                 "download": {"part_size_mb": 1, "max_concurrency": 3, "retries": 2},
+                "stream": {"max_concurrency": 2, "merge_gap_kb": 64},
             }
         },
         log=[str(tmp_path / "download.log")],
@@ -259,6 +263,8 @@ def test_rule_script_downloads_from_a_local_mirror(tmp_path, payload, md5):
         root.setLevel(saved[1])
     assert out.read_bytes() == payload
     assert "MD5 ok" in (tmp_path / "download.log").read_text()
+    assert read_receipt(receipt) == FileEntry("", "", "", None, KEY, SIZE, md5, "")
+    assert is_stamped(tmp_path / "cache", read_receipt(receipt)), "verified once, stamped"
 
 
 # -- files already in the cache -------------------------------------------------------------

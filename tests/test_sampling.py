@@ -1,6 +1,7 @@
 """Sampling strategies, the drawing of cells, filters, given cell lists and the summaries."""
 
 import logging
+import shutil
 import subprocess
 import sys
 import textwrap
@@ -14,7 +15,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from abc_downsample import sampling
+from abc_downsample.cache import file_md5, write_receipt
 from abc_downsample.errors import AbcError
+from abc_downsample.manifest import FileEntry
 from abc_downsample.sampling import STRATEGIES, allocate, sample_cells, select_cells
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -469,6 +472,7 @@ def test_taxonomy_of_another_release_is_an_error(release, tmp_path):
 
 # ---------------------------------------------------------------- the rule script
 SNAKEFILE = """
+config.update({config!r})
 rule sample_cells:
     input:
         cell_metadata={metadata!r},
@@ -477,8 +481,10 @@ rule sample_cells:
         cells="out/downsampled_cells.csv",
         summary="out/sampling_summary.csv",
         levels="out/sampling_levels.csv",
+        done="out/sample.done.json",
     params:
         sampling={sampling!r},
+        settings={sampling!r},
     log:
         "out/logs/sample_cells.log",
     script:
@@ -487,12 +493,29 @@ rule sample_cells:
 
 
 def run_rule(tmp_path, metadata, taxonomy, settings_):
+    """The rule script under the real snakemake, its tables in a cache (a local mirror of
+    itself) and given as receipts, as the workflow does."""
+    cache = tmp_path / "cache"
+    receipts = {}
+    for name, path in (("metadata", metadata), ("taxonomy", taxonomy)):
+        (cache / "m").mkdir(parents=True, exist_ok=True)
+        shutil.copy(path, cache / "m" / Path(path).name)
+        entry = FileEntry("", "", "", None, f"m/{Path(path).name}", Path(path).stat().st_size,
+                          file_md5(path).hexdigest(), "")  # fmt: skip
+        receipts[name] = tmp_path / "receipts" / f"{name}.json"
+        write_receipt(receipts[name], entry)
+    abc = {
+        "cache_dir": str(cache), "bucket": str(cache), "endpoint_url": None, "verify": "stamp",
+        "download": {"part_size_mb": 64, "max_concurrency": 2, "retries": 1},
+        "stream": {"max_concurrency": 2, "merge_gap_kb": 64},
+    }  # fmt: skip
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(
         textwrap.dedent(
             SNAKEFILE.format(
-                metadata=str(metadata),
-                taxonomy=str(taxonomy),
+                config={"abc": abc},
+                metadata=str(receipts["metadata"]),
+                taxonomy=str(receipts["taxonomy"]),
                 sampling=settings_,
                 script=str(ROOT / "scripts" / "sample_cells.py"),
             )

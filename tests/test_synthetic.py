@@ -2,9 +2,6 @@
 
 import hashlib
 import json
-import subprocess
-import sys
-import textwrap
 from pathlib import Path
 
 import anndata as ad
@@ -12,11 +9,11 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PROJECT, SYNTHETIC_ARGS
+from conftest import SYNTHETIC_ARGS
 from s3_server import BUCKET, unsigned_client
 
 from abc_downsample.errors import AbcError
-from abc_downsample.synthetic import write_release
+from abc_downsample.synthetic import ensure_release, write_release
 
 CELLS = "metadata/WMB-10X/20241115/cell_metadata.csv"
 GENES = "metadata/WMB-10X/20241115/gene.csv"
@@ -256,31 +253,16 @@ def test_unsigned_client_reads_the_release_from_moto(s3_endpoint, synthetic_rele
     ]
 
 
-def test_rule_script_writes_the_release(tmp_path):
-    """scripts/make_synthetic_release.py run by the real snakemake, on its own."""
-    snakefile = tmp_path / "Snakefile"
-    snakefile.write_text(
-        textwrap.dedent(
-            f"""
-            rule synthetic_release:
-                output: manifest="bucket/releases/20250531/manifest.json"
-                log: "synthetic.log"
-                params:
-                    root="bucket",
-                    synthetic={{"enabled": True, "n_cells": 300, "n_genes": 12, "seed": 3,
-                               "release": "20250531"}},
-                script: "{PROJECT}/scripts/make_synthetic_release.py"
-            """
-        )
-    )
-    result = subprocess.run(
-        [sys.executable, "-m", "snakemake", "-s", str(snakefile), "-d", str(tmp_path), "-c1"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
-    assert result.returncode == 0, result.stderr
-    manifest = json.loads((tmp_path / "bucket/releases/20250531/manifest.json").read_text())
-    assert manifest["version"] == "20250531"
-    assert len(read_csv({"root": tmp_path / "bucket"}, CELLS)) == 300
-    assert "synthetic release 20250531" in (tmp_path / "synthetic.log").read_text()
+def test_ensure_release_writes_once_and_again_when_settings_change(tmp_path):
+    """The demo's release is made while the workflow is read: only when missing or when
+    its settings changed."""
+    settings = {"release": "20250531", "n_cells": 300, "n_genes": 12, "seed": 3}
+    assert ensure_release(tmp_path, settings)
+    manifest = tmp_path / "releases/20250531/manifest.json"
+    assert json.loads(manifest.read_text())["version"] == "20250531"
+    assert len(read_csv({"root": tmp_path}, CELLS)) == 300
+    written = manifest.stat().st_mtime_ns
+    assert not ensure_release(tmp_path, settings)
+    assert manifest.stat().st_mtime_ns == written
+    assert ensure_release(tmp_path, {**settings, "n_cells": 400})
+    assert len(read_csv({"root": tmp_path}, CELLS)) == 400
