@@ -9,6 +9,8 @@ import pytest
 import yaml
 from s3_server import MotoServer, upload_tree
 
+from abc_downsample.cache import file_md5, write_receipt
+from abc_downsample.manifest import FileEntry
 from abc_downsample.synthetic import write_release
 
 PROJECT = Path(__file__).resolve().parent.parent
@@ -88,3 +90,26 @@ def proxy(s3):
     proxy = FaultProxy(s3)
     yield proxy
     proxy.close()
+
+
+def local_abc(workdir) -> dict:
+    """The config's ``abc`` block for rule-script tests: ``workdir`` is both the bucket (a
+    local mirror) and the cache, so cached inputs are verified with no network."""
+    return {
+        "cache_dir": str(workdir), "bucket": str(workdir), "endpoint_url": None,
+        "verify": "stamp", "keep_matrices": True,
+        "download": {"part_size_mb": 64, "max_concurrency": 2, "retries": 1},
+        "stream": {"max_concurrency": 2, "merge_gap_kb": 64},
+    }  # fmt: skip
+
+
+def receipts_for(workdir, *names) -> dict:
+    """Receipts (as the download rules write them) for files in ``workdir``, by name."""
+    receipts = {}
+    for name in names:
+        path = Path(workdir) / name
+        md5 = file_md5(path).hexdigest()
+        entry = FileEntry("", "", "", None, name, path.stat().st_size, md5, "")
+        receipts[name] = Path(workdir) / "receipts" / f"{name}.json"
+        write_receipt(receipts[name], entry)
+    return receipts

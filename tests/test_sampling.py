@@ -11,13 +11,12 @@ import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pytest
+from conftest import local_abc, receipts_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from abc_downsample import sampling
-from abc_downsample.cache import file_md5, write_receipt
 from abc_downsample.errors import AbcError
-from abc_downsample.manifest import FileEntry
 from abc_downsample.sampling import STRATEGIES, allocate, sample_cells, select_cells
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -493,29 +492,19 @@ rule sample_cells:
 
 
 def run_rule(tmp_path, metadata, taxonomy, settings_):
-    """The rule script under the real snakemake, its tables in a cache (a local mirror of
-    itself) and given as receipts, as the workflow does."""
-    cache = tmp_path / "cache"
-    receipts = {}
-    for name, path in (("metadata", metadata), ("taxonomy", taxonomy)):
-        (cache / "m").mkdir(parents=True, exist_ok=True)
-        shutil.copy(path, cache / "m" / Path(path).name)
-        entry = FileEntry("", "", "", None, f"m/{Path(path).name}", Path(path).stat().st_size,
-                          file_md5(path).hexdigest(), "")  # fmt: skip
-        receipts[name] = tmp_path / "receipts" / f"{name}.json"
-        write_receipt(receipts[name], entry)
-    abc = {
-        "cache_dir": str(cache), "bucket": str(cache), "endpoint_url": None, "verify": "stamp",
-        "download": {"part_size_mb": 64, "max_concurrency": 2, "retries": 1},
-        "stream": {"max_concurrency": 2, "merge_gap_kb": 64},
-    }  # fmt: skip
+    """The rule script under the real snakemake, its tables given as receipts of cached
+    files, as the workflow does."""
+    for path in (metadata, taxonomy):
+        if Path(path).parent != tmp_path:
+            shutil.copy(path, tmp_path / Path(path).name)
+    receipts = receipts_for(tmp_path, Path(metadata).name, Path(taxonomy).name)
     snakefile = tmp_path / "Snakefile"
     snakefile.write_text(
         textwrap.dedent(
             SNAKEFILE.format(
-                config={"abc": abc},
-                metadata=str(receipts["metadata"]),
-                taxonomy=str(receipts["taxonomy"]),
+                config={"abc": local_abc(tmp_path)},
+                metadata=str(receipts[Path(metadata).name]),
+                taxonomy=str(receipts[Path(taxonomy).name]),
                 sampling=settings_,
                 script=str(ROOT / "scripts" / "sample_cells.py"),
             )

@@ -10,6 +10,7 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import local_abc, receipts_for
 from test_csr_rows import assert_same_csr, random_csr, write_h5ad
 
 from abc_downsample.errors import AbcError
@@ -130,6 +131,9 @@ def test_a_matrix_with_no_sampled_cells_gives_an_empty_subset(tmp_path, matrix_f
 
 def run_rule(workdir: Path, rule: str, script: str) -> subprocess.CompletedProcess:
     """Run the real snakemake CLI on a one-rule Snakefile using the project's rule script."""
+    if "ABC" in rule:  # a rule reading cached files: the matrix by its receipt
+        receipts_for(workdir, *(p.name for p in workdir.glob("*-raw.h5ad")))
+        rule = rule.replace("ABC", repr(local_abc(workdir)))
     snakefile = workdir / "Snakefile"
     snakefile.write_text(textwrap.dedent(rule).replace("SCRIPT", str(PROJECT / "scripts" / script)))
     return subprocess.run(
@@ -141,15 +145,13 @@ def run_rule(workdir: Path, rule: str, script: str) -> subprocess.CompletedProce
 
 
 SUBSET_RULE = """
-import os
-config["abc"] = {"verify": "size"}
+config["abc"] = ABC
 rule subset_matrix:
-    input: matrix="WMB-10Xv3-TH-raw.h5ad", cells="cells.csv"
-    output: h5ad="subsets/WMB-10Xv3-TH.h5ad"
+    input: matrix="receipts/WMB-10Xv3-TH-raw.h5ad.json", cells="cells.csv"
+    output: h5ad="subsets/WMB-10Xv3-TH.h5ad", done="done/WMB-10Xv3-TH.abc.json"
     params:
         matrix="WMB-10Xv3-TH",
-        size=lambda wc, input: os.path.getsize(input.matrix),
-        md5=None,
+        settings={"variant": "raw"},
     log: "logs/subset.log"
     script: "SCRIPT"
 """

@@ -95,9 +95,9 @@ def common_var(paths: list[str]) -> pd.DataFrame:
             first = var
         elif not (var.index.equals(first.index) and var.equals(first)):
             raise AbcError(
-                f"{os.path.basename(path)} has other genes than {os.path.basename(paths[0])}: "
-                "the matrices must come from one release and variant; delete data/subsets "
-                "and rerun"
+                f"{os.path.basename(path)} has other genes (or another gene order) than "
+                f"{os.path.basename(paths[0])}: the release's matrix files disagree, which "
+                "rebuilding cannot fix; choose another abc.release or report it"
             )
     first.index = first.index.rename("gene_identifier")
     return first

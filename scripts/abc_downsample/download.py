@@ -310,7 +310,7 @@ def _check_free_space(job: _Job) -> None:
     free = shutil.disk_usage(job.part.parent).free
     if free < needed:
         raise AbcError(
-            f"{job.part.parent} has {free / GB:.1f} GB free, {job.key} needs {needed / GB:.1f} GB "
+            f"{job.part.parent} has {size_text(free)} free, {job.key} needs {size_text(needed)} "
             "more: free space or set abc.cache_dir elsewhere, then rerun (the download resumes)"
         )
 
@@ -512,6 +512,14 @@ class _Progress:
             elapsed,
             self.fetched / max(elapsed, 1e-6) / 1e6,
         )
+
+
+def size_text(nbytes: float) -> str:
+    """Bytes for people: "512 kB", "35.2 MB", "4.1 GB" (decimal units, as the manifest)."""
+    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
+        if nbytes >= scale:
+            return f"{nbytes / scale:.1f} {unit}"
+    return f"{int(nbytes)} bytes"
 
 
 def _duration(seconds: float) -> str:

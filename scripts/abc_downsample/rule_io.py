@@ -6,6 +6,7 @@ this package's warnings (``abc-downsample: warning: ...``), a job's few notices
 "storing ... as categorical") goes to the log file only.
 """
 
+import errno
 import logging
 import sys
 from collections.abc import Callable
@@ -66,7 +67,10 @@ def run(main: Callable[[], None], log_path: str | None = None) -> None:
     """Run a rule's main function; an ``AbcError`` becomes one line and exit status 1."""
     setup_logging(log_path)
     try:
-        main()
+        try:
+            main()
+        except OSError as err:
+            raise disk_full(err) or err from None
     except AbcError as err:
         message = f"{PREFIX}: error: {err}"
         log.error(message)
@@ -75,3 +79,14 @@ def run(main: Callable[[], None], log_path: str | None = None) -> None:
     except Exception:
         log.exception("unexpected error")
         raise
+
+
+def disk_full(err: OSError) -> AbcError | None:
+    """A full disk or quota, as one line (h5py reports it in its message, not errno)."""
+    if err.errno not in (errno.ENOSPC, errno.EDQUOT) and "No space left" not in str(err):
+        return None
+    where = f" writing {err.filename}" if err.filename else ""
+    return AbcError(
+        f"the disk is full{where}: free space (or set output.dir or abc.cache_dir on another "
+        "disk), then rerun; nothing half-written is kept"
+    )

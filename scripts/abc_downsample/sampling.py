@@ -393,6 +393,12 @@ def _cell_list(table: CellTable, selected: np.ndarray, group: str) -> pd.DataFra
 def _load_table(metadata_path, taxonomy_path, group: str, filters: dict) -> CellTable:
     """Check the column names first (cheap), then read only the needed cell columns."""
     metadata_columns = cell_table_columns(metadata_path)
+    missing = [c for c in CELL_COLUMNS if c not in metadata_columns]
+    if missing:  # before sampling.cluster_column, which would be blamed for it
+        raise AbcError(
+            f"{metadata_path} lacks the column(s) {few(missing)} of an ABC Atlas cell table: "
+            "it is not the release's cell_metadata.csv; check abc.release"
+        )
     taxonomy = read_taxonomy(taxonomy_path)
     _check_columns([group], metadata_columns, taxonomy.columns, "sampling.cluster_column")
     _check_columns(list(filters), metadata_columns, taxonomy.columns, "sampling.filters column")
