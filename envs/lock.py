@@ -11,6 +11,7 @@ unless a range excludes them or --upgrade is given.
 """
 
 import argparse
+import importlib.util
 import re
 import subprocess
 import sys
@@ -109,6 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--root", type=Path, default=ROOT, help=argparse.SUPPRESS)
     args, extra = parser.parse_known_args(argv)
     if not args.check:
+        if importlib.util.find_spec("uv") is None:
+            sys.exit("envs/lock.py: uv is missing: pip install -r requirements-test.lock")
         compile_locks(extra, args.root)
     found = problems(args.root)
     for problem in found:
