@@ -1,8 +1,9 @@
 """The whole workflow through a real single-node SLURM with --profile profiles/slurm.
 
 Runs only with RUN_SLURM_TESTS=1 (.ci/run sets it once the Debian SLURM packages and the
-plugin are installed): it needs root, writes /etc/slurm/slurm.conf and starts munged,
-MariaDB, slurmdbd, slurmctld and slurmd on 127.0.0.1 (tests/slurm/start_local_slurm.sh).
+plugin are installed): it needs root and starts munged, MariaDB, slurmdbd, slurmctld and
+slurmd on 127.0.0.1 (tests/slurm/start_local_slurm.sh), with every config, key and state in
+a temporary directory found through SLURM_CONF: the machine's /etc is neither read nor written.
 With RUN_SLURM_TESTS=1 a missing prerequisite fails the test instead of skipping it.
 
 One pass, about 2 minutes: the offline demo (synthetic release) runs locally for reference
@@ -89,7 +90,8 @@ def missing_prerequisites() -> str | None:
 
 @pytest.fixture(scope="module")
 def slurm_cluster():
-    """A running single-node SLURM; its state in a fresh dir, removed afterwards."""
+    """The environment of a running single-node SLURM (SLURM_CONF, PATH), whose config and
+    state are in a fresh dir, removed afterwards."""
     problem = missing_prerequisites()
     if problem:
         pytest.fail(f"RUN_SLURM_TESTS=1 but {problem}")
@@ -102,10 +104,18 @@ def slurm_cluster():
     try:
         if started.returncode != 0:
             pytest.fail(f"SLURM did not start:\n{started.stdout}\n{started.stderr}")
-        yield base
+        yield cluster_env(base)
     finally:
         subprocess.run([SCRIPTS / "stop_local_slurm.sh", base], timeout=120, check=False)
         shutil.rmtree(base, ignore_errors=True)
+
+
+def cluster_env(base: Path) -> dict:
+    """What every SLURM command needs to reach the test cluster (see start_local_slurm.sh)."""
+    return {
+        "SLURM_CONF": str(base / "etc" / "slurm.conf"),
+        "PATH": os.pathsep.join([str(base / "bin"), os.environ["PATH"]]),
+    }
 
 
 def demo_config() -> dict:
@@ -127,9 +137,9 @@ def site_profile(directory: Path) -> Path:
     return directory
 
 
-def slurm_env(inject_dir: Path, fault_dir: Path | None) -> dict:
+def slurm_env(cluster: dict, inject_dir: Path, fault_dir: Path | None) -> dict:
     paths = [str(PLUGIN_DIR), str(inject_dir), os.environ.get("PYTHONPATH", "")]
-    env = {"PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+    env = {**cluster, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
     if fault_dir:
         env.update(ABC_TEST_FAULT_DIR=str(fault_dir), ABC_TEST_FAULT_RULE=FAULT_RULE)
     return env
@@ -159,12 +169,12 @@ def parse_jobs(log: str) -> list[dict]:
     return jobs
 
 
-def sacct(job_ids) -> dict[str, dict]:
+def sacct(cluster: dict, job_ids) -> dict[str, dict]:
     """{SLURM id: {state, comment, req_mem_mb, minutes}} from the accounting database."""
     out = subprocess.run(
         ["sacct", "-X", "-n", "-P", "-j", ",".join(job_ids),
          "-o", "JobID,State,Comment,ReqMem,Timelimit"],
-        capture_output=True, text=True, check=True,
+        capture_output=True, text=True, check=True, env={**os.environ, **cluster}, timeout=60,
     ).stdout  # fmt: skip
     rows = {}
     for line in out.splitlines():
@@ -208,18 +218,17 @@ def runs(slurm_cluster, tmp_path_factory):
     fault_dir.mkdir()
     (inject_dir / "sitecustomize.py").write_text(SITECUSTOMIZE)
     profile = site_profile(tmp / "profile")
+    with_faults = slurm_env(slurm_cluster, inject_dir, fault_dir)
     with ThreadPoolExecutor(2) as pool:
         local = pool.submit(run_snakemake, tmp / "local", config=demo_config(), timeout=RUN_TIMEOUT)
-        failing = pool.submit(
-            run_through_slurm, tmp / "slurm", profile, slurm_env(inject_dir, fault_dir)
-        )
+        failing = pool.submit(run_through_slurm, tmp / "slurm", profile, with_faults)
         local, failing = local.result(), failing.result()
     assert local.returncode == 0, local.stderr[-3000:]
     slurm_dir = tmp / "slurm"
     written_by_failing_run = sorted(
         str(p.relative_to(slurm_dir)) for p in (slurm_dir / OUT_DIR).rglob("*.h5ad")
     )
-    rerun = run_through_slurm(tmp / "slurm", profile, slurm_env(inject_dir, None))
+    rerun = run_through_slurm(tmp / "slurm", profile, slurm_env(slurm_cluster, inject_dir, None))
     faults = {p.name: p.read_text().split(":", 1)[1] for p in fault_dir.iterdir()}
     return {
         "local_dir": tmp / "local",
@@ -227,6 +236,7 @@ def runs(slurm_cluster, tmp_path_factory):
         "failing": failing,
         "rerun": rerun,
         "faults": faults,  # {"always"|"once": "matrix=<label>"}
+        "cluster": slurm_cluster,
         "written_by_failing_run": written_by_failing_run,
     }
 
@@ -264,7 +274,7 @@ def test_failed_jobs_are_retried_then_the_run_stops_with_the_rest_done(runs):
         by_wildcards[faults["once"]]["slurm_ids"],
         by_wildcards[faults["always"]]["slurm_ids"],
     )
-    accounting = sacct(once_ids + always_ids)
+    accounting = sacct(runs["cluster"], once_ids + always_ids)
     # resubmitted as new SLURM jobs: the first attempt failed, the retry completed
     assert [accounting[i]["state"] for i in once_ids] == ["FAILED", "COMPLETED"]
     assert len(always_ids) >= 2
@@ -286,7 +296,7 @@ def test_every_cluster_job_ran_as_a_slurm_job_with_the_rules_resources(runs):
     host = {job["rule"] for run_jobs in per_run for job in run_jobs if job["local"]}
     assert host >= HOST_RULES and not host & CLUSTER_RULES
     assert all(job["slurm_ids"] for job in jobs), [j for j in jobs if not j["slurm_ids"]]
-    accounting = sacct([i for job in jobs for i in job["slurm_ids"]])
+    accounting = sacct(runs["cluster"], [i for job in jobs for i in job["slurm_ids"]])
     for run_jobs in per_run:
         for job in (job for job in run_jobs if not job["local"]):
             check_slurm_rows(job, accounting, first_mem_mb(run_jobs, job), runs)

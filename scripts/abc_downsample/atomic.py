@@ -4,8 +4,12 @@ import contextlib
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
+
+# the temporary name of atomic_path (and of download records): .<name>.tmp-<pid>[suffix]
+_TMP_NAME = re.compile(r"\..+\.tmp-(\d+)(\.[^.]+)?")
 
 
 @contextlib.contextmanager
@@ -57,3 +61,31 @@ def write_done_marker(path: str | os.PathLike, settings: dict) -> None:
                 old.unlink()
     with atomic_path(path) as tmp:
         tmp.write_text(json.dumps(settings, indent=1, sort_keys=True, default=str) + "\n")
+
+
+def remove_orphans(directory: str | os.PathLike) -> list[Path]:
+    """Delete the temporary files, under ``directory``, of writers that died on this host.
+
+    A writer killed with SIGKILL leaves its ``.<name>.tmp-<pid>`` behind; a file whose pid
+    is alive here is kept (it may be being written). Pids are per host: call this only
+    where no writer on another host shares ``directory``, e.g. in the main Snakemake process
+    before jobs start. Returns the deleted paths.
+    """
+    removed = []
+    for path in sorted(Path(directory).rglob(".*.tmp-*")):
+        match = _TMP_NAME.fullmatch(path.name)
+        if match and path.is_file() and not _alive(int(match[1])):
+            with contextlib.suppress(FileNotFoundError):
+                path.unlink()
+                removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, owned by another user
+        return True
+    return True

@@ -63,14 +63,31 @@ def say(message: str) -> None:
     print(f"{PREFIX}: {message}", file=sys.__stderr__, flush=True)
 
 
+def quiet_interrupts() -> None:
+    """Make an uncaught KeyboardInterrupt (Ctrl-C) print one line instead of a traceback;
+    the process still ends by SIGINT, so Snakemake sees an interrupted job."""
+
+    def hook(kind, value, traceback):
+        if issubclass(kind, KeyboardInterrupt):
+            print("abc-downsample: interrupted", file=sys.__stderr__, flush=True)
+        else:
+            sys.__excepthook__(kind, value, traceback)
+
+    sys.excepthook = hook
+
+
 def run(main: Callable[[], None], log_path: str | None = None) -> None:
     """Run a rule's main function; an ``AbcError`` becomes one line and exit status 1."""
     setup_logging(log_path)
+    quiet_interrupts()
     try:
         try:
             main()
         except OSError as err:
             raise disk_full(err) or err from None
+    except KeyboardInterrupt:
+        log.error("interrupted")
+        raise
     except AbcError as err:
         message = f"{PREFIX}: error: {err}"
         log.error(message)

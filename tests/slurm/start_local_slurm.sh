@@ -5,10 +5,12 @@
 #
 #   tests/slurm/start_local_slurm.sh BASE     (or BASE=... in the environment)
 #
-# Everything mutable (state, logs, MariaDB datadir) lives under BASE. The configs go to
-# /etc/slurm, the one place every SLURM command finds them (the plugin's job step drops
-# SLURM_CONF from the environment of its inner srun); a slurm.conf not written by this script
-# is never overwritten, and the stop script removes ours. Needs root and the packages
+# Everything lives under BASE: configs, munge key and socket, state, logs, MariaDB datadir.
+# Nothing in /etc is read or written, so a machine with a SLURM of its own keeps it. To use
+# the cluster, every SLURM command needs its config and a shim on PATH:
+#   export SLURM_CONF=$BASE/etc/slurm.conf PATH=$BASE/bin:$PATH
+# (the plugin's job step drops every SLURM_* variable from its inner srun, which would then
+# read /etc/slurm/slurm.conf: $BASE/bin/srun puts SLURM_CONF back). Needs root and the packages
 #   slurmctld slurmd slurm-client slurmdbd munge mariadb-server
 # Knobs: SLURM_REAL_MEMORY (MB, default 8000; jobs asking more pend forever), SLURM_CPUS
 # (default: nproc), SLURM_DB_PORT (default 3306).
@@ -24,8 +26,9 @@ REAL_MEMORY=${SLURM_REAL_MEMORY:-8000}
 CPUS=${SLURM_CPUS:-$(nproc)}
 DB_PORT=${SLURM_DB_PORT:-3306}
 DB_PASS=slurm-test-only
-ETC=/etc/slurm
-MARK="# written by abc-downsample tests/slurm/start_local_slurm.sh for $BASE"
+ETC=$BASE/etc
+MUNGE=$BASE/munge
+export SLURM_CONF=$ETC/slurm.conf   # for the daemons and the checks below
 
 die() { echo "start_local_slurm: $*" >&2; exit 1; }
 
@@ -34,9 +37,6 @@ for bin in slurmctld slurmd slurmdbd sacct munged mariadbd mariadb-install-db; d
     "-y --no-install-recommends slurmctld slurmd slurm-client slurmdbd munge mariadb-server"
 done
 [ "$(id -u)" = 0 ] || die "must run as root (daemons run as root/munge/mysql)"
-if [ -e "$ETC/slurm.conf" ] && ! grep -q '^# written by abc-downsample tests/slurm' "$ETC/slurm.conf"; then
-  die "$ETC/slurm.conf belongs to a real SLURM setup: not overwriting it; use another machine"
-fi
 
 alive() { [ -s "$BASE/pids/$1" ] && kill -0 "$(cat "$BASE/pids/$1")" 2>/dev/null; }
 if alive slurmctld && alive slurmd && scontrol ping 2>/dev/null | grep -q UP; then
@@ -65,17 +65,25 @@ start() {
   echo $! >"$BASE/pids/$name"
 }
 
-mkdir -p "$BASE"/{state,spool,log,pids,mysql,mysqlrun} "$ETC"
+mkdir -p "$BASE"/{state,spool,log,pids,mysql,mysqlrun,bin} "$ETC" "$MUNGE"
 chown mysql:mysql "$BASE/mysql" "$BASE/mysqlrun"   # mariadbd (as mysql) writes socket/pid there
 
-# ---- munge: reuse a running munged (it is machine-wide), else start one
-if ! (munge -n </dev/null | unmunge) >/dev/null 2>&1; then
-  [ -s /etc/munge/munge.key ] || {
-    mungekey --create && chown munge:munge /etc/munge/munge.key && chmod 400 /etc/munge/munge.key; }
-  mkdir -p /run/munge && chown munge:munge /run/munge && chmod 755 /run/munge
-  start munged setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F
-  wait_for 15 munged sh -c 'munge -n </dev/null | unmunge'
-fi
+# ---- srun shim (see the header): every other SLURM command keeps the caller's SLURM_CONF
+SRUN=$(PATH=${PATH//$BASE\/bin:/} command -v srun) || die "no srun: apt-get install slurm-client"
+cat >"$BASE/bin/srun" <<SHIM
+#!/bin/sh
+export SLURM_CONF="$ETC/slurm.conf"
+exec "$SRUN" "\$@"
+SHIM
+chmod 755 "$BASE/bin/srun"
+
+# ---- munge: our own munged, key and socket (SLURM finds the socket through AuthInfo)
+[ -s "$MUNGE/munge.key" ] || mungekey --create --keyfile="$MUNGE/munge.key" >/dev/null
+chown -R munge:munge "$MUNGE" && chmod 755 "$MUNGE" && chmod 400 "$MUNGE/munge.key"
+start munged setpriv --reuid=munge --regid=munge --init-groups /usr/sbin/munged -F \
+  --key-file="$MUNGE/munge.key" --socket="$MUNGE/munge.socket" --pid-file="$MUNGE/munged.pid" \
+  --log-file="$MUNGE/munged.log" --seed-file="$MUNGE/munged.seed"
+wait_for 15 munged sh -c "munge -S '$MUNGE/munge.socket' -n </dev/null | unmunge -S '$MUNGE/munge.socket'"
 
 # ---- MariaDB for slurmdbd (own datadir; TCP on 127.0.0.1 only)
 if [ ! -d "$BASE/mysql/mysql" ]; then
@@ -96,8 +104,8 @@ mariadb -S "$SOCK" -e "
 
 # ---- configs
 cat >"$ETC/slurmdbd.conf" <<CONF
-$MARK
 AuthType=auth/munge
+AuthInfo=socket=$MUNGE/munge.socket
 DbdHost=localhost
 DbdPort=6819
 SlurmUser=root
@@ -115,12 +123,12 @@ chmod 600 "$ETC/slurmdbd.conf"   # slurmdbd refuses a readable file with a passw
 
 # MinJobAge 300: the plugin falls back to sacct if it is < 3x its first status delay.
 cat >"$ETC/slurm.conf" <<CONF
-$MARK
 ClusterName=localcluster
 SlurmctldHost=$HOST
 SlurmUser=root
 SlurmdUser=root
 AuthType=auth/munge
+AuthInfo=socket=$MUNGE/munge.socket
 CredType=cred/munge
 SlurmctldPort=6817
 SlurmdPort=6818
@@ -148,6 +156,7 @@ JobAcctGatherFrequency=30
 AccountingStorageType=accounting_storage/slurmdbd
 AccountingStorageHost=localhost
 AccountingStoragePort=6819
+AccountingStoragePass=$MUNGE/munge.socket
 JobCompType=jobcomp/none
 AccountingStoreFlags=job_comment
 NodeName=$HOST CPUs=$CPUS RealMemory=$REAL_MEMORY State=UNKNOWN

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Stop the daemons tests/slurm/start_local_slurm.sh started under BASE, by their recorded
 # PIDs only (TERM, then KILL after 10 s): slurmd and slurmctld first, then slurmdbd (so the
-# controller can flush its accounting), then MariaDB and munged. Removes the /etc/slurm
-# configs it wrote for this BASE; leaves BASE itself in place.
+# controller can flush its accounting), then MariaDB and munged. Leaves BASE itself (its
+# configs, state and logs) in place.
 #   tests/slurm/stop_local_slurm.sh BASE      (or BASE=... in the environment)
 set -uo pipefail
 BASE=${1:-${BASE:-}}
@@ -30,9 +30,4 @@ stop() {
 stop slurmd slurmctld
 stop slurmdbd
 stop mariadbd munged
-
-MARK="# written by abc-downsample tests/slurm/start_local_slurm.sh for $BASE"
-for conf in /etc/slurm/slurm.conf /etc/slurm/slurmdbd.conf; do
-  [ -f "$conf" ] && [ "$(head -n 1 "$conf")" = "$MARK" ] && rm -f "$conf"
-done
 exit 0

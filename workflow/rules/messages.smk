@@ -5,6 +5,7 @@ import time
 from snakemake.io import is_flagged
 
 from abc_downsample import run_messages
+from abc_downsample.atomic import remove_orphans
 from abc_downsample.errors import few
 
 # When this run started: logs modified since then were written by its jobs.
@@ -15,6 +16,12 @@ def missing_targets():
     """Files the run was asked for that are not there (never exit 0 without them)."""
     files = [f for job in workflow.dag.targetjobs for f in (*job.input, *job.output)]
     return [f for f in files if not is_flagged(f, "temp") and not os.path.exists(f)]
+
+
+onstart:
+    # temporary files of writers killed earlier (pids are per host: local runs only)
+    if workflow.local_exec:
+        remove_orphans(OUT["dir"])
 
 
 onsuccess:
