@@ -34,6 +34,20 @@ def s3_endpoint(synthetic_release) -> str:
         server.stop()
 
 
+@pytest.fixture(scope="module")
+def own_bucket(synthetic_release) -> dict:
+    """A moto server for one test module (tests that publish into it or count its bytes),
+    behind our proxy: {"proxy", "server", "release"}."""
+    from fault_proxy import FaultProxy
+
+    server = MotoServer()
+    upload_tree(server.url, synthetic_release["root"])
+    proxy = FaultProxy(server.url)
+    yield {"proxy": proxy, "server": server, "release": synthetic_release}
+    proxy.close()
+    server.stop()
+
+
 def snakefile() -> Path:
     for candidate in (PROJECT / "workflow" / "Snakefile", PROJECT / "Snakefile"):
         if candidate.exists():

@@ -16,24 +16,12 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import PROJECT, clean_env, run_snakemake
-from fault_proxy import FaultProxy
-from s3_server import MotoServer, free_port, signed_client, upload_tree
+from s3_server import free_port, signed_client
 
 pytestmark = pytest.mark.e2e
 
 RESULT = "data/downsampled_expression.h5ad"
 CELLS = "data/downsampled_cells.csv"
-
-
-@pytest.fixture(scope="module")
-def bucket(synthetic_release):
-    """A moto server of this module's own, behind a counting proxy."""
-    server = MotoServer()
-    upload_tree(server.url, synthetic_release["root"])
-    proxy = FaultProxy(server.url)
-    yield {"proxy": proxy, "server": server, "release": synthetic_release}
-    proxy.close()
-    server.stop()
 
 
 def config_for(endpoint: str, **abc) -> dict:
@@ -68,8 +56,8 @@ def assert_complete(workdir):
     assert sorted(result.obs_names) == sorted(cells["cell_label"])
 
 
-def test_changed_release_rebuilds_without_downloading_again(tmp_path, bucket):
-    proxy, release = bucket["proxy"], bucket["release"]
+def test_changed_release_rebuilds_without_downloading_again(tmp_path, own_bucket):
+    proxy, release = own_bucket["proxy"], own_bucket["release"]
     config = config_for(proxy.url)
     ok(tmp_path, config)
     assert provenance(tmp_path)["release"] == "20250531"
@@ -83,8 +71,8 @@ def test_changed_release_rebuilds_without_downloading_again(tmp_path, bucket):
     assert_complete(tmp_path)
 
 
-def test_latest_follows_a_new_release_and_is_resolved_once(tmp_path, bucket):
-    proxy, release = bucket["proxy"], bucket["release"]
+def test_latest_follows_a_new_release_and_is_resolved_once(tmp_path, own_bucket):
+    proxy, release = own_bucket["proxy"], own_bucket["release"]
     config = config_for(proxy.url, release="latest")
     ok(tmp_path, config)
     assert provenance(tmp_path)["release"] == "20250531"
@@ -93,7 +81,7 @@ def test_latest_follows_a_new_release_and_is_resolved_once(tmp_path, bucket):
     root = Path(release["root"])
     newer = json.loads((root / release["manifest"]).read_text())
     newer["version"] = "20261101"
-    signed_client(bucket["server"].url).put_object(
+    signed_client(own_bucket["server"].url).put_object(
         Bucket="allen-brain-cell-atlas",
         Key="releases/20261101/manifest.json",
         Body=json.dumps(newer).encode(),
@@ -114,13 +102,13 @@ def test_latest_follows_a_new_release_and_is_resolved_once(tmp_path, bucket):
         assert "using 20261101, the last one seen" in output
         assert "Nothing to be done" in output
     finally:
-        signed_client(bucket["server"].url).delete_object(
+        signed_client(own_bucket["server"].url).delete_object(
             Bucket="allen-brain-cell-atlas", Key="releases/20261101/manifest.json"
         )
 
 
-def test_cells_file_content_decides_and_a_missing_one_is_an_error(tmp_path, bucket):
-    proxy = bucket["proxy"]
+def test_cells_file_content_decides_and_a_missing_one_is_an_error(tmp_path, own_bucket):
+    proxy = own_bucket["proxy"]
     first = tmp_path / "first"
     ok(first, config_for(proxy.url))
     picked = pd.read_csv(first / CELLS)
@@ -144,7 +132,7 @@ def test_cells_file_content_decides_and_a_missing_one_is_an_error(tmp_path, buck
     assert "sampling.cells_file" in last and "absent.csv" in last and "does not exist" in last
 
 
-def test_offline_rerun_after_a_code_change(tmp_path, bucket):
+def test_offline_rerun_after_a_code_change(tmp_path, own_bucket):
     """A fresh clone or a `git pull` changes the workflow's code: Snakemake reruns the
     download jobs, which must take the cached files (and manifest), not the network."""
     clone = tmp_path / "clone"
@@ -154,7 +142,7 @@ def test_offline_rerun_after_a_code_change(tmp_path, bucket):
         copy(PROJECT / part, clone / part)
     work = tmp_path / "work"
     cache = tmp_path / "shared_cache"
-    config = config_for(bucket["proxy"].url, cache_dir=str(cache))
+    config = config_for(own_bucket["proxy"].url, cache_dir=str(cache))
     config_file = tmp_path / "config.yaml"
     ok_clone(clone, work, config, config_file)
     script = clone / "scripts" / "download_file.py"

@@ -12,23 +12,11 @@ import pandas as pd
 import pytest
 import yaml
 from conftest import PROJECT, clean_env, snakefile
-from fault_proxy import FaultProxy
-from s3_server import MotoServer, upload_tree
 
 pytestmark = pytest.mark.e2e
 
 CELLS = "metadata/WMB-10X/20241115/cell_metadata.csv"
 RESULT = "data/downsampled_expression.h5ad"
-
-
-@pytest.fixture(scope="module")
-def bucket(synthetic_release):
-    server = MotoServer()
-    upload_tree(server.url, synthetic_release["root"])
-    proxy = FaultProxy(server.url)
-    yield {"proxy": proxy, "release": synthetic_release}
-    proxy.close()
-    server.stop()
 
 
 def start(workdir: Path, config: dict) -> subprocess.Popen:
@@ -59,8 +47,8 @@ def md5(path) -> str:
     return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
-def test_three_projects_share_one_cache_and_fetch_each_file_once(tmp_path, bucket):
-    proxy, release = bucket["proxy"], bucket["release"]
+def test_three_projects_share_one_cache_and_fetch_each_file_once(tmp_path, own_bucket):
+    proxy, release = own_bucket["proxy"], own_bucket["release"]
     proxy.reset()
     cache = tmp_path / "shared_cache"
     seeds = (1, 2, 3)  # different samples, overlapping matrix files
@@ -84,10 +72,10 @@ def test_three_projects_share_one_cache_and_fetch_each_file_once(tmp_path, bucke
         )
 
 
-def test_changed_metadata_table_in_the_cache_is_downloaded_again(tmp_path, bucket):
+def test_changed_metadata_table_in_the_cache_is_downloaded_again(tmp_path, own_bucket):
     """A cluster_alias edited in the cached cell table (same size) must not reach the
     result: its stamp no longer matches, its MD5 is read, and it is fetched again."""
-    proxy, release = bucket["proxy"], bucket["release"]
+    proxy, release = own_bucket["proxy"], own_bucket["release"]
     cache = tmp_path / "cache"
     workdir = tmp_path / "project"
     finish(start(workdir, config_for(proxy.url, cache)), workdir)
