@@ -1,5 +1,4 @@
 # Configuration, paths and the input/resource functions shared by the rules.
-import json
 from pathlib import Path
 
 import pandas as pd
