@@ -131,6 +131,9 @@ def test_after_kill_9_unlock_then_a_plain_rerun_finishes(tmp_path):
     assert locked.returncode != 0
     assert "--unlock" in locked.stderr.strip().splitlines()[-1]  # the README's advice
     assert run_demo(workdir, "--unlock").returncode == 0
+    orphan = workdir / "demo" / "data" / ".downsampled_expression.h5ad.tmp-999999999.h5ad"
+    orphan.parent.mkdir(parents=True, exist_ok=True)
+    orphan.write_bytes(b"half a file of a writer killed earlier")
 
     # without the workflow profile, Snakemake stops at the incomplete output
     bare = shutil.copytree(workdir, tmp_path / "bare", symlinks=True)
@@ -143,3 +146,4 @@ def test_after_kill_9_unlock_then_a_plain_rerun_finishes(tmp_path):
     assert "workflow specific profile" in rerun.stderr and "profiles/default" in rerun.stderr
     assert (workdir / RESULT).stat().st_size > 0
     assert not list((workdir / ".snakemake" / "incomplete").iterdir())
+    assert not orphan.exists(), "the killed writer's temporary file stays"
