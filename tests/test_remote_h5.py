@@ -17,13 +17,9 @@ from s3_server import MotoServer, upload_tree
 from abc_downsample.byte_ranges import chunks_touched, plan_requests
 from abc_downsample.csr_rows import H5CsrSource, read_rows
 from abc_downsample.errors import AbcError
-from abc_downsample.remote_h5 import (
-    READ_AHEAD,
-    CountingStore,
-    RangeFile,
-    RemoteCsrSource,
-    unshuffle,
-)
+from abc_downsample.h5_layout import unshuffle
+from abc_downsample.range_file import READ_AHEAD, CountingStore, RangeFile
+from abc_downsample.remote_h5 import RemoteCsrSource
 from abc_downsample.storage import open_store
 
 BUCKET = "allen-brain-cell-atlas"
