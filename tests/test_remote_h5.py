@@ -5,6 +5,9 @@ counts the bytes it serves) and to a local directory mirror; results are compare
 h5py reading the same files locally.
 """
 
+import threading
+
+import anndata as ad
 import h5py
 import numpy as np
 import pytest
@@ -20,7 +23,7 @@ from abc_downsample.errors import AbcError
 from abc_downsample.h5_layout import unshuffle
 from abc_downsample.range_file import READ_AHEAD, CountingStore, RangeFile
 from abc_downsample.remote_h5 import RemoteCsrSource
-from abc_downsample.storage import open_store
+from abc_downsample.storage import LocalStore, open_store
 
 BUCKET = "allen-brain-cell-atlas"
 PREFIX = "expression_matrices/WMB-test/20230630/"
@@ -285,3 +288,66 @@ def test_summary_names_bytes_requests_and_size(store):
         line = remote.summary()
     assert f"{remote.stats.requests:,} requests" in line
     assert f"{remote.size / 1e6:,.1f} MB file" in line
+
+
+# -- h5py never waits on another thread ------------------------------------------------------
+
+
+class ThreadRecordingStore(LocalStore):
+    """A local mirror that records which thread sent each read."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.threads: list[str] = []
+
+    def read_range(self, key, start, stop):
+        self.threads.append(threading.current_thread().name)
+        return super().read_range(key, start, stop)
+
+
+def test_reads_made_inside_h5py_run_on_the_calling_thread(files):
+    """h5py holds its global lock while it reads through the file object: a worker thread
+    it waited on could need that lock (garbage collection of an h5py object), a deadlock.
+    So every read h5py makes, even a big one, is done on the thread that called h5py."""
+    root, _ = files
+    store = ThreadRecordingStore(root)
+    key = key_of("chunked-raw")
+    with h5py.File(RangeFile(store, key, store.size(key), block=512), "r") as f:
+        f["X/data"][:]  # many blocks at once: a multi-request read
+        f["X/indices"].id.chunk_iter(lambda info: None)
+        f["obs/cell_label"][:]
+    assert len(store.threads) > 1
+    assert set(store.threads) == {threading.current_thread().name}
+
+
+# -- exact ranges inside unfiltered chunks ----------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["chunked-raw", "anndata"])
+def test_unfiltered_chunks_are_read_by_exact_ranges(files, matrix, tmp_path, layout):
+    """A chunk without filters is a plain slice: only the selected rows' bytes are fetched
+    (merge gap 0), not the chunks around them."""
+    root, paths = files
+    if layout == "anndata":  # as AnnData.write_h5ad writes X: h5py's automatic chunks
+        (root / PREFIX / "anndata.h5ad").unlink(missing_ok=True)
+        ad.AnnData(matrix).write_h5ad(root / PREFIX / "anndata.h5ad")
+    rows = np.sort(np.random.default_rng(4).choice(N_ROWS, N_ROWS // 20, replace=False))
+    with RemoteCsrSource(open_store(str(root)), key_of(layout), merge_gap=0) as remote:
+        assert remote.layouts[0].chunk_len < matrix.nnz  # chunked indeed
+        before = remote.stats.bytes
+        got = read_rows(remote, rows)
+        fetched = remote.stats.bytes - before
+    assert np.array_equal(got.toarray(), matrix[rows].toarray())
+    assert fetched == remote.selected_bytes(rows)
+
+
+def test_fletcher32_is_checked(files):
+    from abc_downsample.h5_layout import check_fletcher32, fletcher32
+
+    with h5py.File(files[1]["shuffle-gzip-fletcher"]) as f:
+        dset = f["X/data"]
+        _mask, raw = dset.id.read_direct_chunk((0,))
+    assert check_fletcher32(raw) == raw[:-4]
+    damaged = raw[:10] + bytes([raw[10] ^ 0x01]) + raw[11:]
+    with pytest.raises(ValueError, match="fletcher32"):
+        check_fletcher32(damaged)

@@ -30,7 +30,11 @@ CACHE = ABC["cache_dir"]
 LOGS = f"{OUT['dir']}/logs"
 BENCH = f"{OUT['dir']}/benchmarks"
 SUBSETS = f"{OUT['dir']}/subsets"
-STREAM = ABC["transfer"] == "stream"
+# auto decides per matrix in the subset job, which downloads itself if it picks download;
+# with download_on_host (compute nodes without internet) it is download
+STREAM = ABC["transfer"] == "stream" or (
+    ABC["transfer"] == "auto" and not ABC["download_on_host"]
+)
 
 
 def resolve_release():
