@@ -181,10 +181,10 @@ def _open(store, key: str, max_concurrency: int, merge_gap_kb: int) -> RemoteCsr
     insecure = plain_http(store)
     if insecure:
         log.info(
-            "stream %s over plain http (%s): no TLS protects the bytes; every row is "
-            "checked (sorted indices in range, finite values, whole counts)",
-            key,
+            "plain http to %s: no TLS protects the bytes of %s; every row is checked "
+            "instead (sorted indices in range, finite values, whole counts)",
             store.endpoint,
+            key,
         )
     return RemoteCsrSource(
         store,
