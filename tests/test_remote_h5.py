@@ -342,7 +342,7 @@ def test_unfiltered_chunks_are_read_by_exact_ranges(files, matrix, tmp_path, lay
 
 
 def test_fletcher32_is_checked(files):
-    from abc_downsample.h5_layout import check_fletcher32, fletcher32
+    from abc_downsample.h5_layout import check_fletcher32
 
     with h5py.File(files[1]["shuffle-gzip-fletcher"]) as f:
         dset = f["X/data"]

@@ -19,7 +19,7 @@ import os
 import h5py
 import numpy as np
 
-from .csr_rows import DEFAULT_MAX_NNZ, check_csr_group, read_obs_index, row_runs
+from .csr_rows import DEFAULT_MAX_NNZ, check_csr_group, read_obs_labels, row_runs
 from .errors import AbcError, unreadable
 from .h5_layout import DAMAGED, dataset_layout, plan_elements, read_elements
 from .range_file import CountingStore, FetchStats, RangeFile
@@ -266,7 +266,7 @@ def subset_auto(
 
     labels = labels_for_matrix(cells_csv, matrix)
     with _open(store, key, max_concurrency, merge_gap_kb) as source:
-        rows = rows_for_labels(read_obs_index(source.h5), labels, os.path.basename(key))
+        rows = rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(key))
         choice = plan_transfer(source, rows, link, download)
         log.info(choice.line(key))
         if choice.transfer == "stream":
