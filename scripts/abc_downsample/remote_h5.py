@@ -177,7 +177,8 @@ def plain_http(store) -> bool:
     return str(getattr(store, "endpoint", "") or "").startswith("http://")
 
 
-def _open(store, key: str, max_concurrency: int, merge_gap_kb: int) -> RemoteCsrSource:
+def open_remote(store, key: str, max_concurrency: int, merge_gap_kb: int) -> RemoteCsrSource:
+    """A `RemoteCsrSource` with the checks the transport calls for (one log line if http)."""
     insecure = plain_http(store)
     if insecure:
         log.info(
@@ -227,7 +228,7 @@ def subset_remote(
     ``out_path``. Logs one line with bytes, requests and the file size.
     """
     labels = labels_for_matrix(cells_csv, matrix)
-    with _open(store, key, max_concurrency, merge_gap_kb) as source:
+    with open_remote(store, key, max_concurrency, merge_gap_kb) as source:
         return _stream_subset(source, labels, out_path, matrix, max_nnz)
 
 
@@ -265,7 +266,7 @@ def subset_auto(
     from .subset import subset_local_file
 
     labels = labels_for_matrix(cells_csv, matrix)
-    with _open(store, key, max_concurrency, merge_gap_kb) as source:
+    with open_remote(store, key, max_concurrency, merge_gap_kb) as source:
         rows = rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(key))
         choice = plan_transfer(source, rows, link, download)
         log.info(choice.line(key))
