@@ -5,6 +5,7 @@ counts the bytes it serves) and to a local directory mirror; results are compare
 h5py reading the same files locally.
 """
 
+import gc
 import threading
 
 import anndata as ad
@@ -294,30 +295,35 @@ def test_summary_names_bytes_requests_and_size(store):
 
 
 class ThreadRecordingStore(LocalStore):
-    """A local mirror that records which thread sent each read."""
+    """A local mirror that records which thread sent each read, and whether the garbage
+    collector could run then."""
 
     def __init__(self, root):
         super().__init__(root)
-        self.threads: list[str] = []
+        self.reads: list[tuple[str, bool]] = []
 
     def read_range(self, key, start, stop):
-        self.threads.append(threading.current_thread().name)
+        self.reads.append((threading.current_thread().name, gc.isenabled()))
         return super().read_range(key, start, stop)
 
 
-def test_reads_made_inside_h5py_run_on_the_calling_thread(files):
+def test_no_worker_thread_can_need_h5pys_lock_while_h5py_waits(tmp_path, matrix):
     """h5py holds its global lock while it reads through the file object: a worker thread
     it waited on could need that lock (garbage collection of an h5py object), a deadlock.
-    So every read h5py makes, even a big one, is done on the thread that called h5py."""
-    root, _ = files
-    store = ThreadRecordingStore(root)
-    key = key_of("chunked-raw")
-    with h5py.File(RangeFile(store, key, store.size(key), block=512), "r") as f:
+    So a read made inside h5py runs on the calling thread, or on workers with the garbage
+    collector off (the parallel fetch of chunk-index nodes)."""
+    ad.AnnData(sp.vstack([matrix] * 12).tocsr()).write_h5ad(tmp_path / "m.h5ad")
+    store = ThreadRecordingStore(tmp_path)
+    main = threading.current_thread().name
+    rf = RangeFile(store, "m.h5ad", store.size("m.h5ad"), block=512, max_workers=4)
+    with h5py.File(rf, "r") as f:
         f["X/data"][:]  # many blocks at once: a multi-request read
-        f["X/indices"].id.chunk_iter(lambda info: None)
-        f["obs/cell_label"][:]
-    assert len(store.threads) > 1
-    assert set(store.threads) == {threading.current_thread().name}
+        f["X/indices"].id.chunk_iter(lambda info: None)  # a chunk index of many nodes
+        f["obs/_index"][:]
+    on_workers = [enabled for thread, enabled in store.reads if thread != main]
+    assert on_workers  # the index nodes were fetched in parallel ...
+    assert not any(on_workers)  # ... with the collector off
+    assert len(store.reads) > len(on_workers) + 1
 
 
 # -- exact ranges inside unfiltered chunks ----------------------------------------------------

@@ -1,13 +1,20 @@
 """A read-only file object over a store key, for h5py; and a store that counts its reads.
 
-h5py calls :class:`RangeFile` while it holds its global lock. Everything a read needs is
-therefore fetched on the calling thread, synchronously: a worker thread may need that lock
-(garbage collection of an h5py object can run on any thread), so waiting on one from
-inside h5py could wait forever. Parallel fetches happen only outside h5py calls
-(`h5_layout.read_elements`).
+h5py calls :class:`RangeFile` while it holds its global lock, and a worker thread may need
+that lock: garbage collection of an h5py object runs on whatever thread allocates. So a
+read h5py asks for is fetched on the calling thread; the one parallel fetch made inside
+h5py (the children of a chunk-index node, below) runs with the garbage collector off, and
+worker threads never touch h5py objects, so none of them can need the lock.
+
+Chunk index: a chunked dataset's index is a B-tree whose nodes lie scattered through the
+file (each written next to the chunks it indexes). h5py walks it node by node, one round
+trip each: thousands for a large file. When it reads an inner node, its children are
+fetched at once, in parallel, so the walk costs one round trip per tree level.
 """
 
+import gc
 import io
+import struct
 import threading
 from collections import OrderedDict
 from collections.abc import Sequence
@@ -73,10 +80,12 @@ class RangeFile(io.RawIOBase):
         *,
         block: int = METADATA_BLOCK,
         cache_bytes: int = METADATA_CACHE,
+        max_workers: int = 16,
     ):
         super().__init__()
         self.store, self.key, self.size = store, key, size
-        self.block = block
+        self.block, self.max_workers = block, max_workers
+        self._nodes: dict[int, bytes] = {}  # prefetched B-tree nodes by address
         self._cache: OrderedDict[int, bytes] = OrderedDict()
         self._max_blocks = max(2 * READ_AHEAD, cache_bytes // block)
         self._n_blocks = -(-size // block)
@@ -112,11 +121,34 @@ class RangeFile(io.RawIOBase):
         return len(data)
 
     def read_at(self, start: int, stop: int) -> bytes:
-        first, last = start // self.block, (stop - 1) // self.block
-        self._load(range(first, last + 1))
-        blocks = b"".join(self._cache[i] for i in range(first, last + 1))
-        offset = first * self.block
-        return blocks[start - offset : stop - offset]
+        node = self._nodes.get(start)
+        if node is not None and stop - start <= len(node):
+            data = node[: stop - start]
+        else:
+            first, last = start // self.block, (stop - 1) // self.block
+            self._load(range(first, last + 1))
+            blocks = b"".join(self._cache[i] for i in range(first, last + 1))
+            offset = first * self.block
+            data = blocks[start - offset : stop - offset]
+        if data[:4] == b"TREE":
+            self._prefetch_children(data)
+        return data
+
+    def _prefetch_children(self, node: bytes) -> None:
+        """Fetch, in parallel, the child nodes of an inner chunk-index node just read."""
+        children = chunk_node_children(node, self.size)
+        wanted = [a for a in children if a not in self._nodes]
+        if len(wanted) < 2:
+            return
+        ranges = [(a, min(self.size, a + len(node))) for a in wanted]
+        enabled = gc.isenabled()
+        gc.disable()  # no collection on a worker thread while h5py holds its lock
+        try:
+            blobs = self.store.read_ranges(self.key, ranges, self.max_workers)
+        finally:
+            if enabled:
+                gc.enable()
+        self._nodes.update(zip(wanted, blobs, strict=True))
 
     def _load(self, ids: range) -> None:
         missing = [i for i in ids if i not in self._cache]
@@ -146,3 +178,21 @@ class RangeFile(io.RawIOBase):
             data = self.store.read_range(self.key, start, stop)
             for n, i in enumerate(run):
                 self._cache[i] = data[n * self.block : (n + 1) * self.block]
+
+
+def chunk_node_children(node: bytes, file_size: int) -> list[int]:
+    """Addresses of the child nodes of a version-1 B-tree node of raw-data chunks (HDF5
+    file format: "TREE", type 1, level, entries, siblings, then key, child, key, ...), or
+    [] for a leaf, another node type, or anything that does not parse as one."""
+    if len(node) < 24 or node[4] != 1 or node[5] == 0:
+        return []
+    entries = struct.unpack_from("<H", node, 6)[0]
+    for key in (24, 32, 40, 48):  # a chunk key: size, filter mask, (rank + 1) offsets
+        if (len(node) - 24 - key) % (key + 8) or 24 + entries * (key + 8) + key > len(node):
+            continue
+        children = [
+            struct.unpack_from("<Q", node, 24 + i * (key + 8) + key)[0] for i in range(entries)
+        ]
+        if all(0 < a < file_size for a in children):
+            return children
+    return []

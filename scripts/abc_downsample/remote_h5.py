@@ -53,7 +53,7 @@ class RemoteCsrSource:
         self.stats = FetchStats()
         self.store = CountingStore(store, self.stats)
         self.size = self.store.size(key) if size is None else size
-        self.file = RangeFile(self.store, key, self.size)
+        self.file = RangeFile(self.store, key, self.size, max_workers=max_concurrency)
         try:
             self.h5 = h5py.File(self.file, "r")
         except OSError as err:
