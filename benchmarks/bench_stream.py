@@ -320,15 +320,17 @@ def compare_layout(args, work: Path, layout: str) -> dict:
             "total_mbps": args.mbps or args.total_model_mbps,
         }
     )
+    jobs = {
+        "stream": [endpoint, str(cells), str(outs["stream"]), str(args.workers), str(args.gap_kb)],
+        "download": [endpoint, str(cells), str(outs["download"]), str(downloaded), "8"],
+        "auto": [endpoint, str(cells), str(outs["auto"]), str(downloaded), link],
+    }
     try:
-        stream = run_job(
-            "stream",
-            [endpoint, str(cells), str(outs["stream"]), str(args.workers), str(args.gap_kb)],
-        )
-        download = run_job(
-            "download", [endpoint, str(cells), str(outs["download"]), str(downloaded), "8"]
-        )
-        auto = run_job("auto", [endpoint, str(cells), str(outs["auto"]), str(downloaded), link])
+        runs = {name: [] for name in jobs}
+        for _ in range(args.runs):  # interleaved, so load changes hit all three alike
+            for name, job_args in jobs.items():
+                runs[name].append(run_job(name, job_args))
+        stream, download, auto = (median_run(runs[name]) for name in jobs)
     finally:
         for process in (proxy, server):
             process.kill()
@@ -340,6 +342,16 @@ def compare_layout(args, work: Path, layout: str) -> dict:
     for path in [*outs.values(), downloaded] + ([] if args.keep else [matrix]):
         path.unlink(missing_ok=True)
     return result
+
+
+def median_run(reports: list[dict]) -> dict:
+    """The first run's figures with the median wall times of all runs."""
+    merged = dict(reports[0])
+    for name in ("seconds", "download_seconds"):
+        if name in merged:
+            merged[name] = float(np.median([r[name] for r in reports]))
+    merged["all_seconds"] = [round(r["seconds"], 2) for r in reports]
+    return merged
 
 
 def write_sample(matrix: Path, cells: Path, fraction: float) -> None:
@@ -373,6 +385,8 @@ def report(args, layout, stream: dict, download: dict, auto: dict, identical: bo
         f"{download['bytes'] / mb:8.1f} MB, peak RSS {download['peak_rss_mb']:,.0f} MB",
         f"auto:     {auto['seconds']:6.1f} s  ({auto['seconds'] / best - 1:+.0%} vs the better), "
         f"peak RSS {auto['peak_rss_mb']:,.0f} MB; {auto['plan']}",
+        f"runs (s): stream {stream['all_seconds']}, download {download['all_seconds']}, "
+        f"auto {auto['all_seconds']}",
         f"stream speed-up over download {download['seconds'] / stream['seconds']:.1f}x; "
         f"outputs identical: {identical}",
     ]
@@ -511,6 +525,7 @@ def main() -> None:
         default=["contiguous", "chunked", "gzip"],
     )  # fmt: skip
     parser.add_argument("--work", default=str(WORK))
+    parser.add_argument("--runs", type=int, default=3, help="runs of each job (median)")
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--gap-kb", type=int, default=64)
     parser.add_argument("--ranges", type=int, default=4000)
