@@ -11,7 +11,10 @@ and fetched bytes back to elements, with no h5py call:
   deflate stream carries its own checksum (zlib checks it) and fletcher32 is verified.
 """
 
+import os
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 import h5py
@@ -22,6 +25,9 @@ from .errors import AbcError
 
 MIB = 1 << 20
 MAX_REQUEST = 8 * MIB  # merged requests are capped so one big run still goes out in parallel
+DECODE_THREADS = min(4, os.cpu_count() or 1)
+DECODE_GROUP_BYTES = 64 * MIB  # decoded chunks held at once
+DECODE_TIMEOUT = 600.0  # seconds for one chunk: decoding never blocks, so only a bug waits
 
 _DEFLATE, _SHUFFLE, _FLETCHER32 = h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, 3
 _DECODABLE = {_DEFLATE: "deflate", _SHUFFLE: "shuffle", _FLETCHER32: "fletcher32"}
@@ -130,16 +136,23 @@ class ChunkedLayout(DatasetLayout):
         return self._assemble_chunks(plan, blobs, starts, stops)
 
     def _assemble_chunks(self, plan: ChunkPlan, blobs, starts, stops) -> np.ndarray:
-        """Decode one chunk at a time and copy its segments out: memory is the result
-        plus one decoded chunk, not every chunk the ranges touch."""
+        """Decode the touched chunks (in parallel: zlib releases the GIL) and copy their
+        segments out, a group of chunks at a time: memory is the result plus one group."""
         out = np.empty(int(np.maximum(stops - starts, 0).sum()), dtype=self.dtype)
         chunk, lo, hi, dest = (a.tolist() for a in chunk_segments(starts, stops, self.chunk_len))
-        current, values = -1, None
-        for c, a, b, d in zip(chunk, lo, hi, dest, strict=True):
-            if c != current:
-                current, values = c, self._chunk(c, plan.fetch, blobs).view(self.dtype)
-            base = c * self.chunk_len
-            out[d : d + b - a] = values[a - base : b - base]
+        ids = plan.ids.tolist()
+        per_group = max(1, DECODE_GROUP_BYTES // max(1, self.chunk_bytes))
+        at = 0  # next segment
+        with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
+            for first in range(0, len(ids), per_group):
+                group = ids[first : first + per_group]
+                values = _bounded_map(pool, self, plan.fetch, blobs, group)
+                decoded = dict(zip(group, values, strict=True))
+                while at < len(chunk) and chunk[at] in decoded:
+                    c, a, b, d = chunk[at], lo[at], hi[at], dest[at]
+                    base = c * self.chunk_len
+                    out[d : d + b - a] = decoded[c].view(self.dtype)[a - base : b - base]
+                    at += 1
         return out
 
     def _chunk(self, chunk: int, fetch: FetchPlan, blobs: list) -> np.ndarray:
@@ -160,6 +173,16 @@ class ChunkedLayout(DatasetLayout):
                 f"{self.chunk_bytes}: {DAMAGED}"
             )
         return np.frombuffer(data, dtype=np.uint8)
+
+
+def _bounded_map(pool, layout: ChunkedLayout, fetch: FetchPlan, blobs, chunks) -> list:
+    """``layout._chunk`` of each chunk on the pool; a wait that never ends fails."""
+    futures = [pool.submit(layout._chunk, c, fetch, blobs) for c in chunks]
+    try:
+        return [f.result(timeout=DECODE_TIMEOUT) for f in futures]
+    except FutureTimeout:
+        raise AbcError(f"decoding chunks of {layout.name} took over {DECODE_TIMEOUT:.0f} s: "
+                       f"{DAMAGED}") from None  # fmt: skip
 
 
 def decode_chunk(raw: bytes, filters: list[int], mask: int, itemsize: int) -> bytes:
