@@ -79,7 +79,7 @@ def run_once(proxy, args, cells: Path, out: Path) -> tuple[str, float]:
         return "finished", seconds
     last = done.stderr.strip().splitlines()[-1] if done.stderr.strip() else ""
     one_line = last.startswith("abc-downsample: error:") and "Traceback" not in done.stderr
-    return ("failed: " + last[23:120]) if one_line else "crashed", seconds
+    return ("failed: " + last[23:120]) if one_line else ("crashed: " + last[:200]), seconds
 
 
 def main() -> None:
@@ -89,6 +89,7 @@ def main() -> None:
     parser.add_argument("--fraction", type=float, default=0.05)
     parser.add_argument("--timeout", type=float, default=120)
     parser.add_argument("--work", default="/tmp/bench-faults")
+    parser.add_argument("--only", nargs="*", help="faults whose name starts with these")
     args = parser.parse_args()
     work = Path(args.work)
     matrix = work / "bucket" / KEY
@@ -102,11 +103,13 @@ def main() -> None:
     span = rows_span(matrix)
     print(f"{matrix.stat().st_size / 1e6:.0f} MB file, {args.fraction:.0%} of its cells, "
           f"{args.runs} runs a fault", flush=True)  # fmt: skip
-    print("| fault | runs | finished | identical | failed (one line) | hung | "
-          "bytes refetched (median) | time lost (median) |\n|---|---|---|---|---|---|---|---|")
+    print("| fault | runs | finished | identical | failed (one line) | crashed | hung | "
+          "bytes refetched (median) | time lost (median) |\n|---|---|---|---|---|---|---|---|---|")
     clean_bytes = clean_seconds = reference = None
     try:
         for name, rates in FAULTS.items():
+            if args.only and rates and not name.startswith(tuple(args.only)):
+                continue
             outcomes, served, seconds, same, reasons = [], [], [], 0, set()
             for seed in range(args.runs if rates else 3):
                 proxy.reset()
@@ -121,18 +124,19 @@ def main() -> None:
                     data = out.read_bytes()
                     reference = reference or data
                     same += data == reference
-                elif outcome.startswith("failed"):
-                    reasons.add(outcome[8:])
+                elif outcome.startswith(("failed", "crashed")):
+                    reasons.add(outcome)
             if not rates:
                 clean_bytes, clean_seconds = statistics.median(served), statistics.median(seconds)
             refetched = statistics.median(served) - clean_bytes
             lost = statistics.median(seconds) - clean_seconds
             print(f"| {name} | {len(outcomes)} | {outcomes.count('finished')} | {same} | "
-                  f"{outcomes.count('failed')} | {outcomes.count('hung')} | "
+                  f"{outcomes.count('failed')} | {outcomes.count('crashed')} | "
+                  f"{outcomes.count('hung')} | "
                   f"{refetched / 1e6:+.1f} MB ({refetched / clean_bytes:+.0%}) | "
                   f"{lost:+.1f} s ({lost / clean_seconds:+.0%}) |", flush=True)  # fmt: skip
             for reason in sorted(reasons):
-                print(f"    failed with: {reason}", flush=True)
+                print(f"    {reason}", flush=True)
     finally:
         proxy.close()
         server.kill()

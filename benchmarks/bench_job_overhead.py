@@ -1,7 +1,7 @@
 """Fixed cost of one subset job at the atlas's shape, whatever it reads.
 
     python benchmarks/bench_job_overhead.py [--cells 300000] [--sample 200000]
-        [--work /tmp/bench-overhead] [--runs 3] [--profile]
+        [--work /tmp/bench-overhead] [--runs 3] [--profile] [--scripts DIR]
 
 Writes a ``downsampled_cells.csv`` of ``--sample`` cells spread over 24 matrices, and one
 matrix h5ad of ``--cells`` cells as the real ones are laid out (obs index ``cell_label``
@@ -94,6 +94,7 @@ def main() -> None:
     parser.add_argument("--work", default="/tmp/bench-overhead")
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--scripts", default=str(SCRIPTS), help="the package to time")
     args = parser.parse_args()
     matrix, cells = write_inputs(Path(args.work), args.cells, args.sample)
     out = Path(args.work) / "subset.h5ad"
@@ -103,7 +104,7 @@ def main() -> None:
         if args.profile else ("", "")
     )  # fmt: skip
     code = JOB.format(
-        scripts=str(SCRIPTS), matrix=str(matrix), cells=str(cells), out=str(out),
+        scripts=args.scripts, matrix=str(matrix), cells=str(cells), out=str(out),
         profile_start=profile[0], profile_end=profile[1],
     )  # fmt: skip
     for _ in range(args.runs):

@@ -105,6 +105,9 @@ class ChunkedLayout(DatasetLayout):
         # chunks stored as plain slices: no filter, or every filter skipped for all chunks
         all_skipped = (1 << len(filters)) - 1
         self.unfiltered = not filters or bool(np.all((masks & all_skipped) == all_skipped))
+        stored = sizes[sizes > 0]
+        if self.unfiltered and np.any(stored != self.chunk_bytes):
+            raise AbcError(f"the chunk index of {name} lists chunks of wrong sizes: {DAMAGED}")
 
     @property
     def chunk_bytes(self) -> int:

@@ -20,7 +20,7 @@ import h5py
 import numpy as np
 
 from .csr_rows import DEFAULT_MAX_NNZ, check_csr_group, read_obs_labels, row_runs
-from .errors import AbcError, unreadable
+from .errors import AbcError
 from .h5_layout import DAMAGED, dataset_layout, plan_elements, read_elements
 from .range_file import CountingStore, FetchStats, RangeFile
 from .subset import SubsetStats, labels_for_matrix, rows_for_labels, subset_matrix
@@ -63,8 +63,10 @@ class RemoteCsrSource:
             ) from None
         if "X" not in self.h5:
             raise AbcError(f"'{key}' has no X matrix: it is not an ABC Atlas expression file")
-        with unreadable(f"X of '{key}'", DAMAGED):
+        try:
             self._open_matrix(self.h5["X"])
+        except (OSError, KeyError, RuntimeError, ValueError) as err:  # h5py on a bad index
+            raise AbcError(f"could not read X of '{key}' ({err}): {DAMAGED}") from None
 
     def _open_matrix(self, group) -> None:
         check_csr_group(group)
