@@ -154,3 +154,27 @@ def test_flipped_bytes_in_rows_over_http_fail_in_one_line(proxy, release, tmp_pa
         assert not out.exists()
         outcomes.append("failed")
     assert proxy.injected["flip"] and "failed" in outcomes
+
+
+def test_a_stalled_stream_job_fails_in_one_line(proxy, release, tmp_path):
+    """Every answer stalls longer than the read timeout: the job gives up after its tries,
+    with one line Snakemake's retries can act on, instead of waiting forever."""
+    proxy.reset()
+    proxy.stall_first, proxy.stall_seconds = 10**6, 3.0
+    abc_retries = 2
+    out = tmp_path / "subset.h5ad"
+    abc = {
+        "bucket": BUCKET,
+        "endpoint_url": proxy.url,
+        "download": {"retries": abc_retries},
+        "stream": {"max_concurrency": 8, "merge_gap_kb": 16, "timeout_s": 0.5},
+    }
+    key = f"{PREFIX}/anndata-raw.h5ad"
+    command = [sys.executable, str(JOB), json.dumps(abc), key, str(release["cells"]), str(out)]
+    job = subprocess.run([*command, MATRIX], capture_output=True, text=True, timeout=JOB_SECONDS)
+    proxy.reset()
+    assert job.returncode == 1
+    assert "Traceback" not in job.stderr
+    last = job.stderr.strip().splitlines()[-1]
+    assert last.startswith("abc-downsample: error: could not read") and "rerun" in last
+    assert not out.exists()
