@@ -36,7 +36,11 @@ SUBSETS = f"{OUT['dir']}/subsets"
 # (shared) cache, and the settings its results were made with. Never in the cache.
 STATE = f"{OUT['dir']}/.abc"
 RECEIPTS = f"{STATE}/cached"
-STREAM = ABC["transfer"] == "stream"
+# auto decides per matrix in the subset job, which downloads itself if it picks download;
+# with download_on_host (compute nodes without internet) it is download
+STREAM = ABC["transfer"] == "stream" or (
+    ABC["transfer"] == "auto" and not ABC["download_on_host"]
+)
 
 
 def note(message):
