@@ -31,9 +31,10 @@ from fault_proxy import FaultProxy  # noqa: E402
 JOB = """
 import json, sys
 sys.path.insert(0, {scripts!r})
+from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.remote_h5 import subset_from_config
 from abc_downsample.rule_io import run
-run(lambda: subset_from_config(json.loads(sys.argv[1]), *sys.argv[2:6]))
+run(lambda: subset_from_config(abc_with_defaults(json.loads(sys.argv[1])), *sys.argv[2:6]))
 """
 
 FAULTS = {

@@ -237,6 +237,7 @@ def job_download(endpoint: str, cells: str, out: str, dest: str, workers: int) -
 def job_auto(endpoint: str, cells: str, out: str, dest: str, link: str) -> dict:
     import logging
 
+    from abc_downsample.config_check import abc_with_defaults
     from abc_downsample.remote_h5 import subset_auto
     from abc_downsample.storage import open_store
     from abc_downsample.transfer_plan import Link
@@ -248,9 +249,10 @@ def job_auto(endpoint: str, cells: str, out: str, dest: str, link: str) -> dict:
     logging.getLogger("abc_downsample").setLevel(logging.INFO)
     start_time = time.perf_counter()
     store = open_store(BUCKET, endpoint, max_pool=32)
+    model = Link.from_config(abc_with_defaults({"link": json.loads(link)})["link"])
     stats = subset_auto(
         store, KEY, cells, out, MATRIX, lambda: fetch(endpoint, dest),
-        link=Link.from_config(json.loads(link)), download={"max_concurrency": 8},
+        link=model, download={"max_concurrency": 8},
     )  # fmt: skip
     plan = next(line for line in lines if line.startswith("auto "))
     return {"seconds": time.perf_counter() - start_time, "plan": plan, "rows": stats.rows}

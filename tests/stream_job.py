@@ -10,13 +10,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
+from abc_downsample.config_check import abc_with_defaults  # noqa: E402
 from abc_downsample.remote_h5 import subset_from_config  # noqa: E402
 from abc_downsample.rule_io import run  # noqa: E402
 
 
 def main() -> None:
     abc, key, cells, out, matrix = sys.argv[1:6]
-    stats = subset_from_config(json.loads(abc), key, cells, out, matrix)
+    stats = subset_from_config(abc_with_defaults(json.loads(abc)), key, cells, out, matrix)
     print(f"rows={stats.rows} bytes={stats.bytes_read}", flush=True)
 
 

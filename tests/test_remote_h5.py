@@ -13,7 +13,6 @@ import h5py
 import numpy as np
 import pytest
 import scipy.sparse as sp
-from fault_proxy import FaultProxy
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from s3_server import MotoServer, upload_tree
@@ -103,13 +102,6 @@ def s3(files):
         yield server.url
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="module")
-def proxy(s3):
-    proxy = FaultProxy(s3)
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture(params=["s3", "local"])

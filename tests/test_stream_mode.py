@@ -10,8 +10,8 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from fault_proxy import FaultProxy
 
+from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.errors import AbcError
 from abc_downsample.remote_h5 import subset_from_config, subset_remote
 from abc_downsample.storage import open_store
@@ -28,13 +28,6 @@ def release(synthetic_release):
 @pytest.fixture(scope="module")
 def s3(s3_endpoint):
     return s3_endpoint
-
-
-@pytest.fixture(scope="module")
-def proxy(s3):
-    proxy = FaultProxy(s3)
-    yield proxy
-    proxy.close()
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +99,8 @@ def test_stream_subset_is_bit_identical_to_download_subset(
 
 def test_stream_subset_logs_bytes_requests_and_size(release, s3, cells_csv, tmp_path, caplog):
     key = raw_key(release, "WMB-10Xv3-HPF")
-    abc = {"bucket": BUCKET, "endpoint_url": s3, "stream": {"max_concurrency": 4}}
+    stream = {"max_concurrency": 4}
+    abc = abc_with_defaults({"bucket": BUCKET, "endpoint_url": s3, "stream": stream})
     with caplog.at_level("INFO", logger="abc_downsample.remote_h5"):
         stats = subset_from_config(abc, key, cells_csv, tmp_path / "s.h5ad", "WMB-10Xv3-HPF")
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("stream "))
@@ -181,13 +175,13 @@ def test_auto_picks_the_cheaper_transfer_and_logs_its_plan(
         return dest
 
     store = open_store(BUCKET, s3)
-    abc = {
+    abc = abc_with_defaults({
         "bucket": BUCKET,
         "endpoint_url": s3,
         "transfer": "auto",
         "link": link,
         "stream": {"max_concurrency": 4, "merge_gap_kb": 0},
-    }
+    })  # fmt: skip
     out = tmp_path / "auto.h5ad"
     with caplog.at_level("INFO", logger="abc_downsample.remote_h5"):
         stats = subset_from_config(abc, key, cells_csv, out, matrix, fetch_cached=fetch_cached)

@@ -24,12 +24,13 @@ from .csr_rows import (
 )
 from .errors import AbcError, few, unreadable
 from .metadata import read_cells_for_labels, read_genes, read_taxonomy
+from .units import CONCAT_BLOCK_NNZ
 
 log = logging.getLogger(__name__)
 
 # Non-zeros copied per block: 4 M x (4 + 4 bytes) = 32 MB of buffers; bigger blocks
 # measured no faster (h5py's per-call cost is small against 16 MB reads).
-DEFAULT_BLOCK_NNZ = 4 * 1024 * 1024
+DEFAULT_BLOCK_NNZ = CONCAT_BLOCK_NNZ
 TAXONOMY_LEVELS = ["neurotransmitter", "class", "subclass", "supertype", "cluster"]
 # The cell table's x, y are the atlas's own 2-D UMAP of all 4 M cells.
 UMAP_COLUMNS = ["x", "y"]

@@ -8,6 +8,17 @@ import yaml
 from .errors import AbcError
 from .storage import local_root
 
+DEFAULTS = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
+
+
+def abc_with_defaults(partial: dict) -> dict:
+    """The default config's ``abc`` block with ``partial`` merged in (nested blocks too),
+    for callers outside Snakemake (tests, benchmarks) of functions that take the block."""
+    abc = yaml.safe_load(DEFAULTS.read_text())["abc"]
+    for key, value in partial.items():
+        abc[key] = {**abc[key], **value} if isinstance(value, dict) else value
+    return abc
+
 
 def check_config(config: dict, schema_path: str | Path) -> None:
     """Raise AbcError naming the first bad key, what is wrong and where to fix it."""

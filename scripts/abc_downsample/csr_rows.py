@@ -20,9 +20,10 @@ import scipy.sparse as sp
 from anndata.io import read_elem
 
 from .errors import AbcError
+from .units import SUBSET_BATCH_NNZ
 
 # Non-zeros fetched per batch: 8 M x (4 + 4 bytes) = 64 MB of buffers at most.
-DEFAULT_MAX_NNZ = 8 * 1024 * 1024
+DEFAULT_MAX_NNZ = SUBSET_BATCH_NNZ
 # Chunk cache per dataset for chunked (e.g. gzip) files: sorted runs walk the chunks in
 # order, so a cache of a few chunks decompresses each chunk once.
 CHUNK_CACHE_BYTES = 32 * 1024 * 1024

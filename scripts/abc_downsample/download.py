@@ -28,9 +28,8 @@ from .cache import check_cached, ensure_cached, read_receipt
 from .errors import AbcError
 from .manifest import FileEntry
 from .storage import Store, TransientError, store_from_config
+from .units import GB, MiB
 
-MiB = 1024 * 1024
-GB = 1e9
 CHUNK = MiB  # pieces of a part's stream: memory is about max_concurrency * CHUNK
 HASH_BLOCK = 8 * MiB
 PROGRESS_SECONDS = 5.0

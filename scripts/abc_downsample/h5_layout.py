@@ -22,11 +22,11 @@ import numpy as np
 
 from .byte_ranges import FetchPlan, as_ranges, chunk_segments, chunks_touched, plan_requests
 from .errors import AbcError
+from .units import MiB
 
-MIB = 1 << 20
-MAX_REQUEST = 8 * MIB  # merged requests are capped so one big run still goes out in parallel
+MAX_REQUEST = 8 * MiB  # merged requests are capped so one big run still goes out in parallel
 DECODE_THREADS = min(4, os.cpu_count() or 1)
-DECODE_GROUP_BYTES = 64 * MIB  # decoded chunks held at once
+DECODE_GROUP_BYTES = 64 * MiB  # decoded chunks held at once
 DECODE_TIMEOUT = 600.0  # seconds for one chunk: decoding never blocks, so only a bug waits
 
 _DEFLATE, _SHUFFLE, _FLETCHER32 = h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, 3

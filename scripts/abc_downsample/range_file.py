@@ -20,10 +20,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-MIB = 1 << 20
+from .units import MiB
+
 METADATA_BLOCK = 64 * 1024  # a B-tree node or object header and more
 READ_AHEAD = 64  # most blocks a sequential run of misses fetches at once (4 MiB)
-METADATA_CACHE = 512 * MIB  # most a RangeFile keeps; obs of the largest file is ~30 MB
+METADATA_CACHE = 512 * MiB  # most a RangeFile keeps; obs of the largest file is ~30 MB
 
 
 @dataclass

@@ -282,22 +282,15 @@ def subset_from_config(
 ) -> SubsetStats:
     """The rule script's entry for ``abc.transfer`` stream and auto (``fetch_cached``: a
     callable returning the verified cached file's path, used when auto picks download)."""
-    from .storage import open_store
+    from .storage import store_from_config
 
-    stream = abc.get("stream", {})
-    workers = int(stream.get("max_concurrency", 32))
-    store = open_store(
-        abc["bucket"],
-        abc.get("endpoint_url"),
-        retries=int(abc.get("download", {}).get("retries", 5)),
-        max_pool=workers,
-        read_timeout=float(stream.get("timeout_s", 30)),
-    )
-    tuning = {"max_concurrency": workers, "merge_gap_kb": int(stream.get("merge_gap_kb", 64))}
+    stream = abc["stream"]
+    store = store_from_config(abc, read_timeout=float(stream["timeout_s"]))
+    tuning = {"max_concurrency": stream["max_concurrency"], "merge_gap_kb": stream["merge_gap_kb"]}
     remote = getattr(store, "endpoint", None) is not None
-    if abc.get("transfer") == "auto" and fetch_cached is not None and remote:
-        link = Link.from_config(abc.get("link"))
-        download = abc.get("download", {})
+    if abc["transfer"] == "auto" and fetch_cached is not None and remote:
+        link = Link.from_config(abc["link"])
+        download = abc["download"]
         return subset_auto(
             store, key, cells_csv, out_path, matrix, fetch_cached, link=link,
             download=download, **tuning,

@@ -19,7 +19,8 @@ import h5py
 import numpy as np
 import pandas as pd
 
-MB = 1024 * 1024
+from .units import CONCAT_BLOCK_NNZ, SUBSET_BATCH_NNZ, MiB
+
 BASE_MB = 400  # python + numpy/pandas/scipy/h5py/anndata, measured ~200 MB
 OBS_BYTES_PER_FILE_CELL = 600  # a matrix file's obs (labels, barcodes, two categoricals)
 SUBSET_ROWS_FACTOR = 1.5  # the rows once, and margin for allocator and writer
@@ -32,10 +33,6 @@ DISK_MB_PER_S = 20  # pessimistic shared-filesystem throughput for runtimes
 DOWNLOAD_MB_PER_S = 5  # pessimistic network throughput for download runtimes
 DOWNLOAD_SLACK_MIN = 10
 METADATA_CSV_MIN = 5  # streaming the 1 GB cell table
-# Buffers of the readers (mirrors csr_rows.DEFAULT_MAX_NNZ and concat.DEFAULT_BLOCK_NNZ,
-# not imported: the Snakefile imports this module, and those pull in anndata and pyarrow).
-SUBSET_BATCH_NNZ = 8 * 1024 * 1024
-CONCAT_BLOCK_NNZ = 4 * 1024 * 1024
 
 
 def _ceil(value: float) -> int:
@@ -78,8 +75,8 @@ def _subset_mb(rows_bytes: float, file_rows: float) -> int:
     batch_bytes = SUBSET_BATCH_NNZ * 8
     return _ceil(
         BASE_MB
-        + (file_rows * OBS_BYTES_PER_FILE_CELL + batch_bytes) / MB
-        + SUBSET_ROWS_FACTOR * rows_bytes / MB
+        + (file_rows * OBS_BYTES_PER_FILE_CELL + batch_bytes) / MiB
+        + SUBSET_ROWS_FACTOR * rows_bytes / MiB
     )
 
 
@@ -103,12 +100,12 @@ def estimate_subset_mem_mb_from_cells(file_size: int, cells_csv, matrix: str) ->
 
 def download_runtime_min(file_size: int) -> int:
     """Minutes for a download at a pessimistic rate, plus slack."""
-    return DOWNLOAD_SLACK_MIN + _ceil(file_size / (DOWNLOAD_MB_PER_S * MB * 60))
+    return DOWNLOAD_SLACK_MIN + _ceil(file_size / (DOWNLOAD_MB_PER_S * MiB * 60))
 
 
 def subset_runtime_min(file_size: int) -> int:
     """Minutes for a subset job: as if the whole file were read at a slow disk's speed."""
-    return 10 + _ceil(file_size / MB / DISK_MB_PER_S / 60)
+    return 10 + _ceil(file_size / MiB / DISK_MB_PER_S / 60)
 
 
 def _subset_shapes(subset_paths) -> list[tuple[int, int, int]]:
@@ -129,12 +126,12 @@ def concat_mem_mb(subset_paths) -> int:
     return _ceil(
         BASE_MB
         + METADATA_READER_MB
-        + CONCAT_BLOCK_NNZ * 8 / MB
-        + n_cells * OBS_BYTES_PER_OUTPUT_CELL / MB
+        + CONCAT_BLOCK_NNZ * 8 / MiB
+        + n_cells * OBS_BYTES_PER_OUTPUT_CELL / MiB
     )
 
 
 def concat_runtime_min(subset_paths) -> int:
     """Minutes for the concat job: reading and writing X at a slow disk's speed."""
     x_bytes = sum(nnz * per_nnz for _, nnz, per_nnz in _subset_shapes(subset_paths))
-    return 10 + METADATA_CSV_MIN + _ceil(2 * x_bytes / MB / DISK_MB_PER_S / 60)
+    return 10 + METADATA_CSV_MIN + _ceil(2 * x_bytes / MiB / DISK_MB_PER_S / 60)

@@ -23,11 +23,11 @@ from urllib.parse import unquote, urlparse
 import urllib3
 
 from .errors import AbcError
+from .units import MiB
 
 log = logging.getLogger(__name__)
 
 DEFAULT_BUCKET = "allen-brain-cell-atlas"
-MiB = 1024 * 1024
 REGION = "us-west-2"
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 READ_TIMEOUT = 120.0  # seconds without a byte before a request counts as failed
@@ -263,15 +263,18 @@ class S3Store(Store):
             "internet set abc.download_on_host: true), then rerun"
         )
 
+    def _no_such_bucket(self) -> AbcError:
+        return AbcError(
+            f"S3 bucket '{self.bucket}' does not exist at {self.endpoint}: "
+            "check abc.bucket and abc.endpoint_url"
+        )
+
     def _http_error(self, method: str, key: str, resp) -> AbcError:
         code = _error_code(resp.data)
         if resp.status == 404 and method == "HEAD":
             code = self._probe_code(key)  # HEAD answers carry no error body
         if code == "NoSuchBucket":
-            return AbcError(
-                f"S3 bucket '{self.bucket}' does not exist at {self.endpoint}: "
-                "check abc.bucket and abc.endpoint_url"
-            )
+            return self._no_such_bucket()
         if resp.status == 404:
             return AbcError(
                 f"'{key}' is not in {self.description}: check abc.release and the manifest"
@@ -368,10 +371,7 @@ class S3Store(Store):
         except ClientError as err:
             code = err.response.get("Error", {}).get("Code", "")
             if code == "NoSuchBucket":
-                raise AbcError(
-                    f"S3 bucket '{self.bucket}' does not exist at {self.endpoint}: "
-                    "check abc.bucket and abc.endpoint_url"
-                ) from err
+                raise self._no_such_bucket() from err
             raise AbcError(f"listing '{what}' in {self.description} failed: {code}") from err
         except BotoCoreError as err:
             raise TransientError(self._unreachable_message(what, _short(err))) from err
@@ -462,13 +462,14 @@ def open_store(
     return LocalStore(root.resolve())
 
 
-def store_from_config(abc: dict) -> Store:
+def store_from_config(abc: dict, read_timeout: float = READ_TIMEOUT) -> Store:
     """The store of the validated config's ``abc`` block: the one place that opens it."""
     return open_store(
         abc["bucket"],
         abc["endpoint_url"],
         retries=abc["download"]["retries"],
         max_pool=max(abc["download"]["max_concurrency"], abc["stream"]["max_concurrency"], 4),
+        read_timeout=read_timeout,
     )
 
 

@@ -10,27 +10,28 @@ reading it back from disk. The cheaper one wins. Defaults describe S3 from a wor
 
 from dataclasses import dataclass
 
-MB = 1e6
+from .units import MB
 
 
 @dataclass(frozen=True)
 class Link:
-    latency_s: float = 0.03  # time to first byte of a GET to S3
-    connection_bps: float = 40 * MB  # one connection's throughput
-    total_bps: float = 120 * MB  # the machine's link (~1 Gbit/s)
-    request_cpu_s: float = 0.0004  # client CPU per ranged GET (benchmarks: engines)
-    disk_bps: float = 500 * MB  # reading a downloaded file back (subset + MD5)
+    """The link to the bucket; defaults and meanings in config/config.yaml (``abc.link``)."""
+
+    latency_s: float  # time to first byte of a GET
+    connection_bps: float  # one connection's throughput
+    total_bps: float  # all connections together
+    request_cpu_s: float  # client CPU per ranged GET
+    disk_bps: float  # reading a downloaded file back (subset + MD5)
 
     @classmethod
-    def from_config(cls, link: dict | None) -> "Link":
-        link = link or {}
-        base = cls()
+    def from_config(cls, link: dict) -> "Link":
+        """From the validated config's ``abc.link`` block."""
         return cls(
-            latency_s=float(link.get("latency_ms", base.latency_s * 1e3)) / 1e3,
-            connection_bps=float(link.get("connection_mbps", base.connection_bps / MB)) * MB,
-            total_bps=float(link.get("total_mbps", base.total_bps / MB)) * MB,
-            request_cpu_s=float(link.get("request_cpu_ms", base.request_cpu_s * 1e3)) / 1e3,
-            disk_bps=float(link.get("disk_mbps", base.disk_bps / MB)) * MB,
+            latency_s=float(link["latency_ms"]) / 1e3,
+            connection_bps=float(link["connection_mbps"]) * MB,
+            total_bps=float(link["total_mbps"]) * MB,
+            request_cpu_s=float(link["request_cpu_ms"]) / 1e3,
+            disk_bps=float(link["disk_mbps"]) * MB,
         )
 
     def seconds(self, requests: int, nbytes: int, concurrency: int) -> float:

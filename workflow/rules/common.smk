@@ -227,6 +227,19 @@ def relpath_of(wildcards):
     return wildcards.relpath
 
 
+def matrix_of(wildcards):
+    return wildcards.matrix
+
+
+def matrix_file_fields(wildcards):
+    entry = matrix_entry(wildcards.matrix)
+    return {"relative_path": entry.relative_path, "size": entry.size, "md5": entry.md5}
+
+
+def subset_runtime(wildcards):
+    return res.subset_runtime_min(matrix_size(wildcards.matrix))
+
+
 def concat_mem_mb(wildcards, input):
     return res.concat_mem_mb(input.subsets)
 

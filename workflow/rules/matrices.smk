@@ -46,12 +46,10 @@ rule subset_matrix:
         "../../envs/abc.yaml"
     resources:
         mem_mb=subset_mem_mb,
-        runtime=lambda wc: res.subset_runtime_min(matrix_size(wc.matrix)),
+        runtime=subset_runtime,
     params:
-        matrix=lambda wc: wc.matrix,
-        relative_path=lambda wc: matrix_entry(wc.matrix).relative_path,
-        size=lambda wc: matrix_entry(wc.matrix).size,
-        md5=lambda wc: matrix_entry(wc.matrix).md5,
+        matrix=matrix_of,
+        file=matrix_file_fields,  # what identifies the data, for stream and auto
         settings=SUBSET_SETTINGS,
     script:
         "../../scripts/subset_matrix.py"

@@ -1,0 +1,38 @@
+"""One subset job, whatever ``abc.transfer`` says: from the verified cached matrix
+(download), by byte ranges (stream), or the cheaper of the two per file (auto)."""
+
+import logging
+from pathlib import Path
+
+from .cache import forget
+from .download import use_cached
+from .manifest import FileEntry
+from .subset import SubsetStats
+
+
+def subset_matrix_file(
+    abc: dict, entry: FileEntry, cells_csv, out_path, matrix: str, cached: bool
+) -> SubsetStats:
+    """The sampled cells of ``entry``'s matrix to ``out_path``. ``cached``: a download job
+    put the file in the cache (download mode), else the remote file is read here."""
+    log = logging.getLogger("abc_downsample")
+    used_cache = []
+
+    def fetch_cached() -> Path:
+        # a cached file (ours, abc_atlas_access's, a mirror's) is verified, never trusted blind
+        used_cache.append(use_cached(entry, abc, log))
+        return used_cache[-1]
+
+    if cached:
+        from .subset import subset_local_file
+
+        stats = subset_local_file(fetch_cached(), cells_csv, out_path, matrix)
+    else:
+        from .remote_h5 import subset_from_config
+
+        stats = subset_from_config(
+            abc, entry.relative_path, cells_csv, out_path, matrix, fetch_cached=fetch_cached
+        )
+    if used_cache and not abc["keep_matrices"]:
+        forget(abc["cache_dir"], entry)
+    return stats
