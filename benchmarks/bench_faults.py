@@ -1,7 +1,11 @@
-"""Stream mode's reliability under injected network faults: the table users read.
+"""Reliability under injected network faults, stream or download mode: the table users read.
 
-    python benchmarks/bench_faults.py [--size-mb 40] [--runs 10] [--fraction 0.05]
-        [--timeout 120] [--work /tmp/bench-faults]
+    python benchmarks/bench_faults.py [--mode stream|download] [--size-mb 40] [--runs 10]
+        [--fraction 0.05] [--timeout 120] [--work /tmp/bench-faults]
+
+``--mode download`` runs a download subset job instead: the matrix into a fresh cache
+(``download.use_cached``: ranged parts, MD5 verified, fetched again on a mismatch), then
+``subset.subset_local_file``.
 
 Writes a matrix as ``AnnData.write_h5ad`` writes it (X chunked, h5py's automatic chunk
 size, uncompressed; real row sizes), serves it with bench_stream's range server on
@@ -15,7 +19,9 @@ median bytes refetched (served beyond a clean run's) and time lost against a cle
 """
 
 import argparse
+import hashlib
 import json
+import shutil
 import statistics
 import subprocess
 import sys
@@ -35,6 +41,20 @@ from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.remote_h5 import subset_from_config
 from abc_downsample.rule_io import run
 run(lambda: subset_from_config(abc_with_defaults(json.loads(sys.argv[1])), *sys.argv[2:6]))
+"""
+
+DOWNLOAD_JOB = """
+import json, sys
+sys.path.insert(0, {scripts!r})
+from abc_downsample.config_check import abc_with_defaults
+from abc_downsample.download import use_cached
+from abc_downsample.manifest import FileEntry
+from abc_downsample.rule_io import run
+from abc_downsample.subset import subset_local_file
+abc = abc_with_defaults(json.loads(sys.argv[1]))
+key, cells, out, matrix, size, md5 = sys.argv[2:8]
+entry = FileEntry("", "", "", None, key, int(size), md5, "")
+run(lambda: subset_local_file(use_cached(entry, abc), cells, out, matrix))
 """
 
 FAULTS = {
@@ -61,15 +81,21 @@ def rows_span(path: Path) -> tuple[int, int]:
 
 
 def run_once(proxy, args, cells: Path, out: Path) -> tuple[str, float]:
+    cache = Path(args.work) / "cache"
+    shutil.rmtree(cache, ignore_errors=True)
     abc = {
         "bucket": BUCKET,
         "endpoint_url": proxy.url,
-        "download": {"retries": 10},
+        "cache_dir": str(cache),
+        "download": {"retries": 10, "part_size_mb": 5, "max_concurrency": 8},
         "stream": {"max_concurrency": 8, "merge_gap_kb": 64, "timeout_s": 1.0},
     }
     out.unlink(missing_ok=True)
-    code = JOB.format(scripts=str(HERE.parent / "scripts"))
+    job = DOWNLOAD_JOB if args.mode == "download" else JOB
+    code = job.format(scripts=str(HERE.parent / "scripts"))
     command = [sys.executable, "-c", code, json.dumps(abc), KEY, str(cells), str(out), MATRIX]
+    if args.mode == "download":
+        command += [str(args.file_size), args.file_md5]
     begin = time.perf_counter()
     try:
         done = subprocess.run(command, capture_output=True, text=True, timeout=args.timeout)
@@ -85,6 +111,7 @@ def run_once(proxy, args, cells: Path, out: Path) -> tuple[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--mode", choices=["stream", "download"], default="stream")
     parser.add_argument("--size-mb", type=float, default=40)
     parser.add_argument("--runs", type=int, default=10)
     parser.add_argument("--fraction", type=float, default=0.05)
@@ -96,6 +123,8 @@ def main() -> None:
     matrix = work / "bucket" / KEY
     if not matrix.exists():
         write_matrix(matrix, args.size_mb / 1000, "chunked")
+    args.file_size = matrix.stat().st_size
+    args.file_md5 = hashlib.md5(matrix.read_bytes()).hexdigest()
     cells = work / "cells.csv"
     write_sample(matrix, cells, args.fraction)
     server, port = start([sys.executable, str(HERE / "bench_stream.py"), "serve", "--root",

@@ -18,12 +18,11 @@ def main():
 
     p, inp = snakemake.params, snakemake.input
     receipt = getattr(inp, "matrix", None)
-    remote = p.file
-    entry = (
-        read_receipt(receipt)
-        if receipt
-        else FileEntry("", "", "", None, remote["relative_path"], remote["size"], remote["md5"], "")
-    )
+    if receipt:
+        entry = read_receipt(receipt)
+    else:
+        path, size, md5 = p.file["relative_path"], p.file["size"], p.file["md5"]
+        entry = FileEntry("", "", "", None, path, size, md5, "")
     # transport tuning comes from the config, not params: tuning never reruns a job
     stats = subset_matrix_file(
         snakemake.config["abc"], entry, inp.cells, snakemake.output.h5ad, p.matrix, bool(receipt)

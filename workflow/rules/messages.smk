@@ -14,7 +14,11 @@ RUN_STARTED = time.time()
 
 def missing_targets():
     """Files the run was asked for that are not there (never exit 0 without them)."""
-    files = [f for job in workflow.dag.targetjobs for f in (*job.input, *job.output)]
+    files = [
+        f
+        for job in workflow.dag.targetjobs
+        for f in (job.input if job.rule.norun else job.output)  # rule all: its inputs
+    ]
     return [f for f in files if not is_flagged(f, "temp") and not os.path.exists(f)]
 
 
