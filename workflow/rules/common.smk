@@ -30,9 +30,7 @@ except AbcError as err:
 ABC = config["abc"]
 try:
     # everything specific to the dataset: config/datasets/<abc.dataset>.yaml (or a path)
-    DATASET = load_dataset(
-        ABC["dataset"], Path(workflow.basedir, "config", "datasets")
-    )
+    DATASET = load_dataset(ABC["dataset"], Path(workflow.basedir, "config", "datasets"))
 except AbcError as err:
     fail(err)
 # the profile's group key unless the config names another grouping column
