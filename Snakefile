@@ -32,4 +32,4 @@ rule all:
         SAMPLE_DONE,
         OUT["summary"],
         OUT["levels"],
-        report_targets(),
+        REPORT_TARGETS,

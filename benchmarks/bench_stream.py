@@ -1,19 +1,23 @@
-"""Stream mode against download + subset, on a >= 1 GB matrix behind a 50 MB/s link.
+"""Stream, download + subset and auto on a >= 1 GB matrix behind a throttled link.
 
-    python benchmarks/bench_stream.py [--size-gb 1.1] [--fraction 0.05] [--mbps 50]
-        [--latency-ms 0] [--layout contiguous|gzip] [--keep]
+    python benchmarks/bench_stream.py [--size-gb 1.1] [--fraction 0.05] [--conn-mbps 50]
+        [--mbps 0] [--latency-ms 20] [--layouts contiguous chunked gzip] [--work DIR] [--keep]
     python benchmarks/bench_stream.py engines [--ranges 4000] [--range-kb 16]
 
 Writes an h5ad shaped like the real files (32,285 genes, ~5,000 non-zeros a cell,
-float32 counts + int32 indices, X contiguous) under benchmarks/work/, serves it from a
-small S3-compatible range server (moto's server copies the whole object for every ranged
-GET, ~0.7 ms per MB of object, so it cannot serve a 1 GB file by ranges), puts
-throttle_proxy.py in front, then times in separate processes:
-- stream: ``remote_h5.subset_remote`` of a random ``--fraction`` of the cells;
-- download: boto3 ``download_file`` through the same proxy + ``subset_local_file``.
-Reports bytes and requests fetched, wall time and peak RSS, and checks the two outputs
-are byte-identical. ``engines`` compares clients on many small ranges (no throttle):
-client CPU per request is what limits ~400k ranges at real scale.
+float32 counts + int32 indices) per layout under ``--work``: X contiguous, chunked as
+``AnnData.write_h5ad`` writes it (resizable, h5py's automatic chunk size, no filter) or
+the same chunks gzip-compressed. Serves it from a small S3-compatible range server
+(moto's server copies the whole object for every ranged GET, ~0.7 ms per MB of object,
+so it cannot serve a 1 GB file by ranges), puts throttle_proxy.py in front, then times
+in separate processes:
+- stream: ``remote_h5`` (``open_remote`` + ``subset_matrix``) of a random ``--fraction``;
+- download: ``download.fetch_file`` (64 MB parts, 8 in flight, MD5) + ``subset_local_file``;
+- auto: ``remote_h5.subset_auto`` with the link model set to the proxy's link.
+Reports bytes and requests fetched (opening + indptr, rows, obs/var), bytes fetched for
+the rows / the selected rows' bytes, wall time and peak RSS, and checks the outputs are
+byte-identical. ``engines`` compares clients on many small ranges (no throttle): client
+CPU per request is what limits ~400k ranges at real scale.
 """
 
 import argparse
@@ -37,7 +41,6 @@ sys.path.insert(0, str(HERE.parent / "scripts"))
 BUCKET = "allen-brain-cell-atlas"
 KEY = "expression_matrices/WMB-bench/20230630/WMB-bench-raw.h5ad"
 MATRIX = "WMB-bench"
-DOWNLOADED = WORK / "download" / Path(KEY).name  # as in the cache: same name as the key
 N_GENES = 32285
 NNZ_PER_CELL = 5000
 
@@ -62,7 +65,13 @@ def write_matrix(path: Path, size_gb: float, layout: str, seed: int = 1) -> int:
     var = pd.DataFrame(index=pd.Index([f"ENSMUSG{i:011d}" for i in range(N_GENES)]))
     path.parent.mkdir(parents=True, exist_ok=True)
     ad.AnnData(obs=obs, var=var, uns={"normalization": "raw"}).write_h5ad(path)
-    options = {"chunks": (1 << 16,), "compression": "gzip"} if layout == "gzip" else {}
+    # as anndata writes it: resizable, so chunked with h5py's automatic chunk size
+    resizable = {"chunks": True, "maxshape": (None,)}
+    options = {
+        "contiguous": {},
+        "chunked": resizable,
+        "gzip": {**resizable, "compression": "gzip"},
+    }[layout]
     with h5py.File(path, "a") as f:
         x = f.create_group("X")
         x.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0"})
@@ -162,56 +171,59 @@ def start(command: list[str]) -> tuple[subprocess.Popen, int]:
 
 
 def job_stream(endpoint: str, cells: str, out: str, workers: int, gap_kb: int) -> dict:
-    from abc_downsample.remote_h5 import RemoteCsrSource
+    from abc_downsample.remote_h5 import open_remote
     from abc_downsample.storage import open_store
     from abc_downsample.subset import labels_for_matrix, subset_matrix
-
-    row_bytes = {}
-
-    class Measured(RemoteCsrSource):
-        def read_runs(self, runs):
-            before = self.stats.bytes, self.stats.requests
-            result = super().read_runs(runs)
-            row_bytes["bytes"] = row_bytes.get("bytes", 0) + self.stats.bytes - before[0]
-            row_bytes["requests"] = row_bytes.get("requests", 0) + self.stats.requests - before[1]
-            return result
 
     start_time = time.perf_counter()
     store = open_store(BUCKET, endpoint, max_pool=workers)
     labels = labels_for_matrix(cells, MATRIX)
-    with Measured(store, KEY, max_concurrency=workers, merge_gap=gap_kb * 1024) as source:
+    rows = {"bytes": 0, "requests": 0}
+    with open_remote(store, KEY, workers, gap_kb) as source:
         opened = source.stats.bytes, source.stats.requests  # superblock..X headers + indptr
+        read_runs = source.read_runs
+
+        def counted(runs):
+            before = source.stats.bytes, source.stats.requests
+            result = read_runs(runs)
+            rows["bytes"] += source.stats.bytes - before[0]
+            rows["requests"] += source.stats.requests - before[1]
+            return result
+
+        source.read_runs = counted
         stats = subset_matrix(source.h5, labels, out, matrix=MATRIX, source=source)
         fetched, requests, size = source.stats.bytes, source.stats.requests, source.size
-    nnz = stats.nnz
+        chunk = getattr(source.layouts[0], "chunk_len", 0)
     return {
         "seconds": time.perf_counter() - start_time,
         "bytes": fetched,
         "requests": requests,
         "open_bytes": opened[0],
         "open_requests": opened[1],
-        "row_bytes": row_bytes.get("bytes", 0),
-        "row_requests": row_bytes.get("requests", 0),
-        "selected_bytes": nnz * 8,
+        "row_bytes": rows["bytes"],
+        "row_requests": rows["requests"],
+        "selected_bytes": stats.nnz * 8,
         "file_size": size,
         "rows": stats.rows,
+        "chunk_kb": chunk * 4 / 1024,
     }
 
 
-def job_download(endpoint: str, cells: str, out: str, dest: str, workers: int) -> dict:
-    import boto3
-    from boto3.s3.transfer import TransferConfig
-    from botocore import UNSIGNED
-    from botocore.config import Config
+def fetch(endpoint: str, dest: str) -> str:
+    from abc_downsample.download import fetch_file
+    from abc_downsample.storage import open_store
 
+    store = open_store(BUCKET, endpoint, max_pool=8)
+    Path(dest).unlink(missing_ok=True)
+    fetch_file(store, KEY, dest, size=store.size(KEY), md5=None, max_concurrency=8)
+    return dest
+
+
+def job_download(endpoint: str, cells: str, out: str, dest: str, workers: int) -> dict:
     from abc_downsample.subset import subset_local_file
 
-    Path(dest).parent.mkdir(parents=True, exist_ok=True)
     start_time = time.perf_counter()
-    config = Config(signature_version=UNSIGNED, max_pool_connections=workers)
-    client = boto3.client("s3", endpoint_url=endpoint, region_name="us-west-2", config=config)
-    transfer = TransferConfig(multipart_chunksize=64 << 20, max_concurrency=workers)
-    client.download_file(BUCKET, KEY, dest, Config=transfer)
+    fetch(endpoint, dest)
     downloaded = time.perf_counter() - start_time
     stats = subset_local_file(dest, cells, out, MATRIX)
     return {
@@ -222,9 +234,31 @@ def job_download(endpoint: str, cells: str, out: str, dest: str, workers: int) -
     }
 
 
+def job_auto(endpoint: str, cells: str, out: str, dest: str, link: str) -> dict:
+    import logging
+
+    from abc_downsample.remote_h5 import subset_auto
+    from abc_downsample.storage import open_store
+    from abc_downsample.transfer_plan import Link
+
+    lines = []
+    handler = logging.Handler()
+    handler.emit = lambda record: lines.append(record.getMessage())
+    logging.getLogger("abc_downsample").addHandler(handler)
+    logging.getLogger("abc_downsample").setLevel(logging.INFO)
+    start_time = time.perf_counter()
+    store = open_store(BUCKET, endpoint, max_pool=32)
+    stats = subset_auto(
+        store, KEY, cells, out, MATRIX, lambda: fetch(endpoint, dest),
+        link=Link.from_config(json.loads(link)), download={"max_concurrency": 8},
+    )  # fmt: skip
+    plan = next(line for line in lines if line.startswith("auto "))
+    return {"seconds": time.perf_counter() - start_time, "plan": plan, "rows": stats.rows}
+
+
 def run_job(name: str, args: list[str]) -> dict:
     command = [sys.executable, __file__, f"job-{name}", *args]
-    result = subprocess.run(command, capture_output=True, text=True, check=False)
+    result = subprocess.run(command, capture_output=True, text=True, check=False, timeout=1800)
     if result.returncode:
         raise RuntimeError(f"{name} job failed:\n{result.stderr[-3000:]}")
     return json.loads(result.stdout.strip().splitlines()[-1])
@@ -240,16 +274,26 @@ def with_peak_rss(job) -> None:
 
 
 def compare(args) -> None:
-    root = WORK / "bucket"
+    work = Path(args.work)
+    results = []
+    for layout in args.layouts:
+        results.append(compare_layout(args, work, layout))
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=1))
+
+
+def compare_layout(args, work: Path, layout: str) -> dict:
+    root = work / layout / "bucket"
     matrix = root / KEY
     if not matrix.exists() or args.rebuild:
         t = time.perf_counter()
-        n_cells = write_matrix(matrix, args.size_gb, args.layout)
+        n_cells = write_matrix(matrix, args.size_gb, layout)
         print(
             f"wrote {matrix.stat().st_size / 1e9:.2f} GB, {n_cells:,} cells "
-            f"({args.layout}) in {time.perf_counter() - t:.0f} s"
+            f"({layout}) in {time.perf_counter() - t:.0f} s",
+            flush=True,
         )
-    cells = WORK / "cells.csv"
+    cells = work / "cells.csv"
     write_sample(matrix, cells, args.fraction)
     server, port = start([sys.executable, __file__, "serve", "--root", str(root)])
     proxy, proxy_port = start(
@@ -260,30 +304,54 @@ def compare(args) -> None:
             f"127.0.0.1:{port}",
             "--mbps",
             str(args.mbps),
+            "--conn-mbps",
+            str(args.conn_mbps),
             "--latency-ms",
             str(args.latency_ms),
         ]
     )
     endpoint = f"http://127.0.0.1:{proxy_port}"
-    outs = {name: WORK / f"subset-{name}.h5ad" for name in ("stream", "download")}
+    outs = {name: work / f"subset-{name}.h5ad" for name in ("stream", "download", "auto")}
+    downloaded = work / "download" / Path(KEY).name
+    link = json.dumps(
+        {
+            "latency_ms": args.latency_ms,
+            "connection_mbps": args.conn_mbps or 1e4,
+            "total_mbps": args.mbps or args.total_model_mbps,
+        }
+    )
+    jobs = {
+        "stream": [endpoint, str(cells), str(outs["stream"]), str(args.workers), str(args.gap_kb)],
+        "download": [endpoint, str(cells), str(outs["download"]), str(downloaded), "8"],
+        "auto": [endpoint, str(cells), str(outs["auto"]), str(downloaded), link],
+    }
     try:
-        stream = run_job(
-            "stream",
-            [endpoint, str(cells), str(outs["stream"]), str(args.workers), str(args.gap_kb)],
-        )
-        download = run_job(
-            "download",
-            [endpoint, str(cells), str(outs["download"]), str(DOWNLOADED), "8"],
-        )
+        runs = {name: [] for name in jobs}
+        for _ in range(args.runs):  # interleaved, so load changes hit all three alike
+            for name, job_args in jobs.items():
+                runs[name].append(run_job(name, job_args))
+        stream, download, auto = (median_run(runs[name]) for name in jobs)
     finally:
         for process in (proxy, server):
             process.kill()
             process.wait()
-    identical = outs["stream"].read_bytes() == outs["download"].read_bytes()
-    report(args, stream, download, identical)
-    leftovers = [*outs.values(), DOWNLOADED, matrix]
-    for path in [] if args.keep else leftovers:
+    reference = outs["download"].read_bytes()
+    identical = all(outs[name].read_bytes() == reference for name in ("stream", "auto"))
+    result = {"layout": layout, "stream": stream, "download": download, "auto": auto}
+    report(args, layout, stream, download, auto, identical)
+    for path in [*outs.values(), downloaded] + ([] if args.keep else [matrix]):
         path.unlink(missing_ok=True)
+    return result
+
+
+def median_run(reports: list[dict]) -> dict:
+    """The first run's figures with the median wall times of all runs."""
+    merged = dict(reports[0])
+    for name in ("seconds", "download_seconds"):
+        if name in merged:
+            merged[name] = float(np.median([r[name] for r in reports]))
+    merged["all_seconds"] = [round(r["seconds"], 2) for r in reports]
+    return merged
 
 
 def write_sample(matrix: Path, cells: Path, fraction: float) -> None:
@@ -297,29 +365,32 @@ def write_sample(matrix: Path, cells: Path, fraction: float) -> None:
     pd.DataFrame({"cell_label": chosen, "feature_matrix_label": MATRIX}).to_csv(cells, index=False)
 
 
-def report(args, stream: dict, download: dict, identical: bool) -> None:
+def report(args, layout, stream: dict, download: dict, auto: dict, identical: bool) -> None:
     mb = 1e6
-    bound = 2 * stream["selected_bytes"] + stream["open_bytes"]
-    speedup = download["seconds"] / stream["seconds"]
+    best = min(stream["seconds"], download["seconds"])
+    ratio = stream["row_bytes"] / stream["selected_bytes"]
+    other = stream["bytes"] - stream["open_bytes"] - stream["row_bytes"]
     lines = [
-        f"link {args.mbps} MB/s, latency {args.latency_ms} ms, layout {args.layout}, "
-        f"{stream['rows']:,} cells ({args.fraction:.0%}) of a {stream['file_size'] / mb:,.0f} MB "
-        f"file; stream: {args.workers} in flight, merge gap {args.gap_kb} KB",
+        f"== {layout} (chunks {stream['chunk_kb']:.0f} KiB): {stream['rows']:,} cells "
+        f"({args.fraction:.0%}) of a {stream['file_size'] / mb:,.0f} MB file; link "
+        f"{args.conn_mbps} MB/s per connection, {args.mbps or 'no'} MB/s cap, "
+        f"{args.latency_ms} ms; stream {args.workers} in flight, merge gap {args.gap_kb} KB",
         f"stream:   {stream['seconds']:6.1f} s  {stream['bytes'] / mb:8.1f} MB in "
         f"{stream['requests']:,} requests, peak RSS {stream['peak_rss_mb']:,.0f} MB",
         f"  open+indptr {stream['open_bytes'] / mb:.1f} MB / {stream['open_requests']} req; "
         f"rows {stream['row_bytes'] / mb:.1f} MB / {stream['row_requests']:,} req for "
-        f"{stream['selected_bytes'] / mb:.1f} MB selected; obs/var/rest "
-        f"{(stream['bytes'] - stream['open_bytes'] - stream['row_bytes']) / mb:.1f} MB",
+        f"{stream['selected_bytes'] / mb:.1f} MB selected (x{ratio:.2f}); obs/var/rest "
+        f"{other / mb:.1f} MB",
         f"download: {download['seconds']:6.1f} s  ({download['download_seconds']:.1f} s transfer) "
         f"{download['bytes'] / mb:8.1f} MB, peak RSS {download['peak_rss_mb']:,.0f} MB",
-        f"speed-up {speedup:.1f}x (goal >= 8x); bytes {stream['bytes'] / mb:.1f} MB vs bound "
-        f"2 x selected + open/indptr = {bound / mb:.1f} MB "
-        f"({'ok' if stream['bytes'] <= bound else 'OVER'}); outputs identical: {identical}",
+        f"auto:     {auto['seconds']:6.1f} s  ({auto['seconds'] / best - 1:+.0%} vs the better), "
+        f"peak RSS {auto['peak_rss_mb']:,.0f} MB; {auto['plan']}",
+        f"runs (s): stream {stream['all_seconds']}, download {download['all_seconds']}, "
+        f"auto {auto['all_seconds']}",
+        f"stream speed-up over download {download['seconds'] / stream['seconds']:.1f}x; "
+        f"outputs identical: {identical}",
     ]
-    print("\n".join(lines))
-    if args.json:
-        Path(args.json).write_text(json.dumps({"stream": stream, "download": download}, indent=1))
+    print("\n".join(lines), flush=True)
 
 
 # -- client engines on many small ranges --------------------------------------------------
@@ -436,13 +507,25 @@ def main() -> None:
         endpoint, cells, out, dest, workers = argv[1:]
         with_peak_rss(lambda: job_download(endpoint, cells, out, dest, int(workers)))
         return
+    if argv and argv[0] == "job-auto":
+        endpoint, cells, out, dest, link = argv[1:]
+        with_peak_rss(lambda: job_auto(endpoint, cells, out, dest, link))
+        return
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("command", nargs="?", default="compare", choices=["compare", "engines"])
     parser.add_argument("--size-gb", type=float, default=1.1)
     parser.add_argument("--fraction", type=float, default=0.05)
-    parser.add_argument("--mbps", type=float, default=50.0)
-    parser.add_argument("--latency-ms", type=float, default=0.0)
-    parser.add_argument("--layout", choices=["contiguous", "gzip"], default="contiguous")
+    parser.add_argument("--mbps", type=float, default=0.0, help="link cap, 0: none")
+    parser.add_argument("--conn-mbps", type=float, default=50.0)
+    parser.add_argument("--latency-ms", type=float, default=20.0)
+    parser.add_argument("--total-model-mbps", type=float, default=400.0,
+                        help="auto's model of the link when --mbps is 0")  # fmt: skip
+    parser.add_argument(
+        "--layouts", nargs="+", choices=["contiguous", "chunked", "gzip"],
+        default=["contiguous", "chunked", "gzip"],
+    )  # fmt: skip
+    parser.add_argument("--work", default=str(WORK))
+    parser.add_argument("--runs", type=int, default=3, help="runs of each job (median)")
     parser.add_argument("--workers", type=int, default=32)
     parser.add_argument("--gap-kb", type=int, default=64)
     parser.add_argument("--ranges", type=int, default=4000)

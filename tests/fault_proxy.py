@@ -3,11 +3,13 @@
 It forwards every request to an upstream S3 server (moto's, on 127.0.0.1) and can answer
 500/503 to the first requests for each key, cut connections after a few body bytes, serve
 one corrupted byte, stall answers (for client timeouts), or hold new GETs once a byte
-budget is served (to kill a client at a known point). It counts the body bytes it served
-for successful GETs.
+budget is served (to kill a client at a known point). Random faults (``chaos``) hit any
+request with given rates, from a seeded generator. It counts the body bytes it served
+for successful GETs, and the faults it injected.
 """
 
 import http.client
+import random
 import socket
 import threading
 import time
@@ -50,6 +52,13 @@ class FaultProxy:
             self.stall_first = 0  # this many GETs send nothing for stall_seconds first
             self.stall_seconds = 2.0
             self.hold_after = None  # new GETs wait once this many body bytes were served
+            self.fail_rate = 0.0  # random faults: share of requests answered 503 ...
+            self.cut_rate = 0.0  # ... of GET bodies cut after a random number of bytes ...
+            self.stall_rate = 0.0  # ... of GETs stalled for stall_seconds ...
+            self.flip_rate = 0.0  # ... of GET bodies with one byte flipped
+            self.flip_within = (0, float("inf"))  # ... only bodies of ranges inside these bytes
+            self.rng = random.Random(0)
+            self.injected = {"503": 0, "cut": 0, "stall": 0, "flip": 0}
             self.bytes_served = 0
             self.requests = 0
             self.in_flight = 0
@@ -57,6 +66,20 @@ class FaultProxy:
             self.bytes_by_path: Counter = Counter()  # body bytes of 2xx GETs, per URL path
             self.lists = 0  # bucket listings answered
         self.released.set()
+
+    def chaos(self, *, seed: int = 0, fail=0.0, cut=0.0, stall=0.0, flip=0.0, stall_seconds=2.0):
+        """Random faults from now on: each request draws its fate from ``seed``'s generator."""
+        with self.lock:
+            self.rng = random.Random(seed)
+            self.fail_rate, self.cut_rate, self.stall_rate = fail, cut, stall
+            self.flip_rate, self.stall_seconds = flip, stall_seconds
+
+    def _draw(self, rate: float, kind: str) -> bool:
+        """Under the lock: True (and counted) with probability ``rate``."""
+        if rate > 0 and self.rng.random() < rate:
+            self.injected[kind] += 1
+            return True
+        return False
 
     def hold_at(self, nbytes: int) -> None:
         with self.lock:
@@ -80,6 +103,8 @@ class FaultProxy:
             if method in self.fail_methods and done < self.fail_first:
                 self.failed[path] = done + 1
                 return 503 if done % 2 else 500
+            if self._draw(self.fail_rate, "503"):
+                return 503
         return None
 
     def _should_stall(self) -> float:
@@ -87,25 +112,37 @@ class FaultProxy:
             if self.stall_first > 0:
                 self.stall_first -= 1
                 return self.stall_seconds
+            if self._draw(self.stall_rate, "stall"):
+                return self.stall_seconds
         return 0.0
 
     def _must_wait(self) -> bool:
         with self.lock:
             return self.hold_after is not None and self.bytes_served >= self.hold_after
 
-    def _body_fault(self, body: bytes) -> tuple[bytes, int | None]:
+    def _body_fault(self, body: bytes, first: int) -> tuple[bytes, int | None]:
         """The body to send, and after how many bytes to cut the connection (None: never)."""
         with self.lock:
             if self.cut_first > 0 and len(body) > self.cut_after:
                 self.cut_first -= 1
                 self.bytes_served += self.cut_after
                 return body, self.cut_after
+            if len(body) > 1 and self._draw(self.cut_rate, "cut"):
+                cut = self.rng.randrange(len(body))
+                self.bytes_served += cut
+                return body, cut
             if self.corrupt_once and body:
                 self.corrupt_once = False
-                middle = len(body) // 2
-                body = body[:middle] + bytes([body[middle] ^ 0xFF]) + body[middle + 1 :]
+                body = _flip(body, len(body) // 2)
+            elif body and self._inside(first, len(body)) and self._draw(self.flip_rate, "flip"):
+                body = _flip(body, self.rng.randrange(len(body)))
             self.bytes_served += len(body)
             return body, None
+
+
+    def _inside(self, first: int, length: int) -> bool:
+        lo, hi = self.flip_within
+        return lo <= first and first + length <= hi
 
 
     def _count(self, url_path: str, nbytes: int) -> None:
@@ -120,6 +157,16 @@ class FaultProxy:
         """Body bytes served for one object key of the bucket (path-style URLs)."""
         with self.lock:
             return sum(n for path, n in self.bytes_by_path.items() if path.endswith("/" + key))
+
+
+def _first_byte(headers) -> int:
+    """Where a ranged answer starts in the object (0 for a whole one)."""
+    value = headers.get("Content-Range", "")
+    return int(value.split()[1].split("-")[0]) if value.startswith("bytes ") else 0
+
+
+def _flip(body: bytes, at: int) -> bytes:
+    return body[:at] + bytes([body[at] ^ 0xFF]) + body[at + 1 :]
 
 
 def _handler_for(proxy: FaultProxy):
@@ -168,7 +215,7 @@ def _handler_for(proxy: FaultProxy):
                 conn.close()
             cut = None
             if self.command == "GET" and 200 <= upstream.status < 300:
-                body, cut = proxy._body_fault(body)
+                body, cut = proxy._body_fault(body, _first_byte(upstream.headers))
                 proxy._count(self.path, len(body) if cut is None else cut)
             self.send_response(upstream.status)
             for key, value in upstream.getheaders():

@@ -5,6 +5,10 @@ counts the bytes it serves) and to a local directory mirror; results are compare
 h5py reading the same files locally.
 """
 
+import gc
+import threading
+
+import anndata as ad
 import h5py
 import numpy as np
 import pytest
@@ -17,14 +21,10 @@ from s3_server import MotoServer, upload_tree
 from abc_downsample.byte_ranges import chunks_touched, plan_requests
 from abc_downsample.csr_rows import H5CsrSource, read_rows
 from abc_downsample.errors import AbcError
-from abc_downsample.remote_h5 import (
-    READ_AHEAD,
-    CountingStore,
-    RangeFile,
-    RemoteCsrSource,
-    unshuffle,
-)
-from abc_downsample.storage import open_store
+from abc_downsample.h5_layout import unshuffle
+from abc_downsample.range_file import READ_AHEAD, CountingStore, RangeFile
+from abc_downsample.remote_h5 import RemoteCsrSource
+from abc_downsample.storage import LocalStore, open_store
 
 BUCKET = "allen-brain-cell-atlas"
 PREFIX = "expression_matrices/WMB-test/20230630/"
@@ -289,3 +289,71 @@ def test_summary_names_bytes_requests_and_size(store):
         line = remote.summary()
     assert f"{remote.stats.requests:,} requests" in line
     assert f"{remote.size / 1e6:,.1f} MB file" in line
+
+
+# -- h5py never waits on another thread ------------------------------------------------------
+
+
+class ThreadRecordingStore(LocalStore):
+    """A local mirror that records which thread sent each read, and whether the garbage
+    collector could run then."""
+
+    def __init__(self, root):
+        super().__init__(root)
+        self.reads: list[tuple[str, bool]] = []
+
+    def read_range(self, key, start, stop):
+        self.reads.append((threading.current_thread().name, gc.isenabled()))
+        return super().read_range(key, start, stop)
+
+
+def test_no_worker_thread_can_need_h5pys_lock_while_h5py_waits(tmp_path, matrix):
+    """h5py holds its global lock while it reads through the file object: a worker thread
+    it waited on could need that lock (garbage collection of an h5py object), a deadlock.
+    So a read made inside h5py runs on the calling thread, or on workers with the garbage
+    collector off (the parallel fetch of chunk-index nodes)."""
+    ad.AnnData(sp.vstack([matrix] * 12).tocsr()).write_h5ad(tmp_path / "m.h5ad")
+    store = ThreadRecordingStore(tmp_path)
+    main = threading.current_thread().name
+    rf = RangeFile(store, "m.h5ad", store.size("m.h5ad"), block=512, max_workers=4)
+    with h5py.File(rf, "r") as f:
+        f["X/data"][:]  # many blocks at once: a multi-request read
+        f["X/indices"].id.chunk_iter(lambda info: None)  # a chunk index of many nodes
+        f["obs/_index"][:]
+    on_workers = [enabled for thread, enabled in store.reads if thread != main]
+    assert on_workers  # the index nodes were fetched in parallel ...
+    assert not any(on_workers)  # ... with the collector off
+    assert len(store.reads) > len(on_workers) + 1
+
+
+# -- exact ranges inside unfiltered chunks ----------------------------------------------------
+
+
+@pytest.mark.parametrize("layout", ["chunked-raw", "anndata"])
+def test_unfiltered_chunks_are_read_by_exact_ranges(files, matrix, tmp_path, layout):
+    """A chunk without filters is a plain slice: only the selected rows' bytes are fetched
+    (merge gap 0), not the chunks around them."""
+    root, paths = files
+    if layout == "anndata":  # as AnnData.write_h5ad writes X: h5py's automatic chunks
+        (root / PREFIX / "anndata.h5ad").unlink(missing_ok=True)
+        ad.AnnData(matrix).write_h5ad(root / PREFIX / "anndata.h5ad")
+    rows = np.sort(np.random.default_rng(4).choice(N_ROWS, N_ROWS // 20, replace=False))
+    with RemoteCsrSource(open_store(str(root)), key_of(layout), merge_gap=0) as remote:
+        assert remote.layouts[0].chunk_len < matrix.nnz  # chunked indeed
+        before = remote.stats.bytes
+        got = read_rows(remote, rows)
+        fetched = remote.stats.bytes - before
+    assert np.array_equal(got.toarray(), matrix[rows].toarray())
+    assert fetched == remote.selected_bytes(rows)
+
+
+def test_fletcher32_is_checked(files):
+    from abc_downsample.h5_layout import check_fletcher32
+
+    with h5py.File(files[1]["shuffle-gzip-fletcher"]) as f:
+        dset = f["X/data"]
+        _mask, raw = dset.id.read_direct_chunk((0,))
+    assert check_fletcher32(raw) == raw[:-4]
+    damaged = raw[:10] + bytes([raw[10] ^ 0x01]) + raw[11:]
+    with pytest.raises(ValueError, match="fletcher32"):
+        check_fletcher32(damaged)

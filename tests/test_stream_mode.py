@@ -147,3 +147,54 @@ def test_workflow_in_stream_mode_matches_download_mode(tmp_path, s3_endpoint):
     assert not (stream_dir / "abc_data" / "expression_matrices").exists()
     logs = list((stream_dir / "data").rglob("subset_matrix/*.log"))
     assert logs and all("requests from a" in log.read_text() for log in logs)
+
+
+# -- abc.transfer: auto ---------------------------------------------------------------------
+
+# a link on which a few large requests win (slow round trips) and one on which fetching
+# only the rows wins (a slow link, fast round trips)
+SLOW_ROUND_TRIPS = {"latency_ms": 2000, "connection_mbps": 1000, "total_mbps": 1000}
+SLOW_LINK = {"latency_ms": 1, "connection_mbps": 0.5, "total_mbps": 0.5}
+
+
+@pytest.mark.parametrize(
+    ("matrix", "link", "expected"),
+    [
+        ("WMB-10Xv2-TH", SLOW_LINK, "stream"),
+        ("WMB-10Xv3-MB", SLOW_LINK, "stream"),
+        ("WMB-10Xv2-TH", SLOW_ROUND_TRIPS, "download"),
+        ("WMB-10Xv3-MB", SLOW_ROUND_TRIPS, "download"),
+    ],
+)
+def test_auto_picks_the_cheaper_transfer_and_logs_its_plan(
+    release, s3, cells_csv, tmp_path, caplog, matrix, link, expected
+):
+    from abc_downsample.download import fetch_file
+
+    key = raw_key(release, matrix)
+    fetched = []
+
+    def fetch_cached():
+        dest = tmp_path / "cache" / key
+        fetch_file(open_store(BUCKET, s3), key, dest, size=store.size(key), md5=None)
+        fetched.append(dest)
+        return dest
+
+    store = open_store(BUCKET, s3)
+    abc = {
+        "bucket": BUCKET,
+        "endpoint_url": s3,
+        "transfer": "auto",
+        "link": link,
+        "stream": {"max_concurrency": 4, "merge_gap_kb": 0},
+    }
+    out = tmp_path / "auto.h5ad"
+    with caplog.at_level("INFO", logger="abc_downsample.remote_h5"):
+        stats = subset_from_config(abc, key, cells_csv, out, matrix, fetch_cached=fetch_cached)
+    plans = [r.getMessage() for r in caplog.records if r.getMessage().startswith("auto ")]
+    assert len(plans) == 1 and plans[0].endswith(f": {expected}")
+    assert "requests" in plans[0] and "download" in plans[0]
+    assert len(fetched) == (expected == "download")
+    local = subset_local_file(f"{release['root']}/{key}", cells_csv, tmp_path / "d.h5ad", matrix)
+    assert stats.rows == local.rows
+    assert out.read_bytes() == (tmp_path / "d.h5ad").read_bytes()

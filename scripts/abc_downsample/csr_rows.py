@@ -70,22 +70,56 @@ class H5CsrSource:
         total = int((stops - starts).sum())
         data = np.empty(total, self.dtype)
         indices = np.empty(total, self.indices_dtype)
-        # h5py's low-level API: its high-level slicing costs ~1 ms a call, 10x this.
-        data_space, indices_space = self._data.id.get_space(), self._indices.id.get_space()
         offset = 0
-        for start, stop in zip(starts.tolist(), stops.tolist(), strict=True):
-            size = stop - start
-            if size:
-                memory_space = h5py.h5s.create_simple((size,))
-                for dataset, space, out in (
-                    (self._data, data_space, data),
-                    (self._indices, indices_space, indices),
-                ):
-                    space.select_hyperslab((start,), (size,))
-                    dataset.id.read(memory_space, space, out[offset : offset + size])
-                offset += size
+        for first, last in _spans(starts, stops):
+            lo, hi = int(starts[first]), int(stops[last - 1])
+            if last - first == 1:  # one run: straight into place
+                self._read_slice(lo, hi, data[offset:], indices[offset:])
+                offset += hi - lo
+                continue
+            # runs close together (small rows): one read of the stretch, then cut out
+            span_data = np.empty(hi - lo, self.dtype)
+            span_indices = np.empty(hi - lo, self.indices_dtype)
+            self._read_slice(lo, hi, span_data, span_indices)
+            for a, b in zip(starts[first:last].tolist(), stops[first:last].tolist(), strict=True):
+                data[offset : offset + b - a] = span_data[a - lo : b - lo]
+                indices[offset : offset + b - a] = span_indices[a - lo : b - lo]
+                offset += b - a
         self.bytes_read += data.nbytes + indices.nbytes
         return data, indices
+
+    def _read_slice(self, lo: int, hi: int, data: np.ndarray, indices: np.ndarray) -> None:
+        """Elements ``[lo, hi)`` of both arrays into the heads of ``data`` and ``indices``."""
+        if hi <= lo:
+            return
+        # h5py's low-level API: its high-level slicing costs ~1 ms a call, 10x this.
+        memory_space = h5py.h5s.create_simple((hi - lo,))
+        for dataset, out in ((self._data, data), (self._indices, indices)):
+            space = dataset.id.get_space()
+            space.select_hyperslab((lo,), (hi - lo,))
+            dataset.id.read(memory_space, space, out[: hi - lo])
+
+
+# Runs of rows whose non-zeros are at most this many elements apart are read in one call
+# (a call costs ~20 us, as much as reading ~16 KB), up to SPAN_MAX elements at once.
+SPAN_GAP = 4096
+SPAN_MAX = 1 << 20
+
+
+def _spans(starts: np.ndarray, stops: np.ndarray) -> list[tuple[int, int]]:
+    """Group element runs ``[starts, stops)`` into spans ``(first, last)`` of runs that
+    follow each other in the file closely."""
+    starts, stops = starts.tolist(), stops.tolist()
+    spans: list[tuple[int, int]] = []
+    first = 0
+    for i in range(1, len(starts)):
+        gap = starts[i] - stops[i - 1]
+        if not 0 <= gap <= SPAN_GAP or stops[i] - starts[first] > SPAN_MAX:
+            spans.append((first, i))
+            first = i
+    if len(starts):
+        spans.append((first, len(starts)))
+    return spans
 
 
 def check_csr_group(group: h5py.Group | h5py.Dataset) -> None:
@@ -243,6 +277,61 @@ def read_obs_index(h5file: h5py.File) -> pd.Index:
     """Only the cell labels of an h5ad file (cheaper than the whole obs table)."""
     obs = h5file["obs"]
     return pd.Index(read_elem(obs[obs.attrs["_index"]]), name=obs.attrs["_index"])
+
+
+def read_obs_labels(h5file: h5py.File) -> pd.Index:
+    """The cell labels of an h5ad file as stored (``bytes`` for string datasets): decoding
+    half a million labels costs more than the lookup they serve."""
+    obs = h5file["obs"]
+    labels = obs[obs.attrs["_index"]]
+    if isinstance(labels, h5py.Dataset) and h5py.check_string_dtype(labels.dtype):
+        return pd.Index(labels[...], dtype=object)
+    return pd.Index(read_elem(labels))
+
+
+# Below this share of the rows, a column's selected rows are read one by one (h5py point
+# selection), above it the column is read whole and indexed.
+FEW_ROWS = 0.1
+
+
+def read_obs_rows(h5file: h5py.File, rows: np.ndarray) -> pd.DataFrame:
+    """Rows ``rows`` (in that order) of an h5ad's obs table: of each plain or categorical
+    column only those rows when they are few; other encodings whole, then indexed."""
+    obs = h5file["obs"]
+    rows = np.asarray(rows, dtype=np.int64)
+    order = np.argsort(rows, kind="stable")
+    index_name = obs.attrs["_index"]
+    names = [str(n) for n in obs.attrs.get("column-order", [])]
+    columns = {name: _column_rows(obs[name], rows, order) for name in [index_name, *names]}
+    index = pd.Index(columns.pop(index_name), name=index_name)
+    return pd.DataFrame(columns, index=index, columns=names)
+
+
+def _column_rows(node, rows: np.ndarray, order: np.ndarray):
+    kind = node.attrs.get("encoding-type", "")
+    n = node["codes"].shape[0] if kind == "categorical" else getattr(node, "shape", (0,))[0]
+    few = len(rows) < FEW_ROWS * n
+    if kind == "categorical":
+        codes = _take(node["codes"], rows, order, few)
+        return pd.Categorical.from_codes(
+            codes, read_elem(node["categories"]), ordered=bool(node.attrs.get("ordered", False))
+        )
+    if kind in ("string-array", "array") and isinstance(node, h5py.Dataset):
+        values = _take(node, rows, order, few)
+        if h5py.check_string_dtype(node.dtype):
+            values = np.array([v.decode() for v in values], dtype=object)
+        return values
+    return np.asarray(read_elem(node))[rows]  # nullable and other encodings: whole
+
+
+def _take(dset: h5py.Dataset, rows: np.ndarray, order: np.ndarray, few: bool) -> np.ndarray:
+    """``dset[rows]`` for any order of unique rows."""
+    if not few or len(rows) == 0:
+        return dset[...][rows]
+    values = dset[rows[order]]  # h5py reads increasing rows
+    out = np.empty_like(values)
+    out[order] = values
+    return out
 
 
 class CsrWriter:

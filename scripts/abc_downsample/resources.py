@@ -29,6 +29,8 @@ STREAM_CACHE_MB = 512  # stream mode: the remote reader's block cache for HDF5 m
 MAX_BYTES_PER_CELL = 64 * 1024  # real files: ~31 kB (10Xv2) to ~41 kB (10Xv3) a cell
 MIN_BYTES_PER_CELL = 16 * 1024  # for guessing a remote file's cell count from its size
 DISK_MB_PER_S = 20  # pessimistic shared-filesystem throughput for runtimes
+DOWNLOAD_MB_PER_S = 5  # pessimistic network throughput for download runtimes
+DOWNLOAD_SLACK_MIN = 10
 METADATA_CSV_MIN = 5  # streaming the 1 GB cell table
 # Buffers of the readers (mirrors csr_rows.DEFAULT_MAX_NNZ and concat.DEFAULT_BLOCK_NNZ,
 # not imported: the Snakefile imports this module, and those pull in anndata and pyarrow).
@@ -87,18 +89,8 @@ def subset_mem_mb(matrix_path, cells_csv, matrix: str) -> int:
     return _subset_mb(rows_bytes, file_rows)
 
 
-def estimate_subset_mem_mb(file_size: int, n_selected: int, n_rows: int) -> int:
-    """Memory of a subset job on a remote file, known only by its size and cell counts.
-
-    Rows are assumed to average the file's bytes per cell, with 25 % margin for a sample
-    richer in big cells than the file; stream mode's block cache comes on top.
-    """
-    share = min(1.0, 1.25 * n_selected / max(n_rows, 1))
-    return _subset_mb(file_size * share, n_rows) + STREAM_CACHE_MB
-
-
 def estimate_subset_mem_mb_from_cells(file_size: int, cells_csv, matrix: str) -> int:
-    """`estimate_subset_mem_mb` when the file's cell count is unknown (stream mode).
+    """Memory of a subset job on a remote file, known only by its size (stream mode).
 
     The selection is bounded by a generous bytes-per-cell and by the file size; the file's
     cell count (for its obs table) is guessed high from its size.
@@ -107,6 +99,11 @@ def estimate_subset_mem_mb_from_cells(file_size: int, cells_csv, matrix: str) ->
     rows_bytes = min(file_size, n_selected * MAX_BYTES_PER_CELL)
     file_rows = file_size / MIN_BYTES_PER_CELL
     return _subset_mb(rows_bytes, file_rows) + STREAM_CACHE_MB
+
+
+def download_runtime_min(file_size: int) -> int:
+    """Minutes for a download at a pessimistic rate, plus slack."""
+    return DOWNLOAD_SLACK_MIN + _ceil(file_size / (DOWNLOAD_MB_PER_S * MB * 60))
 
 
 def subset_runtime_min(file_size: int) -> int:

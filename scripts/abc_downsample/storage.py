@@ -15,6 +15,7 @@ import urllib.request
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
 from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote, urlparse
@@ -30,6 +31,7 @@ MiB = 1024 * 1024
 REGION = "us-west-2"
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 READ_TIMEOUT = 120.0  # seconds without a byte before a request counts as failed
+CONNECT_TIMEOUT = 15.0
 
 
 class TransientError(AbcError):
@@ -69,19 +71,41 @@ class Store:
         """Read many ``(start, stop)`` ranges concurrently; results in the order given.
 
         At most a few requests per worker are queued at a time, so hundreds of thousands
-        of ranges do not become as many pending futures.
+        of ranges do not become as many pending futures. Every wait is bounded by
+        ``wait_limit()``: a request that neither ends nor fails in that time (each try is
+        bounded by the connection's timeouts) fails the read with one line.
         """
         if len(ranges) <= 1 or max_workers <= 1:
             return [self.read_range(key, start, stop) for start, stop in ranges]
         results: list[bytes] = []
         window: deque[Future] = deque()
-        with ThreadPoolExecutor(max_workers=min(max_workers, len(ranges))) as pool:
+        limit = self.wait_limit()
+        pool = ThreadPoolExecutor(max_workers=min(max_workers, len(ranges)))
+        try:
             for start, stop in ranges:
                 if len(window) >= 4 * max_workers:
-                    results.append(window.popleft().result())
+                    results.append(_result(window.popleft(), limit, key, self))
                 window.append(pool.submit(self.read_range, key, start, stop))
-            results.extend(future.result() for future in window)
+            while window:
+                results.append(_result(window.popleft(), limit, key, self))
+        finally:
+            # never wait here for stuck workers: their sockets time out on their own
+            pool.shutdown(wait=not window, cancel_futures=True)
         return results
+
+    def wait_limit(self) -> float:
+        """Longest wait for one queued ranged read: all its tries, queued behind others."""
+        return 3600.0
+
+
+def _result(future: Future, limit: float, key: str, store: Store) -> bytes:
+    try:
+        return future.result(timeout=limit)
+    except FutureTimeout:
+        raise TransientError(
+            f"a read of '{key}' from {store.description} made no progress in {limit:.0f} s: "
+            "the network or the server stalls; rerun (Snakemake retries the job)"
+        ) from None
 
 
 def _check_range(key: str, start: int, stop: int) -> None:
@@ -177,7 +201,8 @@ class S3Store(Store):
     ):
         self.bucket = bucket
         self.retries = max(1, retries)
-        self.timeout = urllib3.Timeout(connect=15.0, read=read_timeout)
+        self.timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=read_timeout)
+        self.read_timeout = read_timeout
         self._client = _boto_client(endpoint_url, max_pool)
         self.endpoint = self._client.meta.endpoint_url
         self.description = f"S3 bucket '{bucket}' at {self.endpoint}"
@@ -188,6 +213,12 @@ class S3Store(Store):
         return self._client.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}
         )
+
+    def wait_limit(self) -> float:
+        """Longest wait for one ranged read: its tries, each bounded by the connect and
+        read timeouts plus backoff, twice over (a read a server answers short is asked
+        again). A request still running then is a stall, reported as one."""
+        return 2 * self.retries * (CONNECT_TIMEOUT + self.read_timeout + 20.0)
 
     # -- one request, with retries -------------------------------------------------------
 

@@ -16,7 +16,8 @@ from .csr_rows import (
     CsrSource,
     H5CsrSource,
     csr_h5ad_writer,
-    read_obs,
+    read_obs_labels,
+    read_obs_rows,
     read_rows,
     read_var,
 )
@@ -43,16 +44,30 @@ class SubsetStats:
 
 
 def labels_for_matrix(cells_csv: str | os.PathLike, matrix: str) -> pd.Index:
-    """Cell labels of ``matrix`` in the sample's order (``downsampled_cells.csv``)."""
+    """Cell labels of ``matrix`` in the sample's order (``downsampled_cells.csv``).
+
+    Only two columns are parsed and only this matrix's rows kept (pyarrow, multithreaded):
+    every subset job reads the whole sample's table.
+    """
+    import pyarrow as pa
+    import pyarrow.compute as pc
+    from pyarrow import csv
+
     columns = ["cell_label", "feature_matrix_label"]
+    options = csv.ConvertOptions(
+        include_columns=columns,
+        column_types=dict.fromkeys(columns, pa.string()),
+        strings_can_be_null=False,
+    )
     try:
-        cells = pd.read_csv(cells_csv, usecols=columns, dtype=str, keep_default_na=False)
-    except ValueError as err:
+        table = csv.read_csv(cells_csv, convert_options=options)
+    except (pa.ArrowInvalid, KeyError) as err:
         raise AbcError(
-            f"{cells_csv} lacks a column ({err}): it needs {', '.join(columns)}; "
-            "delete it and rerun the sampling"
+            f"{cells_csv} lacks a column ({str(err).splitlines()[0]}): it needs "
+            f"{', '.join(columns)}; delete it and rerun the sampling"
         ) from None
-    labels = pd.Index(cells.loc[cells["feature_matrix_label"] == matrix, "cell_label"])
+    mine = table.filter(pc.equal(table["feature_matrix_label"], matrix))["cell_label"]
+    labels = pd.Index(mine.to_pylist(), dtype=object)
     if labels.has_duplicates:
         twice = few(labels[labels.duplicated()].unique())
         raise AbcError(
@@ -62,13 +77,17 @@ def labels_for_matrix(cells_csv: str | os.PathLike, matrix: str) -> pd.Index:
 
 
 def rows_for_labels(file_labels: pd.Index, labels: pd.Index, filename: str) -> np.ndarray:
-    """Row numbers of ``labels`` in a file whose obs index is ``file_labels``."""
+    """Row numbers of ``labels`` in a file whose obs index is ``file_labels`` (``str`` or,
+    as stored, ``bytes``)."""
     if file_labels.has_duplicates:
         raise AbcError(
             f"{filename} has duplicate cell labels in obs: the file is not an ABC Atlas "
             "matrix or is corrupt; delete it and rerun"
         )
-    rows = file_labels.get_indexer(labels)
+    stored = labels
+    if len(file_labels) and isinstance(file_labels[0], bytes):
+        stored = pd.Index([label.encode() for label in labels], dtype=object)
+    rows = file_labels.get_indexer(stored)
     missing = labels[rows < 0]
     if len(missing):
         raise AbcError(
@@ -95,9 +114,8 @@ def subset_matrix(
     filename = os.path.basename(h5file.filename)
     with unreadable(filename, CORRUPT):
         source = source if source is not None else H5CsrSource(h5file["X"])
-        obs = read_obs(h5file)
-        rows = rows_for_labels(obs.index, pd.Index(cell_labels), filename)
-        obs = obs.iloc[rows]
+        rows = rows_for_labels(read_obs_labels(h5file), pd.Index(cell_labels), filename)
+        obs = read_obs_rows(h5file, rows)
         obs.index = obs.index.rename("cell_label")
         var = read_var(h5file)
         var.index = var.index.rename("gene_identifier")

@@ -46,7 +46,11 @@ SUBSETS = f"{OUT['dir']}/subsets"
 # (shared) cache, and the settings its results were made with. Never in the cache.
 STATE = f"{OUT['dir']}/.abc"
 RECEIPTS = f"{STATE}/cached"
-STREAM = ABC["transfer"] == "stream"
+# auto decides per matrix in the subset job, which downloads itself if it picks download;
+# with download_on_host (compute nodes without internet) it is download
+STREAM = ABC["transfer"] == "stream" or (
+    ABC["transfer"] == "auto" and not ABC["download_on_host"]
+)
 
 
 def note(message):
@@ -179,7 +183,7 @@ def subset_paths(wildcards=None):
     return [f"{SUBSETS}/{m}.h5ad" for m in needed_matrices()]
 
 
-def provenance():
+def provenance(wildcards=None):
     """What made the dataset, stored in uns["abc_downsample"] of the result."""
     m = manifest()
     return {
@@ -227,6 +231,26 @@ def _require_input(path):
         raise FileNotFoundError(2, "not made yet", str(path))
 
 
+# -- resources and params of the rules (one style: functions of the wildcards) ----------
+
+
+def relpath_of(wildcards):
+    return wildcards.relpath
+
+
+def concat_mem_mb(wildcards, input):
+    return res.concat_mem_mb(input.subsets)
+
+
+def concat_runtime(wildcards, input):
+    return res.concat_runtime_min(input.subsets)
+
+
+def r_objects_mem(wildcards, input):
+    from abc_downsample.r_export import r_objects_mem_mb
+
+    return r_objects_mem_mb(input.h5)
+
+
 def download_runtime(wildcards):
-    """Minutes for a file at a pessimistic 5 MB/s, plus slack."""
-    return 10 + manifest().entry_for(wildcards.relpath).size // (5 * 1024**2 * 60)
+    return res.download_runtime_min(manifest().entry_for(wildcards.relpath).size)

@@ -19,10 +19,10 @@ rule concat:
     conda:
         "../../envs/abc.yaml"
     resources:
-        mem_mb=lambda wc, input: res.concat_mem_mb(input.subsets),
-        runtime=lambda wc, input: res.concat_runtime_min(input.subsets),
+        mem_mb=concat_mem_mb,
+        runtime=concat_runtime,
     params:
-        provenance=lambda wc: provenance(),
+        provenance=provenance,
         dataset=DATASET.raw,
     script:
         "../../scripts/concat_subsets.py"

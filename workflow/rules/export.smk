@@ -1,7 +1,6 @@
 # Optional targets for R users (not in `rule all`):
 #   export_r:  a 10x HDF5 + cells/umap/colors CSVs, read by Seurat/Bioconductor/base R
 #   r_objects: seurat.rds and sce.rds, built by R in envs/r.yaml (no Python on the R side)
-from abc_downsample.r_export import r_objects_mem_mb
 
 R_DIR = f"{OUT['dir']}/r"
 R_FILES = {
@@ -43,6 +42,6 @@ rule r_objects:
         "../../envs/r.yaml"
     resources:
         # R holds the whole matrix: ~32 bytes a non-zero at its peak
-        mem_mb=lambda wc, input: r_objects_mem_mb(input.h5),
+        mem_mb=r_objects_mem,
     script:
         "../../scripts/build_r_objects.R"

@@ -23,7 +23,7 @@ rule download_matrix:
         mem_mb=1024,
         runtime=download_runtime,
     params:
-        relative_path=lambda wc: wc.relpath,
+        relative_path=relpath_of,
     script:
         "../../scripts/download_file.py"
 

@@ -20,6 +20,6 @@ rule download_metadata:
         mem_mb=1024,
         runtime=60,
     params:
-        relative_path=lambda wc: wc.relpath,
+        relative_path=relpath_of,
     script:
         "../../scripts/download_file.py"

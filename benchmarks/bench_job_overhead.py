@@ -1,0 +1,120 @@
+"""Fixed cost of one subset job at the atlas's shape, whatever it reads.
+
+    python benchmarks/bench_job_overhead.py [--cells 300000] [--sample 200000]
+        [--work /tmp/bench-overhead] [--runs 3] [--profile] [--scripts DIR]
+
+Writes a ``downsampled_cells.csv`` of ``--sample`` cells spread over 24 matrices, and one
+matrix h5ad of ``--cells`` cells as the real ones are laid out (obs index ``cell_label``
+plus ``cell_barcode``, ``library_label``, ``anatomical_division_label``; var of 32,285
+genes) whose X holds one non-zero a row, so what is timed is the job's fixed cost: Python
+imports, reading the cell list, obs and var, writing the subset. Each run is a fresh
+process (``subset_local_file``); prints wall time of imports and of the job, and with
+``--profile`` the top cumulative entries of cProfile.
+"""
+
+import argparse
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+SCRIPTS = HERE.parent / "scripts"
+N_GENES = 32285
+N_MATRICES = 24
+
+
+def write_inputs(work: Path, n_cells: int, n_sample: int) -> tuple[Path, Path]:
+    import anndata as ad
+    import numpy as np
+    import pandas as pd
+    import scipy.sparse as sp
+
+    matrix = work / "WMB-10Xv3-BENCH-raw.h5ad"
+    cells = work / "downsampled_cells.csv"
+    if matrix.exists() and cells.exists():
+        return matrix, cells
+    work.mkdir(parents=True, exist_ok=True)
+    rng = np.random.default_rng(0)
+    labels = np.array([f"{i:016X}-{i % 500:03d}_A01" for i in range(n_cells)], dtype=object)
+    obs = pd.DataFrame(
+        {
+            "cell_barcode": [label[:16] for label in labels],
+            "library_label": pd.Categorical(rng.choice([f"L8TX_{i}" for i in range(400)], n_cells)),
+            "anatomical_division_label": pd.Categorical(rng.choice(["MB", "TH", "HY"], n_cells)),
+        },
+        index=pd.Index(labels, name="cell_label"),
+    )
+    var = pd.DataFrame(
+        {"gene_symbol": [f"G{i}" for i in range(N_GENES)]},
+        index=pd.Index([f"ENSMUSG{i:011d}" for i in range(N_GENES)], name="gene_identifier"),
+    )
+    x = sp.csr_matrix(
+        (np.ones(n_cells, np.float32), rng.integers(0, N_GENES, n_cells).astype(np.int32),
+         np.arange(n_cells + 1)), shape=(n_cells, N_GENES),
+    )  # fmt: skip
+    ad.AnnData(x, obs=obs, var=var).write_h5ad(matrix)
+    # this matrix gets its share of the sample; the others fill the rest of the table
+    mine = rng.choice(labels, n_sample // N_MATRICES, replace=False)
+    others = [f"OTHER{i:011d}-000_A01" for i in range(n_sample - len(mine))]
+    names = [f"WMB-10Xv3-M{i:02d}" for i in range(N_MATRICES - 1)]
+    table = pd.DataFrame(
+        {
+            "cell_label": np.r_[mine, others],
+            "cluster_alias": rng.integers(1, 5322, n_sample),
+            "feature_matrix_label": np.r_[
+                np.full(len(mine), "WMB-10Xv3-BENCH"), rng.choice(names, len(others))
+            ],
+            "dataset_label": "WMB-10Xv3",
+            "library_method": "10Xv3",
+        }
+    ).sample(frac=1, random_state=1)
+    table.to_csv(cells, index=False)
+    return matrix, cells
+
+
+JOB = """
+import time, sys
+t0 = time.perf_counter()
+sys.path.insert(0, {scripts!r})
+from abc_downsample.subset import subset_local_file
+t1 = time.perf_counter()
+{profile_start}
+subset_local_file({matrix!r}, {cells!r}, {out!r}, "WMB-10Xv3-BENCH")
+{profile_end}
+t2 = time.perf_counter()
+print(f"imports {{t1 - t0:.2f}} s, job {{t2 - t1:.2f}} s")
+"""
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cells", type=int, default=300_000)
+    parser.add_argument("--sample", type=int, default=200_000)
+    parser.add_argument("--work", default="/tmp/bench-overhead")
+    parser.add_argument("--runs", type=int, default=3)
+    parser.add_argument("--profile", action="store_true")
+    parser.add_argument("--scripts", default=str(SCRIPTS), help="the package to time")
+    args = parser.parse_args()
+    matrix, cells = write_inputs(Path(args.work), args.cells, args.sample)
+    out = Path(args.work) / "subset.h5ad"
+    profile = (
+        ("import cProfile, pstats; p = cProfile.Profile(); p.enable()",
+         "p.disable(); pstats.Stats(p).sort_stats('cumulative').print_stats(25)")
+        if args.profile else ("", "")
+    )  # fmt: skip
+    code = JOB.format(
+        scripts=args.scripts, matrix=str(matrix), cells=str(cells), out=str(out),
+        profile_start=profile[0], profile_end=profile[1],
+    )  # fmt: skip
+    for _ in range(args.runs):
+        start = time.perf_counter()
+        done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+        if done.returncode:
+            raise SystemExit(done.stderr[-3000:])
+        print(done.stdout.strip()[-6000:] if args.profile else done.stdout.strip(),
+              f"| process {time.perf_counter() - start:.2f} s")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,328 @@
+"""Where a 1-D HDF5 dataset's elements are in the file, and how to get them back.
+
+:func:`dataset_layout` reads a dataset's layout from its headers and chunk index (h5py,
+through the remote file object); the layout then maps element ranges to byte ranges to GET
+and fetched bytes back to elements, with no h5py call:
+
+- contiguous: element i is at ``offset + i * itemsize``;
+- chunked without filters: each chunk is a plain slice of the array at its own offset, so
+  exactly the asked-for elements' bytes are fetched, as for contiguous;
+- chunked with filters (deflate, shuffle, fletcher32): whole chunks, decoded here. A
+  deflate stream carries its own checksum (zlib checks it) and fletcher32 is verified.
+"""
+
+import os
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import TimeoutError as FutureTimeout
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+
+from .byte_ranges import FetchPlan, as_ranges, chunk_segments, chunks_touched, plan_requests
+from .errors import AbcError
+
+MIB = 1 << 20
+MAX_REQUEST = 8 * MIB  # merged requests are capped so one big run still goes out in parallel
+DECODE_THREADS = min(4, os.cpu_count() or 1)
+DECODE_GROUP_BYTES = 64 * MIB  # decoded chunks held at once
+DECODE_TIMEOUT = 600.0  # seconds for one chunk: decoding never blocks, so only a bug waits
+
+_DEFLATE, _SHUFFLE, _FLETCHER32 = h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, 3
+_DECODABLE = {_DEFLATE: "deflate", _SHUFFLE: "shuffle", _FLETCHER32: "fletcher32"}
+DAMAGED = "the remote file or its transfer is damaged; rerun, or use abc.transfer: download"
+
+
+class DatasetLayout:
+    """Maps element ranges of a 1-D dataset to byte ranges to GET, and fetched bytes back
+    to the elements, concatenated in range order."""
+
+    def __init__(self, name: str, dtype: np.dtype, length: int):
+        self.name, self.dtype, self.length = name, np.dtype(dtype), length
+
+    def plan(self, starts: np.ndarray, stops: np.ndarray, merge_gap: int):
+        """An object with ``.requests``, an (m, 2) array of byte ranges to GET."""
+        raise NotImplementedError
+
+    def assemble(self, plan, blobs: list[bytes], starts, stops) -> np.ndarray:
+        raise NotImplementedError
+
+    def selected_bytes(self, starts, stops) -> int:
+        """Bytes the elements ``[starts, stops)`` take in memory."""
+        return int(np.maximum(np.asarray(stops) - np.asarray(starts), 0).sum()) * (
+            self.dtype.itemsize
+        )
+
+
+@dataclass(frozen=True)
+class SlicePlan:
+    """Requests for byte slices of the file, and the slices in the order they are wanted."""
+
+    fetch: FetchPlan
+    byte_starts: np.ndarray
+    byte_stops: np.ndarray
+
+    @property
+    def requests(self) -> np.ndarray:
+        return self.fetch.requests
+
+
+class ContiguousLayout(DatasetLayout):
+    """Elements stored back to back from ``offset``: element i is at offset + i * itemsize."""
+
+    def __init__(self, name, dtype, length, offset: int):
+        super().__init__(name, dtype, length)
+        self.offset = offset
+
+    def plan(self, starts, stops, merge_gap: int) -> SlicePlan:
+        size = self.dtype.itemsize
+        begin, end = self.offset + starts * size, self.offset + stops * size
+        return SlicePlan(plan_requests(begin, end, merge_gap, MAX_REQUEST), begin, end)
+
+    def assemble(self, plan: SlicePlan, blobs, starts, stops) -> np.ndarray:
+        return plan.fetch.gather(blobs, plan.byte_starts, plan.byte_stops).view(self.dtype)
+
+
+@dataclass(frozen=True)
+class ChunkPlan:
+    ids: np.ndarray  # sorted ids of the chunks the ranges touch
+    fetch: FetchPlan  # the GETs for those of them that are stored
+
+    @property
+    def requests(self) -> np.ndarray:
+        return self.fetch.requests
+
+
+class ChunkedLayout(DatasetLayout):
+    """Fixed-size chunks, each stored (maybe filtered) at its own offset."""
+
+    def __init__(self, name, dtype, length, chunk_len, filters, offsets, sizes, masks, fill):
+        super().__init__(name, dtype, length)
+        self.chunk_len, self.filters = chunk_len, filters
+        self.offsets, self.sizes, self.masks = offsets, sizes, masks
+        self.fill = fill
+        # chunks stored as plain slices: no filter, or every filter skipped for all chunks
+        all_skipped = (1 << len(filters)) - 1
+        self.unfiltered = not filters or bool(np.all((masks & all_skipped) == all_skipped))
+        stored = sizes[sizes > 0]
+        if self.unfiltered and np.any(stored != self.chunk_bytes):
+            raise AbcError(f"the chunk index of {name} lists chunks of wrong sizes: {DAMAGED}")
+
+    @property
+    def chunk_bytes(self) -> int:
+        return self.chunk_len * self.dtype.itemsize
+
+    def plan(self, starts, stops, merge_gap: int) -> ChunkPlan | SlicePlan:
+        if self.unfiltered and np.all(self.sizes[chunks_touched(starts, stops, self.chunk_len)]):
+            return self._slice_plan(starts, stops, merge_gap)
+        ids = chunks_touched(starts, stops, self.chunk_len)
+        stored = ids[self.sizes[ids] > 0]  # never-written chunks hold the fill value
+        begin = self.offsets[stored]
+        return ChunkPlan(
+            ids, plan_requests(begin, begin + self.sizes[stored], merge_gap, MAX_REQUEST)
+        )
+
+    def _slice_plan(self, starts, stops, merge_gap: int) -> SlicePlan:
+        """Exact byte ranges: each range cut at chunk borders, in the order asked for."""
+        chunk, lo, hi, dest = chunk_segments(starts, stops, self.chunk_len)
+        order = np.argsort(dest, kind="stable")
+        chunk, lo, hi = chunk[order], lo[order], hi[order]
+        size = self.dtype.itemsize
+        begin = self.offsets[chunk] + (lo - chunk * self.chunk_len) * size
+        end = begin + (hi - lo) * size
+        return SlicePlan(plan_requests(begin, end, merge_gap, MAX_REQUEST), begin, end)
+
+    def assemble(self, plan, blobs, starts, stops) -> np.ndarray:
+        if isinstance(plan, SlicePlan):
+            return plan.fetch.gather(blobs, plan.byte_starts, plan.byte_stops).view(self.dtype)
+        return self._assemble_chunks(plan, blobs, starts, stops)
+
+    def _assemble_chunks(self, plan: ChunkPlan, blobs, starts, stops) -> np.ndarray:
+        """Decode the touched chunks (in parallel: zlib releases the GIL) and copy their
+        segments out, a group of chunks at a time: memory is the result plus one group."""
+        out = np.empty(int(np.maximum(stops - starts, 0).sum()), dtype=self.dtype)
+        chunk, lo, hi, dest = (a.tolist() for a in chunk_segments(starts, stops, self.chunk_len))
+        ids = plan.ids.tolist()
+        per_group = max(1, DECODE_GROUP_BYTES // max(1, self.chunk_bytes))
+        at = 0  # next segment
+        with ThreadPoolExecutor(max_workers=DECODE_THREADS) as pool:
+            for first in range(0, len(ids), per_group):
+                group = ids[first : first + per_group]
+                values = _bounded_map(pool, self, plan.fetch, blobs, group)
+                decoded = dict(zip(group, values, strict=True))
+                while at < len(chunk) and chunk[at] in decoded:
+                    c, a, b, d = chunk[at], lo[at], hi[at], dest[at]
+                    base = c * self.chunk_len
+                    out[d : d + b - a] = decoded[c].view(self.dtype)[a - base : b - base]
+                    at += 1
+        return out
+
+    def _chunk(self, chunk: int, fetch: FetchPlan, blobs: list) -> np.ndarray:
+        size = int(self.sizes[chunk])
+        if size == 0:
+            return np.full(self.chunk_len, self.fill, dtype=self.dtype).view(np.uint8)
+        start = int(self.offsets[chunk])
+        raw = fetch.piece(blobs, start, start + size).tobytes()
+        try:
+            data = decode_chunk(raw, self.filters, int(self.masks[chunk]), self.dtype.itemsize)
+        except Exception as err:  # zlib.error (bad stream or adler32), a bad fletcher32
+            raise AbcError(
+                f"chunk {chunk} of {self.name} does not decode ({err}): {DAMAGED}"
+            ) from None
+        if len(data) != self.chunk_bytes:
+            raise AbcError(
+                f"chunk {chunk} of {self.name} decodes to {len(data)} bytes, not "
+                f"{self.chunk_bytes}: {DAMAGED}"
+            )
+        return np.frombuffer(data, dtype=np.uint8)
+
+
+def _bounded_map(pool, layout: ChunkedLayout, fetch: FetchPlan, blobs, chunks) -> list:
+    """``layout._chunk`` of each chunk on the pool; a wait that never ends fails."""
+    futures = [pool.submit(layout._chunk, c, fetch, blobs) for c in chunks]
+    try:
+        return [f.result(timeout=DECODE_TIMEOUT) for f in futures]
+    except FutureTimeout:
+        raise AbcError(f"decoding chunks of {layout.name} took over {DECODE_TIMEOUT:.0f} s: "
+                       f"{DAMAGED}") from None  # fmt: skip
+
+
+def decode_chunk(raw: bytes, filters: list[int], mask: int, itemsize: int) -> bytes:
+    """Undo an HDF5 filter pipeline, last filter first; bit i of ``mask`` skips filter i."""
+    import zlib
+
+    for i in reversed(range(len(filters))):
+        if mask & (1 << i):
+            continue
+        code = filters[i]
+        if code == _DEFLATE:
+            raw = zlib.decompress(raw)  # checks the stream's adler32
+        elif code == _SHUFFLE:
+            raw = unshuffle(raw, itemsize)
+        elif code == _FLETCHER32:
+            raw = check_fletcher32(raw)
+    return raw
+
+
+def fletcher32(data: bytes) -> int:
+    """HDF5's Fletcher-32 of ``data``: 16-bit big-endian words, sums modulo 65535."""
+    body = np.frombuffer(data, dtype=np.uint8)
+    if len(body) % 2:
+        body = np.r_[body, np.uint8(0)]
+    words = body.reshape(-1, 2).astype(np.int64)
+    words = (words[:, 0] << 8) | words[:, 1]
+    n = len(words)
+    sum1 = int(words.sum()) % 65535
+    weights = np.arange(n, 0, -1, dtype=np.int64)  # word i is added to sum2 (n - i) times
+    sum2 = int(((words * weights) % 65535).sum()) % 65535
+    return (sum2 << 16) | sum1
+
+
+def check_fletcher32(raw: bytes) -> bytes:
+    """The data before the trailing checksum, after checking it (either byte order, as
+    HDF5 accepts both)."""
+    if len(raw) < 4:
+        raise ValueError("chunk shorter than its fletcher32 checksum")
+    data, stored = raw[:-4], raw[-4:]
+    mine = fletcher32(data)
+    for order in ("little", "big"):
+        value = int.from_bytes(stored, order)
+        if (value >> 16) % 65535 == mine >> 16 and (value & 0xFFFF) % 65535 == mine & 0xFFFF:
+            return data
+    raise ValueError("fletcher32 checksum mismatch")
+
+
+def unshuffle(raw: bytes, itemsize: int) -> bytes:
+    """Inverse of HDF5's byte shuffle: byte planes back to interleaved elements."""
+    n = len(raw) // itemsize
+    if itemsize == 1 or n == 0:
+        return raw
+    body = np.frombuffer(raw, dtype=np.uint8, count=n * itemsize)
+    return body.reshape(itemsize, n).T.tobytes() + raw[n * itemsize :]
+
+
+def dataset_layout(dset: h5py.Dataset) -> DatasetLayout:
+    """The byte layout of a 1-D dataset, read from its HDF5 headers and chunk index."""
+    if dset.ndim != 1:
+        raise AbcError(f"{dset.name} is not 1-D: not a CSR matrix; use abc.transfer: download")
+    plist = dset.id.get_create_plist()
+    kind = plist.get_layout()
+    if kind == h5py.h5d.CONTIGUOUS:
+        offset = dset.id.get_offset()
+        return ContiguousLayout(dset.name, dset.dtype, dset.shape[0], offset or 0)
+    if kind == h5py.h5d.CHUNKED:
+        return _chunked_layout(dset, plist)
+    raise AbcError(
+        f"{dset.name} has an HDF5 layout stream mode cannot read (compact or virtual): "
+        "use abc.transfer: download for this file"
+    )
+
+
+def _filters(dset: h5py.Dataset, plist) -> list[int]:
+    codes = []
+    for i in range(plist.get_nfilters()):
+        code, _flags, _values, name = plist.get_filter(i)
+        if code not in _DECODABLE:
+            label = name.decode(errors="replace") if isinstance(name, bytes) else name
+            raise AbcError(
+                f"{dset.name} is compressed with HDF5 filter '{label}' ({code}), which stream "
+                "mode cannot decode: use abc.transfer: download for this file"
+            )
+        codes.append(code)
+    return codes
+
+
+def _chunked_layout(dset: h5py.Dataset, plist) -> ChunkedLayout:
+    filters = _filters(dset, plist)
+    chunk_len = dset.chunks[0]
+    n_chunks = -(-dset.shape[0] // chunk_len)
+    offsets = np.zeros(n_chunks, dtype=np.int64)
+    sizes = np.zeros(n_chunks, dtype=np.int64)
+    masks = np.zeros(n_chunks, dtype=np.int64)
+
+    def record(info) -> None:
+        chunk = info.chunk_offset[0] // chunk_len
+        offsets[chunk], sizes[chunk], masks[chunk] = info.byte_offset, info.size, info.filter_mask
+
+    try:
+        dset.id.chunk_iter(record)
+    except (AttributeError, NotImplementedError):  # HDF5 < 1.14: one call per chunk
+        for i in range(dset.id.get_num_chunks()):
+            record(dset.id.get_chunk_info(i))
+    fill = dset.fillvalue if dset.fillvalue is not None else 0
+    return ChunkedLayout(
+        dset.name, dset.dtype, dset.shape[0], chunk_len, filters, offsets, sizes, masks, fill
+    )
+
+
+def plan_elements(layouts: Sequence[DatasetLayout], starts, stops, merge_gap: int) -> list:
+    """One fetch plan per layout for elements ``[starts, stops)`` (no I/O)."""
+    starts, stops = as_ranges(starts, stops)
+    return [layout.plan(starts, stops, merge_gap) for layout in layouts]
+
+
+def read_elements(
+    layouts: Sequence[DatasetLayout],
+    starts,
+    stops,
+    store,
+    key: str,
+    merge_gap: int,
+    max_workers: int,
+) -> list[np.ndarray]:
+    """Elements ``[starts, stops)`` of each dataset, concatenated in range order.
+
+    The requests of all datasets go out in one parallel batch. Call it outside any h5py
+    call: it waits on worker threads.
+    """
+    starts, stops = as_ranges(starts, stops)
+    plans = plan_elements(layouts, starts, stops, merge_gap)
+    flat = [tuple(r) for plan in plans for r in plan.requests.tolist()]
+    blobs = store.read_ranges(key, flat, max_workers=max_workers) if flat else []
+    results, at = [], 0
+    for layout, plan in zip(layouts, plans, strict=True):
+        mine = blobs[at : at + len(plan.requests)]
+        at += len(plan.requests)
+        results.append(layout.assemble(plan, mine, starts, stops))
+    return results
