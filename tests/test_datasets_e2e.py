@@ -167,3 +167,25 @@ def test_atlas_colours_follow_the_taxonomy(run):
                          strict=False))  # fmt: skip
         categories = list(obs[level].cat.categories)
         assert list(uns[f"{level}_colors"]) == [color[t] for t in categories], level
+
+
+def test_stream_mode_reads_lzf_chunks_alike(release, tmp_path):
+    """The Aging matrix is lzf-compressed: stream mode decodes its chunks itself."""
+    name = "Zeng-Aging-Mouse-10Xv3"
+    config = {
+        "abc": {"dataset": name, "release": RELEASE, "bucket": "allen-brain-cell-atlas",
+                "endpoint_url": release["url"], "cache_dir": "abc_data", "transfer": "stream"},
+        "sampling": {"target_cells": TARGET, "min_cluster_size": MIN_CLUSTER},
+    }  # fmt: skip
+    result = run_snakemake(tmp_path, "--show-failed-logs", config=config)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    streamed = ad.read_h5ad(tmp_path / RESULT)
+    cells = pd.read_csv(
+        Path(release["root"], DATASETS[name]["cells"]), keep_default_na=False, dtype=str
+    )
+    matrix = next(Path(release["root"], "expression_matrices", name).glob("*/*-raw.h5ad"))
+    source = ad.read_h5ad(matrix)
+    assert set(streamed.obs.index) <= set(cells["cell_label"])
+    np.testing.assert_array_equal(
+        streamed.X.toarray(), source[streamed.obs.index].X.toarray()
+    )
