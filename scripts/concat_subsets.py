@@ -3,22 +3,24 @@
 import logging
 
 from abc_downsample.concat import concat_release
+from abc_downsample.dataset import as_list, dataset_of_rule
 from abc_downsample.download import cached_input
 from abc_downsample.rule_io import run
 
 
 def main():
     inp, abc = snakemake.input, snakemake.config["abc"]
-    colors = inp.get("colors", [])  # absent from some releases
+    membership = [cached_input(path, abc) for path in as_list(inp.get("membership"))]
     stats = concat_release(
         list(inp.subsets),
         snakemake.output.h5ad,
         cells_csv=inp.cells,
         cell_metadata=cached_input(inp.cell_metadata, abc),
-        taxonomy=cached_input(inp.taxonomy, abc),
+        taxonomy=[cached_input(path, abc) for path in as_list(inp.taxonomy)],
         genes=cached_input(inp.genes, abc),
         provenance=dict(snakemake.params.provenance),
-        colors=cached_input(colors[0], abc) if colors else None,
+        dataset=dataset_of_rule(snakemake.params, abc),
+        membership=membership[0] if membership else None,
     )
     logging.getLogger("abc_downsample").info(stats.summary())
 

@@ -1,20 +1,30 @@
 """Rule plot_sampling: figures and the summary table of what the sample kept."""
 
+import pandas as pd
+
 from abc_downsample import plots
+from abc_downsample.dataset import as_list, dataset_of_rule
 from abc_downsample.download import cached_input
+from abc_downsample.errors import AbcError
 from abc_downsample.rule_io import run
+from abc_downsample.taxonomy import read_taxonomy
 
 
 def main():
     inp, out, params = snakemake.input, snakemake.output, snakemake.params
     group = plots.group_name(params.cluster_column)
     abc = snakemake.config["abc"]
-    # the colour table is absent from some releases
-    color_table = cached_input(inp.colors[0], abc) if inp.colors else None
-    taxonomy = cached_input(inp.taxonomy, abc)
+    dataset = dataset_of_rule(params, abc)
+    try:  # the atlas colours where the taxonomy has them, else a fixed palette
+        groups = pd.read_csv(inp.cells, usecols=[dataset.cells.group], dtype=str)
+        files = [cached_input(path, abc) for path in as_list(inp.taxonomy)]
+        taxonomy = read_taxonomy(files, dataset, groups[dataset.cells.group])
+    except (AbcError, ValueError) as err:
+        plots.log.warning("plotting without the atlas colours: %s", err)
+        taxonomy = None
 
     def colors(level):
-        return plots.term_colors_or_none(color_table, taxonomy, level)
+        return (taxonomy.term_colors(level) or None) if taxonomy else None
 
     plots.draw_safely(
         out.sizes,
@@ -23,7 +33,7 @@ def main():
             plots.read_summary(inp.summary), params.min_cluster_size, out.sizes, group
         ),
     )
-    for level, path in (("class", out.classes), ("subclass", out.subclasses)):
+    for level, path in zip(params.levels, (out.classes, out.subclasses), strict=True):
         plots.draw_safely(
             path,
             f"Cells per {level}",

@@ -1,6 +1,7 @@
 """Rule script: sample the cells (or take a given list) and explain the sample."""
 
 from abc_downsample.atomic import write_done_marker
+from abc_downsample.dataset import as_list, dataset_of_rule
 from abc_downsample.download import cached_input
 from abc_downsample.rule_io import run, say
 from abc_downsample.run_messages import sample_line
@@ -10,13 +11,16 @@ from abc_downsample.sampling import sample_to_files
 def main():
     inp, out, abc = snakemake.input, snakemake.output, snakemake.config["abc"]
     sampling = dict(snakemake.params.sampling)
+    membership = [cached_input(path, abc) for path in as_list(inp.get("membership"))]
     sample_to_files(
         cached_input(inp.cell_metadata, abc),
-        cached_input(inp.taxonomy, abc),
+        [cached_input(path, abc) for path in as_list(inp.taxonomy)],
         sampling,
         out.cells,
         out.summary,
         out.levels,
+        dataset=dataset_of_rule(snakemake.params, abc),
+        membership_path=membership[0] if membership else None,
     )
     write_done_marker(out.done, snakemake.params.settings)
     # once, early: Snakemake's own progress count grows as this checkpoint adds the jobs

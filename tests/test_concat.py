@@ -8,8 +8,11 @@ from conftest import local_abc, receipts_for
 from test_csr_rows import assert_same_csr, random_csr
 from test_subset import run_rule
 
-from abc_downsample.concat import TAXONOMY_LEVELS, concat_release, concat_subsets, subset_labels
+from abc_downsample.concat import concat_release, concat_subsets, subset_labels
+from abc_downsample.dataset import load_dataset
 from abc_downsample.errors import AbcError
+
+TAXONOMY_LEVELS = list(load_dataset().taxonomy.columns)
 
 N_GENES = 12
 MATRICES = {"WMB-10Xv2-TH": (15, np.float32), "WMB-10Xv3-MB": (0, np.float32),

@@ -7,6 +7,7 @@ import pytest
 from abc_downsample import metadata
 from abc_downsample.errors import AbcError
 from abc_downsample.metadata import CELL_METADATA_COLUMNS
+from abc_downsample.taxonomy import read_pivoted
 
 COLUMNS = list(CELL_METADATA_COLUMNS)
 
@@ -168,7 +169,7 @@ def test_read_taxonomy_keeps_na_as_text(tmp_path):
         "1,NA,01 IT-ET Glut,001 CLA-EPd-CTX Car3 Glut,0001 CLA Glut_1,0001 CLA Glut_1\n"
         "2,Glut,01 IT-ET Glut,001 CLA-EPd-CTX Car3 Glut,0001 CLA Glut_1,0002 CLA Glut_1\n"
     )
-    taxonomy = metadata.read_taxonomy(path)
+    taxonomy = read_pivoted(path)
     assert taxonomy.index.name == "cluster_alias"
     assert taxonomy.index.tolist() == [1, 2]
     assert taxonomy.loc[1, "neurotransmitter"] == "NA"
@@ -179,14 +180,14 @@ def test_read_taxonomy_duplicate_alias_is_an_error(tmp_path):
     path = tmp_path / "pivoted.csv"
     path.write_text("cluster_alias,class\n1,a\n1,b\n")
     with pytest.raises(AbcError, match="lists cluster_alias '1' more than once"):
-        metadata.read_taxonomy(path)
+        read_pivoted(path)
 
 
 def test_read_taxonomy_without_alias_column_is_an_error(tmp_path):
     path = tmp_path / "pivoted.csv"
     path.write_text("alias,class\n1,a\n")
     with pytest.raises(AbcError, match="lacks column.*'cluster_alias'"):
-        metadata.read_taxonomy(path)
+        read_pivoted(path)
 
 
 def test_read_genes(tmp_path):

@@ -23,7 +23,9 @@ from conftest import run_snakemake
 from PIL import Image
 
 from abc_downsample import landing, plots
+from abc_downsample.dataset import dataset_from_dict, load_dataset
 from abc_downsample.errors import AbcError
+from abc_downsample.taxonomy import read_taxonomy
 
 ATLAS_GREEN = (0, 255, 0)  # a colour no palette of ours uses: seen only if the atlas's is used
 TAB_RED = (214, 39, 40)  # matplotlib's tab:red, the "after sampling" points
@@ -131,15 +133,24 @@ def test_term_colors_join_colour_and_taxonomy_tables(tmp_path):
     colors.write_text(
         "cluster_alias,class_color,subclass_color\n1,#111111,#aaaaaa\n2,#111111,#bbbbbb\n"
     )
-    assert plots.read_term_colors(colors, taxonomy, "class") == {"01 A": "#111111"}
-    assert plots.read_term_colors(colors, taxonomy, "subclass") == {
+    read = read_taxonomy([taxonomy, colors], two_level_profile())
+    assert read.term_colors("class") == {"01 A": "#111111"}
+    assert read.term_colors("subclass") == {
         "001 a": "#aaaaaa",
         "002 b": "#bbbbbb",
     }
     # a term without a colour (and the literal term "NA") falls back to the palette
     listed = plots.term_color_list(["01 A", "02 NA"], {"01 A": "#111111"})
     assert listed[0] == "#111111" and listed[1] in plots.FALLBACK_COLORS
-    assert plots.term_colors_or_none(tmp_path / "absent.csv", taxonomy, "class") is None
+    assert read_taxonomy([taxonomy], two_level_profile()).term_colors("class") == {}
+
+
+def two_level_profile():
+    """WMB-10X's profile with the two levels of the test's tables."""
+    raw = load_dataset().raw
+    taxonomy = {"format": "pivoted", "directory": "t", "terms": "pivoted",
+                "levels": ["class", "subclass"], "annotations": []}  # fmt: skip
+    return dataset_from_dict({**raw, "taxonomy": taxonomy})
 
 
 def test_matrix_counts_figure_counts_the_sampled_cells(tmp_path):
@@ -388,7 +399,7 @@ def report_run(tmp_path_factory, s3_endpoint):
     (workdir / "run.stdout").write_text(result.stdout)
     assert (workdir / "data" / "report" / "group_sizes.png").exists(), (
         "the default target made no report figures: the Snakefile must include "
-        "workflow/rules/report.smk and give `rule all` the input report_targets()"
+        "workflow/rules/report.smk and give `rule all` the input REPORT_TARGETS"
     )
     result = run_snakemake(workdir, "--report", "report.html", config=config)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]

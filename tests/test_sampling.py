@@ -15,9 +15,12 @@ from conftest import local_abc, receipts_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from abc_downsample import sampling
+from abc_downsample import allocation, csv_tables, drawing, sampling
+from abc_downsample.allocation import STRATEGIES, allocate
+from abc_downsample.dataset import load_dataset
+from abc_downsample.drawing import select_cells
 from abc_downsample.errors import AbcError
-from abc_downsample.sampling import STRATEGIES, allocate, sample_cells, select_cells
+from abc_downsample.sampling import sample_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = np.array([1, 49, 50, 51])  # the edge cases around min_cluster_size=50
@@ -176,7 +179,7 @@ def test_empty_population_and_unknown_strategy_are_errors():
 
 def test_a_new_strategy_is_one_function(monkeypatch):
     def rare_then_first(sizes, target, min_size, rng):
-        counts, large, budget = sampling._rare_whole(sizes, target, min_size)
+        counts, large, budget = allocation._rare_whole(sizes, target, min_size)
         for i in np.flatnonzero(large):
             counts[i] = min(sizes[i], budget)
             budget -= counts[i]
@@ -259,17 +262,17 @@ def test_different_seeds_give_different_samples():
 
 def test_priorities_depend_on_label_and_seed_only():
     labels = pa.chunked_array([["a", "bb"], ["ccc", "a"]])
-    first = sampling.label_priorities(labels, 1)
+    first = drawing.label_priorities(labels, 1)
     assert first[0] == first[3] and len(set(first[:3])) == 3
-    again = sampling.label_priorities(pa.array(["ccc", "a", "bb"]), 1)
+    again = drawing.label_priorities(pa.array(["ccc", "a", "bb"]), 1)
     assert again.tolist() == [first[2], first[0], first[1]]
-    assert (sampling.label_priorities(labels, 2) != first).all()
+    assert (drawing.label_priorities(labels, 2) != first).all()
 
 
 def test_ties_at_the_threshold_still_give_exact_counts():
     codes = np.zeros(6, dtype=np.int64)
     priorities = np.array([5, 1, 1, 1, 9, 1], dtype=np.uint64)  # four-way tie
-    picked = sampling.draw_cells(codes, priorities, np.array([2]))
+    picked = drawing.draw_cells(codes, priorities, np.array([2]))
     assert picked.sum() == 2 and not picked[0] and not picked[4]
 
 
@@ -279,7 +282,7 @@ def test_sample_cells_end_to_end(release):
     sample = sample_cells(metadata, taxonomy, config(target_cells=300))
     cells = sample.cells
     assert len(cells) == 300
-    assert list(cells.columns) == list(sampling.CELL_COLUMNS)
+    assert list(cells.columns) == sampling.cell_columns(load_dataset())
     assert cells["cell_label"].is_unique
     expected_order = cells.sort_values(["feature_matrix_label", "cell_label"])
     assert cells["cell_label"].tolist() == expected_order["cell_label"].tolist()
@@ -538,9 +541,9 @@ def test_rule_script_reports_a_user_error_in_one_line(release, tmp_path):
 
 def test_write_csv_quotes_only_when_needed_and_spells_booleans_alike(tmp_path):
     frame = pd.DataFrame({"group": ["a,b", "c"], "kept_whole": [True, False], "size": [1, 2]})
-    sampling.write_csv(frame, tmp_path / "quoted.csv")
+    csv_tables.write_csv(frame, tmp_path / "quoted.csv")
     assert (tmp_path / "quoted.csv").read_text() == (
         'group,kept_whole,size\n"a,b",True,1\nc,False,2\n'
     )
-    sampling.write_csv(frame.iloc[1:], tmp_path / "plain.csv")
+    csv_tables.write_csv(frame.iloc[1:], tmp_path / "plain.csv")
     assert (tmp_path / "plain.csv").read_text() == "group,kept_whole,size\nc,False,2\n"

@@ -5,7 +5,10 @@ import numpy as np
 import pandas as pd
 from test_concat import concat_files, release  # noqa: F401 (a fixture)
 
-from abc_downsample.concat import MISSING_TERM_COLOR, TAXONOMY_LEVELS
+from abc_downsample.concat import MISSING_TERM_COLOR
+from abc_downsample.dataset import load_dataset
+
+TAXONOMY_LEVELS = list(load_dataset().taxonomy.columns)
 
 # The fixture's taxonomy: cluster_alias 1..4 -> one term per level each.
 TERMS = {

@@ -22,8 +22,10 @@ from .csr_rows import (
     read_obs_index,
     read_var,
 )
+from .dataset import Dataset, load_dataset
 from .errors import AbcError, few, unreadable
-from .metadata import read_cells_for_labels, read_genes, read_taxonomy
+from .metadata import read_cells_for_labels, read_genes
+from .taxonomy import TaxonomyTable, read_taxonomy
 from .units import CONCAT_BLOCK_NNZ
 
 log = logging.getLogger(__name__)
@@ -31,9 +33,6 @@ log = logging.getLogger(__name__)
 # Non-zeros copied per block: 4 M x (4 + 4 bytes) = 32 MB of buffers; bigger blocks
 # measured no faster (h5py's per-call cost is small against 16 MB reads).
 DEFAULT_BLOCK_NNZ = CONCAT_BLOCK_NNZ
-TAXONOMY_LEVELS = ["neurotransmitter", "class", "subclass", "supertype", "cluster"]
-# The cell table's x, y are the atlas's own 2-D UMAP of all 4 M cells.
-UMAP_COLUMNS = ["x", "y"]
 # A term the colour table does not list (scanpy needs one colour per category).
 MISSING_TERM_COLOR = "#808080"
 
@@ -120,69 +119,62 @@ def check_cells_match(labels: pd.Index, cells_csv: str | os.PathLike) -> None:
         )
 
 
-def build_obs(labels: pd.Index, cell_metadata, taxonomy) -> pd.DataFrame:
-    """All cell metadata columns of ``labels`` (in order) plus the taxonomy levels."""
-    obs = read_cells_for_labels(cell_metadata, list(labels))
+def build_obs(labels: pd.Index, cell_metadata, taxonomy: TaxonomyTable, dataset: Dataset,
+              membership=None) -> pd.DataFrame:  # fmt: skip
+    """All cell metadata columns of ``labels`` (in order), the group key (from the
+    membership table where the profile names one) and the taxonomy's columns."""
+    cells = dataset.cells
+    obs = read_cells_for_labels(cell_metadata, list(labels), label=cells.label)
     obs.index = pd.Index(labels, name="cell_label")
-    terms = read_taxonomy(taxonomy)
-    missing_levels = [level for level in TAXONOMY_LEVELS if level not in terms.columns]
-    if missing_levels:
-        raise AbcError(
-            f"{taxonomy} lacks taxonomy level(s) {few(missing_levels)}: use the pivoted "
-            "cluster_to_cluster_annotation_membership table of the release"
-        )
-    rows = _aliases(terms.index).get_indexer(_aliases(obs["cluster_alias"]))
+    if membership is not None:
+        member = read_cells_for_labels(membership, list(labels), label=cells.membership_label)
+        obs[cells.group] = member[cells.group].to_numpy()
+    terms = taxonomy.terms
+    rows = _aliases(terms.index).get_indexer(_aliases(obs[cells.group]))
     if (rows < 0).any():
-        unknown = obs["cluster_alias"][rows < 0].unique()
-        log.warning("%d cells have a cluster_alias not in %s, e.g. %s", (rows < 0).sum(),
-                    taxonomy, few(unknown))  # fmt: skip
-    for level in TAXONOMY_LEVELS:
+        unknown = obs[cells.group][rows < 0].unique()
+        log.warning("%d cells have a %s not in the taxonomy, e.g. %s", (rows < 0).sum(),
+                    cells.group, few(unknown))  # fmt: skip
+    for level in taxonomy.columns:
+        if level == cells.group:  # no taxonomy: the group is its own level
+            continue
         values = terms[level].to_numpy(object)
         obs[level] = np.where(rows >= 0, values[rows], None)
     # a group, not a quantity: scanpy then colours it by category, not on a colour bar
-    obs["cluster_alias"] = obs["cluster_alias"].astype("category")
+    obs[cells.group] = obs[cells.group].astype("category")
     return _strings_as_categoricals(obs)
 
 
-def atlas_umap(obs: pd.DataFrame) -> dict:
+def atlas_umap(obs: pd.DataFrame, dataset: Dataset) -> dict:
     """``obsm`` with the atlas UMAP (the cell table's x, y) as ``X_umap``, if obs has it."""
-    if not all(c in obs.columns for c in UMAP_COLUMNS):
-        log.warning("no x, y columns in the cell metadata: the result has no X_umap")
+    columns = list(dataset.cells.umap or [])
+    if not columns:
         return {}
-    return {"X_umap": obs[UMAP_COLUMNS].to_numpy(np.float64)}
+    if not all(c in obs.columns for c in columns):
+        log.warning("no %s columns in the cell metadata: the result has no X_umap (%s)",
+                    ", ".join(columns), dataset.fix("cells.umap"))  # fmt: skip
+        return {}
+    return {"X_umap": obs[columns].to_numpy(np.float64)}
 
 
-def level_colors(obs: pd.DataFrame, color_table, taxonomy) -> dict[str, list[str]]:
+def level_colors(obs: pd.DataFrame, taxonomy: TaxonomyTable) -> dict[str, list[str]]:
     """``uns`` entries ``<level>_colors``: the atlas colour of each category, in order.
 
-    ``color_table`` is the release's cluster_to_cluster_annotation_membership_color.csv
-    (None where the release has none: then no colours, scanpy uses its palette). Like the
-    pivoted taxonomy it has one row per cluster_alias, all text, so one reader serves both
-    and a term (even "" or "NA") meets its colour as it is in obs; a term takes the colour
-    of its first cluster, as in the report.
+    A term (even "" or "NA") meets its colour as it is in obs; a term takes the colour of
+    its first group, as in the report. Levels without colours get none (scanpy's palette).
     """
-    if not color_table:
-        log.warning("the release lists no colour table: the result has no <level>_colors")
-        return {}
-    colors = read_taxonomy(color_table)
-    terms = read_taxonomy(taxonomy)
-    aliases = _aliases(terms.index)
     uns = {}
-    for level in TAXONOMY_LEVELS:
-        column = f"{level}_color"
-        if column not in colors.columns:
-            log.warning("%s has no %s column: the result has no %s_colors", color_table,
-                        column, level)  # fmt: skip
+    for level in taxonomy.columns:
+        term_color = taxonomy.term_colors(level)
+        if not term_color or level not in obs.columns:
+            log.warning("the taxonomy has no colours for %s: the result has no %s_colors",
+                        level, level)  # fmt: skip
             continue
-        by_alias = pd.Series(colors[column].to_numpy(), index=_aliases(colors.index))
-        table = pd.DataFrame({"term": terms[level].to_numpy(), "color": by_alias.reindex(aliases)})
-        table = table[table["color"].fillna("") != ""].drop_duplicates("term")
-        term_color = dict(zip(table["term"], table["color"], strict=True))
         categories = obs[level].cat.categories
         unknown = [term for term in categories if term not in term_color]
         if unknown:
-            log.warning("%d %s term(s) have no colour in %s, e.g. %s: drawn in grey",
-                        len(unknown), level, color_table, few(unknown))  # fmt: skip
+            log.warning("%d %s term(s) have no colour in the taxonomy, e.g. %s: drawn in grey",
+                        len(unknown), level, few(unknown))  # fmt: skip
         uns[f"{level}_colors"] = [term_color.get(t, MISSING_TERM_COLOR) for t in categories]
     return uns
 
@@ -200,9 +192,9 @@ def _strings_as_categoricals(table: pd.DataFrame) -> pd.DataFrame:
     return table
 
 
-def build_var(var: pd.DataFrame, genes_csv) -> pd.DataFrame:
+def build_var(var: pd.DataFrame, genes_csv, id_column: str = "gene_identifier") -> pd.DataFrame:
     """The subsets' genes (index, gene_symbol) with gene.csv's other columns joined."""
-    genes = read_genes(genes_csv)
+    genes = read_genes(genes_csv, id_column)
     extra = genes.drop(columns=[c for c in genes.columns if c in var.columns])
     unknown = var.index.difference(genes.index)
     if len(unknown):
@@ -287,19 +279,28 @@ def concat_release(
     genes,
     provenance: dict,
     colors=None,
+    dataset: Dataset | None = None,
+    membership=None,
     block_nnz: int = DEFAULT_BLOCK_NNZ,
 ) -> ConcatStats:
     """The final h5ad: subsets' X, full cell metadata + taxonomy, genes, provenance, the
-    atlas UMAP and colours (``colors``: the release's colour table, or None)."""
+    atlas UMAP and colours. ``taxonomy`` is the taxonomy's file(s) (see ``taxonomy``),
+    ``colors`` a colour table of its own where there is one, ``dataset`` the profile
+    (default WMB-10X), ``membership`` its per-cell group table where it has one."""
+    dataset = dataset or load_dataset()
     paths = [str(p) for p in paths]
     labels = subset_labels(paths)
     check_cells_match(labels, cells_csv)
-    var = build_var(common_var(paths), genes)
-    obs = build_obs(labels, cell_metadata, taxonomy)
+    var = build_var(common_var(paths), genes, dataset.genes.id)
+    files = [taxonomy] if isinstance(taxonomy, (str, os.PathLike)) else list(taxonomy or [])
+    files += [colors] if colors else []
+    groups = None if files else pd.read_csv(cells_csv, dtype=str)[dataset.cells.group]
+    table = read_taxonomy(files, dataset, groups, annotations=True)
+    obs = build_obs(labels, cell_metadata, table, dataset, membership)
     _release_arrow_memory()
-    uns = {"abc_downsample": dict(provenance), **level_colors(obs, colors, taxonomy)}
+    uns = {"abc_downsample": dict(provenance), **level_colors(obs, table)}
     return concat_subsets(
-        paths, out_path, obs, var, uns, block_nnz=block_nnz, obsm=atlas_umap(obs)
+        paths, out_path, obs, var, uns, block_nnz=block_nnz, obsm=atlas_umap(obs, dataset)
     )
 
 

@@ -22,6 +22,7 @@ import numpy as np
 
 from .byte_ranges import FetchPlan, as_ranges, chunk_segments, chunks_touched, plan_requests
 from .errors import AbcError
+from .lzf import FILTER_LZF, lzf_decompress
 from .units import MiB
 
 MAX_REQUEST = 8 * MiB  # merged requests are capped so one big run still goes out in parallel
@@ -30,7 +31,8 @@ DECODE_GROUP_BYTES = 64 * MiB  # decoded chunks held at once
 DECODE_TIMEOUT = 600.0  # seconds for one chunk: decoding never blocks, so only a bug waits
 
 _DEFLATE, _SHUFFLE, _FLETCHER32 = h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, 3
-_DECODABLE = {_DEFLATE: "deflate", _SHUFFLE: "shuffle", _FLETCHER32: "fletcher32"}
+_DECODABLE = {_DEFLATE: "deflate", _SHUFFLE: "shuffle", _FLETCHER32: "fletcher32",
+              FILTER_LZF: "lzf"}  # fmt: skip
 DAMAGED = "the remote file or its transfer is damaged; rerun, or use abc.transfer: download"
 
 
@@ -200,6 +202,8 @@ def decode_chunk(raw: bytes, filters: list[int], mask: int, itemsize: int) -> by
             raw = zlib.decompress(raw)  # checks the stream's adler32
         elif code == _SHUFFLE:
             raw = unshuffle(raw, itemsize)
+        elif code == FILTER_LZF:
+            raw = lzf_decompress(raw)
         elif code == _FLETCHER32:
             raw = check_fletcher32(raw)
     return raw

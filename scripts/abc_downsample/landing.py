@@ -119,8 +119,10 @@ def _cost(bench: pd.DataFrame) -> tuple[str, str, str]:
 
 
 def class_table(levels: pd.DataFrame) -> str:
-    """Cells per class before and after, with the share kept as a bar behind the number."""
-    rows = levels[levels["level"] == "class"].sort_values("term")
+    """Cells per top-level term (class for WMB) before and after, with the share kept as a
+    bar behind the number."""
+    top = plots.top_level(levels)
+    rows = levels[levels["level"] == top].sort_values("term")
     if rows.empty:
         return "<p>No taxonomy classes in the sampling levels table.</p>"
     body = []
@@ -133,9 +135,9 @@ def class_table(levels: pd.DataFrame) -> str:
             f"\n<tr><td>{escape(str(term))}</td><td class='n'>{before:,}</td>"
             f"<td class='n'>{after:,}</td><td class='n' style='{bar}'>{kept:.1%}</td></tr>"
         )
-    head = "<tr><th>class</th><th>before</th><th>after</th><th>kept</th></tr>"
+    head = f"<tr><th>{escape(top)}</th><th>before</th><th>after</th><th>kept</th></tr>"
     return (
-        f"<div><b>What each class kept</b> ({len(rows)} classes)"
+        f"<div><b>What each {escape(top)} kept</b> ({len(rows)} terms)"
         f"<div class='classes'><table><thead>{head}</thead><tbody>{''.join(body)}</tbody>"
         "</table></div></div>"
     )

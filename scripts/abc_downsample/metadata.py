@@ -5,7 +5,6 @@ only the columns asked for, or streamed in batches keeping only the rows asked f
 empty field is missing: `NA` and `nan` are values like any other.
 """
 
-import contextlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 
@@ -80,7 +79,9 @@ def _convert_options(**kwargs) -> pcsv.ConvertOptions:
     )
 
 
-def _column_types(path: Path, columns: Sequence[str] | None, dictionaries: bool) -> dict:
+def _column_types(
+    path: Path, columns: Sequence[str] | None, dictionaries: bool, label: str = "cell_label"
+) -> dict:
     """Types for a streamed read, inferred from a large first block (later blocks must
     conform). A column empty there is read as strings so later values cannot break it;
     with ``dictionaries`` strings become dictionaries (categoricals), except unique labels."""
@@ -95,17 +96,18 @@ def _column_types(path: Path, columns: Sequence[str] | None, dictionaries: bool)
         if dictionaries and kind == pa.string() and field.name not in UNIQUE_COLUMNS:
             kind = pa.dictionary(pa.int32(), pa.string())
         types[field.name] = kind
-    if "cell_label" in types:
-        types["cell_label"] = pa.string()
+    for name in {"cell_label", label} & set(types):
+        types[name] = pa.string()
     return types
 
 
 def _stream(
-    path: Path, columns: Sequence[str] | None, dictionaries: bool, keep=None, block=BLOCK_SIZE
+    path: Path, columns: Sequence[str] | None, dictionaries: bool, keep=None, block=BLOCK_SIZE,
+    label: str = "cell_label",
 ):
     """Read ``path`` block by block into one table, filtering each batch with ``keep``."""
     try:
-        types = _column_types(path, columns, dictionaries)
+        types = _column_types(path, columns, dictionaries, label)
         reader = pcsv.open_csv(
             path,
             read_options=pcsv.ReadOptions(block_size=block),
@@ -163,7 +165,7 @@ def hash_labels(labels, seed: int = 0) -> np.ndarray:
     return _mix(hashes ^ _mix(np.array([seed], dtype=np.uint64)))
 
 
-def _label_filter(labels: pa.Array):
+def _label_filter(labels: pa.Array, label: str = "cell_label"):
     """A batch filter for the rows whose cell_label hashes like one of ``labels``: a sorted
     array lookup, much cheaper per batch than building Arrow's hash set each time."""
     wanted = np.sort(hash_labels(labels))
@@ -171,7 +173,7 @@ def _label_filter(labels: pa.Array):
     def keep(batch: pa.RecordBatch) -> pa.Array:
         if len(wanted) == 0:
             return pa.array(np.zeros(batch.num_rows, dtype=bool))
-        hashes = hash_labels(batch.column("cell_label"))
+        hashes = hash_labels(batch.column(label))
         where = np.minimum(np.searchsorted(wanted, hashes), len(wanted) - 1)
         return pa.array(wanted[where] == hashes)
 
@@ -194,18 +196,20 @@ def read_cell_columns(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
     )
 
 
-def read_cells_for_labels(path: str | Path, labels: Sequence[str]) -> pd.DataFrame:
-    """All columns of the cell table for ``labels`` only, indexed by cell_label in their order.
+def read_cells_for_labels(
+    path: str | Path, labels: Sequence[str], label: str = "cell_label"
+) -> pd.DataFrame:
+    """All columns of the cell table for ``labels`` only, indexed by ``label`` in their order.
 
     The file is streamed in batches and each batch filtered at once, so memory follows the
     selection, not the file. Labels absent from the file raise an ``AbcError``.
     """
     path = Path(path)
-    _require(path, _header(path), ["cell_label"])
+    _require(path, _header(path), [label])
     wanted = pa.array(pd.unique(np.asarray(labels, dtype=object)), type=pa.string())
-    table = _stream(path, None, False, keep=_label_filter(wanted), block=BLOCK_SIZE)
-    table = table.filter(pc.is_in(table.column("cell_label"), value_set=wanted))  # exact
-    cells = table.to_pandas().set_index("cell_label")
+    table = _stream(path, None, False, keep=_label_filter(wanted, label), label=label)
+    table = table.filter(pc.is_in(table.column(label), value_set=wanted))  # exact
+    cells = table.to_pandas().set_index(label)
     missing = pd.Index(labels).difference(cells.index)
     if len(missing):
         raise AbcError(
@@ -235,17 +239,6 @@ def _read_small_table(path: str | Path, index: str, **kwargs) -> pd.DataFrame:
     return table.set_index(index)
 
 
-def read_taxonomy(path: str | Path) -> pd.DataFrame:
-    """The pivoted taxonomy (one row per cluster), indexed by cluster_alias.
-
-    Every field is text except cluster_alias: the neurotransmitter term `NA` stays a string.
-    """
-    taxonomy = _read_small_table(path, "cluster_alias", keep_default_na=False, dtype=str)
-    with contextlib.suppress(ValueError):  # non-numeric aliases (user-made): keep as text
-        taxonomy.index = taxonomy.index.astype(np.int64)
-    return taxonomy
-
-
-def read_genes(path: str | Path) -> pd.DataFrame:
-    """The gene table indexed by gene_identifier; only empty fields are missing."""
-    return _read_small_table(path, "gene_identifier", keep_default_na=False, na_values=[""])
+def read_genes(path: str | Path, id_column: str = "gene_identifier") -> pd.DataFrame:
+    """The gene table indexed by its gene id column; only empty fields are missing."""
+    return _read_small_table(path, id_column, keep_default_na=False, na_values=[""])

@@ -27,7 +27,6 @@ from .report_html import cards, escape, table, write_page  # noqa: E402
 
 log = logging.getLogger(__name__)
 
-LEVELS = ("class", "subclass", "supertype", "cluster")
 DPI = 110
 BEFORE_ALPHA = 0.3
 MAX_BARS = 60  # more terms than this are drawn as a scatter, not as bars
@@ -81,28 +80,9 @@ def read_matrix_counts(cells_path) -> pd.DataFrame:
     return cells.value_counts(columns).rename("cells").reset_index()
 
 
-def read_term_colors(color_path, taxonomy_path, level: str) -> dict[str, str]:
-    """{term: '#rrggbb'} for a taxonomy level, from the atlas's colour and pivoted tables.
-
-    Both tables are keyed by cluster_alias; a term takes the colour of its first cluster.
-    """
-    column = f"{level}_color"
-    colors = _read_csv(color_path, ["cluster_alias", column], "colour table", dtype=str)
-    terms = _read_csv(taxonomy_path, ["cluster_alias", level], "taxonomy", dtype=str)
-    joined = terms[["cluster_alias", level]].merge(colors[["cluster_alias", column]])
-    joined = joined.dropna().drop_duplicates(level)
-    return dict(zip(joined[level], joined[column], strict=True))
-
-
-def term_colors_or_none(color_path, taxonomy_path, level: str) -> dict[str, str] | None:
-    """The atlas colours of a level, or None (a fixed palette) if they cannot be read."""
-    if not color_path:
-        return None
-    try:
-        return read_term_colors(color_path, taxonomy_path, level)
-    except AbcError as err:
-        log.warning("plotting without the atlas colours: %s", err)
-        return None
+def top_level(levels: pd.DataFrame) -> str:
+    """The taxonomy's top level: the first of the sampling levels table (class for WMB)."""
+    return str(levels["level"].iloc[0]) if len(levels) else "class"
 
 
 def group_name(cluster_column: str) -> str:
@@ -439,9 +419,10 @@ def write_summary_table(summary: pd.DataFrame, levels: pd.DataFrame, out, group_
         f"cells in {group_name}s kept whole": f"{int(whole['selected'].sum()):,}",
     }
     body = [cards(headline)]
-    classes = levels[levels["level"] == "class"].drop(columns="level").sort_values("term")
+    top = top_level(levels)
+    classes = levels[levels["level"] == top].drop(columns="level").sort_values("term")
     if not classes.empty:
-        body += ["<h2>Cells per class</h2>", table(classes.rename(columns={"term": "class"}))]
+        body += [f"<h2>Cells per {top}</h2>", table(classes.rename(columns={"term": top}))]
     groups = summary.sort_values(["size", "group"])
     body += [
         f"<h2>Every {group_name}, smallest first (highlighted: kept whole)</h2>",

@@ -31,6 +31,7 @@ import numpy as np
 import pandas as pd
 
 from .atomic import atomic_path, write_if_changed
+from .dataset import load_dataset
 from .errors import AbcError
 from .manifest import manifest_key
 from .metadata import CELL_METADATA_COLUMNS
@@ -39,9 +40,16 @@ BUCKET_URL = "https://allen-brain-cell-atlas.s3.us-west-2.amazonaws.com/"
 CELL_METADATA_DIR = "metadata/WMB-10X/20241115"
 TAXONOMY_DIR = "metadata/WMB-taxonomy/20231215"
 OTHER_DIR = "metadata/Zhuang-ABCA-1/20231215"
-TAXONOMY_LEVELS = ("neurotransmitter", "class", "subclass", "supertype", "cluster")
+# the WMB-10X profile's term sets: annotations (neurotransmitter), then levels top first
+TAXONOMY_LEVELS = load_dataset("WMB-10X").taxonomy.columns
 SPECIAL_CLUSTER_SIZES = (1, 49, 50, 51)
 CHUNK_ELEMENTS = 512  # small chunks so a read of a few rows still spans chunk boundaries
+# X storage: the real files' likely shapes (h5py filters of chunked datasets)
+STORAGE_FILTERS = {
+    "chunked": {"compression": "gzip"},
+    "gzip-shuffle": {"compression": "gzip", "shuffle": True},
+    "lzf": {"compression": "lzf"},
+}
 
 
 @dataclass(frozen=True)
@@ -100,6 +108,7 @@ def write_release(
     n_genes: int = 120,
     seed: int = 0,
     old_release: str = "20240330",
+    datasets: tuple[str, ...] = (),
 ) -> dict:
     """Write a synthetic release under ``root``; return what tests need to know about it.
 
@@ -108,6 +117,8 @@ def write_release(
     relative path), ``files`` ({relative_path: {size, md5}}), ``matrices``
     ({label: {dataset, storage, raw, log2, n_rows, n_extra}}), ``n_cells``, ``n_genes``,
     ``cluster_sizes`` ({cluster_alias: cells}) and ``special_clusters`` ({size: alias}).
+    ``datasets`` names other datasets to add in their real shape (``synthetic_datasets``);
+    the WMB files are the same with or without them.
     """
     if n_cells < 100 or n_genes < 10:
         raise AbcError(
@@ -138,6 +149,11 @@ def write_release(
     for path, data in files.items():
         _write_bytes(root / path, data)
 
+    from .synthetic_datasets import write_dataset  # it imports this module
+
+    for index, name in enumerate(datasets):
+        written = write_dataset(root, name, np.random.default_rng([seed, index + 1]), genes)
+        files.update(dict.fromkeys(written))
     matrices = {}
     for spec in MATRICES:
         matrices[spec.label] = _write_matrix_pair(root, rng, spec, cells, genes)
@@ -172,7 +188,9 @@ def ensure_release(root, settings: dict) -> bool:
     notes on categorical columns are noise to a demo user."""
     root = Path(root)
     record = root / ".synthetic.json"
-    wanted = json.dumps({k: settings[k] for k in ("release", "n_cells", "n_genes", "seed")})
+    dataset = settings.get("dataset", "WMB-10X")
+    keys = ("release", "n_cells", "n_genes", "seed")
+    wanted = json.dumps({**{k: settings[k] for k in keys}, "dataset": dataset})
     if (root / manifest_key(settings["release"])).exists() and _read(record) == wanted:
         return False
     with warnings.catch_warnings():
@@ -183,6 +201,7 @@ def ensure_release(root, settings: dict) -> bool:
             n_cells=int(settings["n_cells"]),
             n_genes=int(settings["n_genes"]),
             seed=int(settings["seed"]),
+            datasets=() if dataset == "WMB-10X" else (dataset,),
         )
     write_if_changed(record, wanted)
     return True
@@ -266,6 +285,49 @@ def _taxonomy_tables(rng: np.random.Generator, taxonomy: pd.DataFrame) -> dict[s
         "views/cluster_to_cluster_annotation_membership_pivoted.csv": pivoted,
         "views/cluster_to_cluster_annotation_membership_color.csv": colors,
         "cluster.csv": clusters,
+        **long_taxonomy_tables(
+            by_alias.rename(columns={"n_cells": "number_of_cells"}),
+            colors.set_index("cluster_alias"),
+            list(TAXONOMY_LEVELS[1:]) + [TAXONOMY_LEVELS[0]],
+            "CCN20230722",
+        ),
+    }
+
+
+def long_taxonomy_tables(clusters: pd.DataFrame, colors: pd.DataFrame, sets, prefix: str):
+    """The long tables of a taxonomy: ``cluster_annotation_term_set`` (``sets`` in order),
+    ``cluster_annotation_term`` and ``cluster_to_cluster_annotation_membership``, from one
+    row per cluster (cluster_alias, number_of_cells, a column per set; an empty term: no
+    row) and the clusters' colours (``<set>_color`` columns, indexed by cluster_alias)."""
+    term_sets = pd.DataFrame(
+        {
+            "label": [f"{prefix}_{s.upper()}" for s in sets],
+            "name": list(sets),
+            "description": [f"{s} level of the taxonomy" for s in sets],
+            "order": range(len(sets)),
+        }
+    )
+    rows, terms = [], {}
+    for set_label, name in zip(term_sets["label"], sets, strict=True):
+        for alias, term, n in zip(clusters["cluster_alias"], clusters[name],
+                                  clusters["number_of_cells"], strict=True):  # fmt: skip
+            if term == "" or pd.isna(term):
+                continue
+            label = terms.setdefault((name, term), f"{set_label}_{len(terms) + 1:04d}")
+            color = colors.loc[alias, f"{name}_color"]
+            rows.append((label, set_label, alias, term, name, n, color))
+    membership = pd.DataFrame(rows, columns=[
+        "cluster_annotation_term_label", "cluster_annotation_term_set_label", "cluster_alias",
+        "cluster_annotation_term_name", "cluster_annotation_term_set_name", "number_of_cells",
+        "color_hex_triplet"])  # fmt: skip
+    term_table = pd.DataFrame(
+        [(label, term, f"{prefix}_{name.upper()}") for (name, term), label in terms.items()],
+        columns=["label", "name", "cluster_annotation_term_set_label"],
+    )
+    return {
+        "cluster_annotation_term_set.csv": term_sets,
+        "cluster_annotation_term.csv": term_table,
+        "cluster_to_cluster_annotation_membership.csv": membership,
     }
 
 
@@ -473,9 +535,9 @@ def _write_h5ad(path: Path, obs, var, uns: dict, csr, storage: str) -> None:
             x.attrs["encoding-version"] = "0.1.0"
             x.attrs["shape"] = np.array([len(obs), len(var)], dtype=np.int64)
             for name, values in (("data", data), ("indices", indices), ("indptr", indptr)):
-                if storage == "chunked":
+                if storage in STORAGE_FILTERS:
                     chunks = (max(1, min(CHUNK_ELEMENTS, values.size)),)
-                    x.create_dataset(name, data=values, chunks=chunks, compression="gzip")
+                    x.create_dataset(name, data=values, chunks=chunks, **STORAGE_FILTERS[storage])
                 else:
                     x.create_dataset(name, data=values)
 

@@ -2,12 +2,14 @@
 from pathlib import Path
 
 import pandas as pd
+from snakemake.io import is_flagged
 
 from abc_downsample import __version__
 from abc_downsample import resources as res
 from abc_downsample.atomic import settings_key
 from abc_downsample.cache import cache_path, file_md5
 from abc_downsample.config_check import check_config
+from abc_downsample.dataset import load_dataset
 from abc_downsample import release as abc_release
 from abc_downsample.errors import AbcError
 from abc_downsample.storage import local_root
@@ -27,6 +29,15 @@ except AbcError as err:
     fail(err)
 
 ABC = config["abc"]
+try:
+    # everything specific to the dataset: config/datasets/<abc.dataset>.yaml (or a path)
+    DATASET = load_dataset(ABC["dataset"], Path(workflow.basedir, "config", "datasets"))
+except AbcError as err:
+    fail(err)
+# the profile's group key unless the config names another grouping column
+config["sampling"]["cluster_column"] = (
+    config["sampling"]["cluster_column"] or DATASET.cells.group
+)
 OUT = config["output"]
 CACHE = ABC["cache_dir"]
 LOGS = f"{OUT['dir']}/logs"
@@ -57,7 +68,8 @@ def release_and_manifest():
         from abc_downsample.synthetic import ensure_release as ensure_synthetic_release
 
         ensure_synthetic_release(
-            local_root(ABC["bucket"]), {**config["synthetic"], "release": release}
+            local_root(ABC["bucket"]),
+            {**config["synthetic"], "release": release, "dataset": DATASET.name},
         )
     path = f"{STATE}/releases/{release}/manifest.json"
     return release, path, abc_release.project_manifest(ABC, release, Path(path), main)
@@ -84,10 +96,15 @@ def cells_file_digest():
 # What each stage's output depends on besides its input files.
 SAMPLING_SETTINGS = {
     "release": RELEASE,
+    "dataset": DATASET.raw,
     **config["sampling"],
     "cells_file_md5": cells_file_digest(),
 }
-SUBSET_SETTINGS = {"release": RELEASE, "variant": ABC["variant"]}
+SUBSET_SETTINGS = {
+    "release": RELEASE,
+    "variant": ABC["variant"],
+    "dataset": DATASET.name,
+}
 
 
 def done_marker(stage, name, settings):
@@ -124,35 +141,29 @@ def receipt(entry):
     return f"{RECEIPTS}/{cache_path('', entry.relative_path)}.json"
 
 
-def metadata_path(directory, name):
-    """Receipt of a metadata table, e.g. ("WMB-10X", "cell_metadata")."""
-    return receipt(manifest().metadata_file(directory, name))
+def metadata_path(table):
+    """Receipt of a metadata table named by the dataset profile (a dataset.Table)."""
+    return receipt(manifest().metadata_file(table.directory, table.name))
 
 
 def cell_metadata_path(wildcards=None):
-    return metadata_path("WMB-10X", "cell_metadata")
+    return metadata_path(DATASET.cells.table)
+
+
+def membership_path(wildcards=None):
+    """The per-cell table holding the group key, where the profile names one."""
+    membership = DATASET.cells.membership
+    return [metadata_path(membership)] if membership else []
 
 
 def taxonomy_path(wildcards=None):
-    return metadata_path(
-        "WMB-taxonomy", "cluster_to_cluster_annotation_membership_pivoted"
-    )
-
-
-def color_table_path(wildcards=None):
-    """The taxonomy's colour table, or none where the release lists none."""
-    try:
-        return [
-            metadata_path(
-                "WMB-taxonomy", "cluster_to_cluster_annotation_membership_color"
-            )
-        ]
-    except AbcError:
-        return []
+    """The taxonomy's tables in the profile's format (none for a dataset without one)."""
+    return [metadata_path(table) for table in DATASET.taxonomy.tables()]
 
 
 def genes_path(wildcards=None):
-    return metadata_path("WMB-10X", "gene")
+    """The gene table of the sampled matrices (one table: sample_cells checks it)."""
+    return metadata_path(DATASET.genes.table_for(needed_matrices()[0]))
 
 
 def matrix_entry(matrix):
@@ -163,7 +174,7 @@ def matrix_entry(matrix):
 def needed_matrices():
     """feature_matrix_labels of the sampled cells (after the sample_cells checkpoint)."""
     cells = checkpoints.sample_cells.get().output.cells
-    labels = pd.read_csv(cells, usecols=["feature_matrix_label"])[
+    labels = pd.read_csv(cells, usecols=["feature_matrix_label"], dtype=str)[
         "feature_matrix_label"
     ]
     return sorted(labels.unique())
@@ -182,10 +193,11 @@ def provenance(wildcards=None):
         "release": m.version,
         "directory_versions": m.directory_versions(),
         "variant": ABC["variant"],
+        "dataset": DATASET.name,
         **{
             k: v
             for k, v in SAMPLING_SETTINGS.items()
-            if v is not None and k != "release"
+            if v is not None and k not in ("release", "dataset")
         },
     }
 
@@ -218,6 +230,16 @@ def _subset_mem_mb(matrix, input):
 def _require_input(path):
     if not os.path.exists(path):
         raise FileNotFoundError(2, "not made yet", str(path))
+
+
+def missing_targets():
+    """Files the run was asked for that are not there (never exit 0 without them)."""
+    files = [
+        f
+        for job in workflow.dag.targetjobs
+        for f in (job.input if job.rule.norun else job.output)  # `all`: what it asks for
+    ]
+    return [f for f in files if not is_flagged(f, "temp") and not os.path.exists(f)]
 
 
 # -- resources and params of the rules (one style: functions of the wildcards) ----------

@@ -8,8 +8,8 @@ rule concat:
         cells=OUT["cells"],
         cell_metadata=cell_metadata_path,
         taxonomy=taxonomy_path,
+        membership=membership_path,
         genes=genes_path,
-        colors=color_table_path,
     output:
         h5ad=OUT["expression"],
     log:
@@ -23,5 +23,6 @@ rule concat:
         runtime=concat_runtime,
     params:
         provenance=provenance,
+        dataset=DATASET.raw,
     script:
         "../../scripts/concat_subsets.py"

@@ -40,7 +40,7 @@ rule subset_matrix:
     benchmark:
         f"{BENCH}/subset_matrix/{{matrix}}.tsv"
     wildcard_constraints:
-        matrix=r"WMB-[A-Za-z0-9-]+",
+        matrix=r"[A-Za-z0-9][A-Za-z0-9_.-]*",
     retries: 1
     conda:
         "../../envs/abc.yaml"

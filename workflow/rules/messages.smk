@@ -2,24 +2,12 @@
 # errors of the jobs that failed (read from their logs), so that they are the last on screen.
 import time
 
-from snakemake.io import is_flagged
-
 from abc_downsample import run_messages
 from abc_downsample.atomic import remove_orphans
 from abc_downsample.errors import few
 
 # When this run started: logs modified since then were written by its jobs.
 RUN_STARTED = time.time()
-
-
-def missing_targets():
-    """Files the run was asked for that are not there (never exit 0 without them)."""
-    files = [
-        f
-        for job in workflow.dag.targetjobs
-        for f in (job.input if job.rule.norun else job.output)  # rule all: its inputs
-    ]
-    return [f for f in files if not is_flagged(f, "temp") and not os.path.exists(f)]
 
 
 onstart:

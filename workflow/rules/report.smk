@@ -17,6 +17,8 @@ GROUP = (
     if config["sampling"]["cluster_column"] == "cluster_alias"
     else config["sampling"]["cluster_column"]
 )
+# the report's two level figures: the profile's top two levels (the group without one)
+REPORT_LEVELS = (list(DATASET.taxonomy.levels) + [GROUP, GROUP])[:2]
 SAMPLE_CATEGORY = "1. What the sample kept"
 COST_CATEGORY = "2. What the run cost"
 
@@ -33,8 +35,7 @@ rule plot_sampling:
         summary=OUT["summary"],
         levels=OUT["levels"],
         cells=OUT["cells"],
-        taxonomy=taxonomy_path,
-        colors=color_table_path,  # none: plots use a palette
+        taxonomy=taxonomy_path,  # no colours: plots use a palette
     output:
         sizes=report(
             REPORT_SAMPLING["sizes"],
@@ -46,13 +47,13 @@ rule plot_sampling:
             REPORT_SAMPLING["classes"],
             caption="../report/cells_per_level.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": "2. cells per class"},
+            labels={"figure": f"2. cells per {REPORT_LEVELS[0]}"},
         ),
         subclasses=report(
             REPORT_SAMPLING["subclasses"],
             caption="../report/cells_per_level.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": "3. cells per subclass"},
+            labels={"figure": f"3. cells per {REPORT_LEVELS[1]}"},
         ),
         matrices=report(
             REPORT_SAMPLING["matrices"],
@@ -76,6 +77,8 @@ rule plot_sampling:
     params:
         min_cluster_size=config["sampling"]["min_cluster_size"],
         cluster_column=config["sampling"]["cluster_column"],
+        levels=REPORT_LEVELS,
+        dataset=DATASET.raw,
     script:
         "../../scripts/plot_sampling.py"
 

@@ -5,6 +5,7 @@ checkpoint sample_cells:
     input:
         cell_metadata=cell_metadata_path,
         taxonomy=taxonomy_path,
+        membership=membership_path,
         cells_file=config["sampling"]["cells_file"] or [],
     output:
         cells=OUT["cells"],
@@ -23,5 +24,6 @@ checkpoint sample_cells:
     params:
         sampling=config["sampling"],
         settings=SAMPLING_SETTINGS,
+        dataset=DATASET.raw,
     script:
         "../../scripts/sample_cells.py"
