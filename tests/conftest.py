@@ -48,6 +48,18 @@ def own_bucket(synthetic_release) -> dict:
     server.stop()
 
 
+@pytest.fixture
+def rule_logging():
+    """Logging as a rule script sets it up (rule_io.setup_logging), undone afterwards."""
+    import logging
+
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    yield
+    root.handlers[:] = saved[0]
+    root.setLevel(saved[1])
+
+
 def snakefile() -> Path:
     for candidate in (PROJECT / "workflow" / "Snakefile", PROJECT / "Snakefile"):
         if candidate.exists():

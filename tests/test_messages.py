@@ -33,7 +33,7 @@ PIVOTED = (
                 "'No space left on device')"),  # fmt: skip
     ],
 )
-def test_a_full_disk_is_one_line(error, capfd, tmp_path):
+def test_a_full_disk_is_one_line(error, capfd, tmp_path, rule_logging):
     def main():
         raise error
 

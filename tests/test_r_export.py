@@ -11,6 +11,7 @@ from test_scanpy_ready import write_colors
 
 from abc_downsample.errors import AbcError
 from abc_downsample.r_export import export_for_r, write_10x_h5
+from abc_downsample.rule_io import setup_logging
 
 
 @pytest.fixture
@@ -72,7 +73,8 @@ def test_cell_tables_keep_terms_missing_values_umap_and_colours(result, tmp_path
         assert list(rows["color"]) == list(expected.uns[f"{level}_colors"])
 
 
-def test_a_matrix_too_big_for_r_warns_in_one_terminal_line(result, tmp_path, capfd):
+def test_a_matrix_too_big_for_r_warns_in_one_terminal_line(result, tmp_path, capfd, rule_logging):
+    setup_logging(str(tmp_path / "export_r.log"))  # as the rule script does
     export_for_r(result, **outputs(tmp_path), nnz_limit=10)
     lines = [line for line in capfd.readouterr().err.splitlines() if "dgCMatrix" in line]
     assert len(lines) == 1 and lines[0].startswith("abc-downsample: warning: the result has")

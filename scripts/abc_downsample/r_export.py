@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import os
-import sys
 
 import h5py
 import numpy as np
@@ -35,17 +34,11 @@ UMAP_KEY = "X_umap"
 H5_CHUNK = 1 << 18
 
 
-def warn_user(message: str) -> None:
-    """One line in the rule log and on the terminal (a rule's log otherwise hides it)."""
-    log.warning(message)
-    print(f"abc-downsample: warning: {message}", file=sys.__stderr__, flush=True)
-
-
 def warn_if_too_big_for_r(nnz: int, limit: int = DGC_MAX_NNZ) -> bool:
     """Warn when R cannot hold the matrix as one dgCMatrix (True if it warned)."""
     if nnz <= limit:
         return False
-    warn_user(
+    log.warning(  # rule_io sends our warnings to the terminal too
         f"the result has {nnz:,} non-zeros, more than R's dgCMatrix holds ({limit:,}): "
         "Seurat and the R objects will fail; read the 10x HDF5 with "
         "DropletUtils::read10xCounts(path, type='HDF5', delayed=TRUE) or sample fewer cells "
