@@ -233,12 +233,11 @@ def _require_input(path):
 
 
 def missing_targets():
-    """Files the run was asked for that are not there (never exit 0 without them)."""
-    files = [
-        f
-        for job in workflow.dag.targetjobs
-        for f in (job.input if job.rule.norun else job.output)  # `all`: what it asks for
-    ]
+    """Files the run was asked for that are not there (never exit 0 without them): what
+    `all` asks for, or a partial target's outputs."""
+    files = []
+    for job in workflow.dag.targetjobs:
+        files += job.input if job.rule.norun else job.output
     return [f for f in files if not is_flagged(f, "temp") and not os.path.exists(f)]
 
 
