@@ -4,6 +4,7 @@ naming the key."""
 
 from pathlib import Path
 
+import pandas as pd
 import pytest
 
 from abc_downsample.dataset import DATASETS_DIR, dataset_from_dict, load_dataset
@@ -109,3 +110,19 @@ def test_a_level_missing_from_the_term_sets_names_taxonomy_levels(tmp_path):
 def test_each_species_has_its_gene_table():
     dataset = load_dataset("HMBA-10xMultiome-BG")
     assert dataset.genes.table_for("HMBA-10xMultiome-BG-Macaque").name == "macaque_gene"
+
+
+def test_a_sample_across_species_says_how_to_take_one(tmp_path):
+    """Human and macaque matrices have different genes: no one AnnData holds both."""
+    from abc_downsample.sampling import _check_one_gene_table
+
+    dataset = load_dataset("HMBA-10xMultiome-BG")
+    cells = pd.DataFrame(
+        {"feature_matrix_label": ["HMBA-10xMultiome-BG-Human", "HMBA-10xMultiome-BG-Macaque"]}
+    )
+    with pytest.raises(AbcError) as err:
+        _check_one_gene_table(cells, dataset)
+    message = str(err.value)
+    assert "different genes" in message and "\n" not in message
+    assert "sampling.filters {feature_matrix_label: [HMBA-10xMultiome-BG-Human]}" in message
+    _check_one_gene_table(cells.iloc[:1], dataset)  # one species: fine
