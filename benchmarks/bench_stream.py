@@ -252,7 +252,7 @@ def job_auto(endpoint: str, cells: str, out: str, dest: str, link: str) -> dict:
     model = Link.from_config(abc_with_defaults({"link": json.loads(link)})["link"])
     stats = subset_auto(
         store, KEY, cells, out, MATRIX, lambda: fetch(endpoint, dest),
-        link=model, download={"max_concurrency": 8},
+        link=model, download=abc_with_defaults({"download": {"max_concurrency": 8}})["download"],
     )  # fmt: skip
     plan = next(line for line in lines if line.startswith("auto "))
     return {"seconds": time.perf_counter() - start_time, "plan": plan, "rows": stats.rows}

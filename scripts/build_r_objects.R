@@ -88,7 +88,7 @@ main <- function() {
     colData = S4Vectors::DataFrame(cells, check.names = FALSE),
     rowData = S4Vectors::DataFrame(Symbol = matrix$symbols, row.names = matrix$ids)
   )
-  reducedDim(sce, "UMAP") <- umap
+  if (ncol(umap) > 0) reducedDim(sce, "UMAP") <- umap  # none where the atlas has none
   S4Vectors::metadata(sce)$colors <- colors
   save_rds(sce, out[["sce"]])
 
@@ -97,7 +97,9 @@ main <- function() {
   rownames(counts) <- make.unique(matrix$symbols)
   seurat <- CreateSeuratObject(counts = counts, meta.data = cells, project = "abc-downsample")
   seurat[["RNA"]] <- AddMetaData(seurat[["RNA"]], matrix$ids, col.name = "gene_identifier")
-  seurat[["umap"]] <- CreateDimReducObject(embeddings = umap, key = "UMAP_", assay = "RNA")
+  if (ncol(umap) > 0) {
+    seurat[["umap"]] <- CreateDimReducObject(embeddings = umap, key = "UMAP_", assay = "RNA")
+  }
   Misc(seurat, slot = "colors") <- colors
   save_rds(seurat, out[["seurat"]])
   message(sprintf("wrote %d cells x %d genes as Seurat and SingleCellExperiment objects",

@@ -9,7 +9,12 @@ from abc_downsample.rule_io import run
 def main():
     out = snakemake.output
     summary = export_for_r(
-        snakemake.input.h5ad, h5=out.h5, cells=out.cells, umap=out.umap, colors=out.colors
+        snakemake.input.h5ad,
+        h5=out.h5,
+        cells=out.cells,
+        umap=out.umap,
+        colors=out.colors,
+        genome=snakemake.params.genome,
     )
     logging.getLogger("abc_downsample").info(summary)
 

@@ -8,8 +8,7 @@ either streams or downloads the file into the cache itself, then subsets it.
 import logging
 
 from abc_downsample.atomic import write_done_marker
-from abc_downsample.cache import read_receipt
-from abc_downsample.manifest import FileEntry
+from abc_downsample.cache import entry_from_fields, read_receipt
 from abc_downsample.rule_io import run
 
 
@@ -18,11 +17,7 @@ def main():
 
     p, inp = snakemake.params, snakemake.input
     receipt = getattr(inp, "matrix", None)
-    if receipt:
-        entry = read_receipt(receipt)
-    else:
-        path, size, md5 = p.file["relative_path"], p.file["size"], p.file["md5"]
-        entry = FileEntry("", "", "", None, path, size, md5, "")
+    entry = read_receipt(receipt) if receipt else entry_from_fields(p.file)
     # transport tuning comes from the config, not params: tuning never reruns a job
     stats = subset_matrix_file(
         snakemake.config["abc"], entry, inp.cells, snakemake.output.h5ad, p.matrix, bool(receipt)

@@ -121,12 +121,10 @@ def proxy(s3):
 def local_abc(workdir) -> dict:
     """The config's ``abc`` block for rule-script tests: ``workdir`` is both the bucket (a
     local mirror) and the cache, so cached inputs are verified with no network."""
-    return {
-        "cache_dir": str(workdir), "bucket": str(workdir), "endpoint_url": None,
-        "verify": "stamp", "keep_matrices": True,
-        "download": {"part_size_mb": 64, "max_concurrency": 2, "retries": 1},
-        "stream": {"max_concurrency": 2, "merge_gap_kb": 64},
-    }  # fmt: skip
+    from abc_downsample.config_check import abc_with_defaults
+
+    local = {"cache_dir": str(workdir), "bucket": str(workdir), "endpoint_url": None}
+    return abc_with_defaults({**local, "download": {"retries": 1}})
 
 
 def receipts_for(workdir, *names) -> dict:

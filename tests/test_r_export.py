@@ -9,7 +9,6 @@ import scipy.sparse as sp
 from test_concat import concat_files, release  # noqa: F401 (a fixture)
 from test_scanpy_ready import write_colors
 
-from abc_downsample.errors import AbcError
 from abc_downsample.r_export import export_for_r, write_10x_h5
 from abc_downsample.rule_io import setup_logging
 
@@ -83,10 +82,13 @@ def test_a_matrix_too_big_for_r_warns_in_one_terminal_line(result, tmp_path, cap
     assert "dgCMatrix" not in capfd.readouterr().err
 
 
-def test_a_result_without_umap_is_refused_in_one_line(result, tmp_path):
+def test_a_result_without_umap_exports_an_empty_embedding(result, tmp_path):
+    """Datasets whose cell table has no embedding (HMBA, ASAP) still export for R."""
     with h5py.File(result, "r+") as h5file:
         del h5file["obsm/X_umap"]
     out = outputs(tmp_path)
-    with pytest.raises(AbcError, match="no obsm/X_umap.*delete it and rerun"):
-        export_for_r(result, **out)
-    assert not any(path.exists() for name, path in out.items() if name != "h5")
+    export_for_r(result, **out, genome="GRCh38")
+    umap = pd.read_csv(out["umap"], index_col=0)
+    assert umap.shape == (len(pd.read_csv(out["cells"])), 0)
+    with h5py.File(out["h5"], "r") as h5file:
+        assert set(h5file["matrix/features/genome"][:]) == {b"GRCh38"}

@@ -25,8 +25,6 @@ from .errors import AbcError
 from .manifest import FileEntry
 
 _HASH_BLOCK = 8 * 1024 * 1024
-# stamp: MD5 once, then trust size + mtime; size: a stat only; md5: read on every use
-VERIFY_MODES = ("stamp", "size", "md5")
 STATE_DIR = ".abc_downsample"
 
 
@@ -58,10 +56,9 @@ def check_cached(
 
     Raises ``AbcError`` with the fix; never downloads or changes the file.
     """
-    if verify not in VERIFY_MODES:
-        raise AbcError(f"abc.verify is '{verify}': use one of {', '.join(VERIFY_MODES)}")
+    if verify not in ("size", "md5"):
+        raise AbcError(f"abc.verify is '{verify}': use one of size, md5")
     path = Path(path)
-    verify = "md5" if verify == "stamp" else verify
     if not path.is_file():
         raise AbcError(f"{path} is missing from the cache: rerun the workflow to download it")
     actual = path.stat().st_size
@@ -158,17 +155,23 @@ def ensure_cached(
 # -- receipts: what a project's jobs fetched ----------------------------------------------
 
 
+def entry_fields(entry: FileEntry) -> dict:
+    """What identifies a file's data: for receipts and the subset job's params."""
+    return {"relative_path": entry.relative_path, "size": entry.size, "md5": entry.md5}
+
+
+def entry_from_fields(fields: dict) -> FileEntry:
+    return FileEntry("", "", "", None, fields["relative_path"], fields["size"], fields["md5"], "")
+
+
 def write_receipt(path: str | os.PathLike, entry: FileEntry) -> None:
     """The project's record that ``entry`` is in the cache (a job's output, unlike the file)."""
-    fields = {"relative_path": entry.relative_path, "size": entry.size, "md5": entry.md5}
     with atomic_path(path) as tmp:
-        tmp.write_text(json.dumps(fields) + "\n")
+        tmp.write_text(json.dumps(entry_fields(entry)) + "\n")
 
 
 def read_receipt(path: str | os.PathLike) -> FileEntry:
     try:
-        fields = json.loads(Path(path).read_text())
-        relative_path, size, md5 = fields["relative_path"], fields["size"], fields["md5"]
-        return FileEntry("", "", "", None, relative_path, size, md5, "")
+        return entry_from_fields(json.loads(Path(path).read_text()))
     except (OSError, ValueError, KeyError, TypeError) as err:
         raise AbcError(f"cache receipt {path} is unreadable ({err}): delete it and rerun") from None

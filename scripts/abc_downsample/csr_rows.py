@@ -20,13 +20,13 @@ import scipy.sparse as sp
 from anndata.io import read_elem
 
 from .errors import AbcError
-from .units import SUBSET_BATCH_NNZ
+from .units import SUBSET_BATCH_NNZ, MiB
 
 # Non-zeros fetched per batch: 8 M x (4 + 4 bytes) = 64 MB of buffers at most.
 DEFAULT_MAX_NNZ = SUBSET_BATCH_NNZ
 # Chunk cache per dataset for chunked (e.g. gzip) files: sorted runs walk the chunks in
 # order, so a cache of a few chunks decompresses each chunk once.
-CHUNK_CACHE_BYTES = 32 * 1024 * 1024
+CHUNK_CACHE_BYTES = 32 * MiB
 
 Run = tuple[int, int]
 
@@ -55,6 +55,7 @@ class H5CsrSource:
         self._indices = _open_with_chunk_cache(group, "indices")
         self.dtype = self._data.dtype
         self.indices_dtype = self._indices.dtype
+        self._spaces = (self._data.id.get_space(), self._indices.id.get_space())
         self.indptr = group["indptr"][:].astype(np.int64, copy=False)
         self.bytes_read = 0
         nnz = int(self.indptr[-1]) if len(self.indptr) else -1
@@ -95,8 +96,9 @@ class H5CsrSource:
             return
         # h5py's low-level API: its high-level slicing costs ~1 ms a call, 10x this.
         memory_space = h5py.h5s.create_simple((hi - lo,))
-        for dataset, out in ((self._data, data), (self._indices, indices)):
-            space = dataset.id.get_space()
+        for dataset, space, out in zip(
+            (self._data, self._indices), self._spaces, (data, indices), strict=True
+        ):
             space.select_hyperslab((lo,), (hi - lo,))
             dataset.id.read(memory_space, space, out[: hi - lo])
 

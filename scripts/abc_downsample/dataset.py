@@ -80,6 +80,7 @@ class Genes:
     table: Table
     id: str
     by_matrix: dict  # matrix label -> gene table name (same directory)
+    genome: str  # the genes' reference, "unknown" where the profile names none
 
     def table_for(self, matrix: str) -> Table:
         return Table(self.table.directory, self.by_matrix.get(matrix, self.table.name))
@@ -160,6 +161,7 @@ def dataset_from_dict(raw: dict, source: str = "(profile)") -> Dataset:
             table=Table(genes["directory"], genes["name"]),
             id=genes["id"],
             by_matrix=dict(genes.get("by_matrix") or {}),
+            genome=genes.get("genome", "unknown"),
         ),
         raw=raw,
     )

@@ -28,7 +28,7 @@ from .cache import check_cached, ensure_cached, read_receipt
 from .errors import AbcError
 from .manifest import FileEntry
 from .storage import Store, TransientError, store_from_config
-from .units import GB, MiB
+from .units import GB, MiB, size_text
 
 CHUNK = MiB  # pieces of a part's stream: memory is about max_concurrency * CHUNK
 HASH_BLOCK = 8 * MiB
@@ -511,14 +511,6 @@ class _Progress:
             elapsed,
             self.fetched / max(elapsed, 1e-6) / 1e6,
         )
-
-
-def size_text(nbytes: float) -> str:
-    """Bytes for people: "512 kB", "35.2 MB", "4.1 GB" (decimal units, as the manifest)."""
-    for unit, scale in (("GB", 1e9), ("MB", 1e6), ("kB", 1e3)):
-        if nbytes >= scale:
-            return f"{nbytes / scale:.1f} {unit}"
-    return f"{int(nbytes)} bytes"
 
 
 def _duration(seconds: float) -> str:

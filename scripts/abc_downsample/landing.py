@@ -15,7 +15,8 @@ import pandas as pd
 
 from . import plots
 from .atomic import atomic_path
-from .report_html import escape, size_text
+from .report_html import escape
+from .units import size_text
 
 FIGURE_SIZE = (7.0, 3.7)  # inches at plots.DPI: shown unscaled next to the class table
 URI_LINE = 4000  # characters per line of the embedded figure (docutils' limit is 10,000)

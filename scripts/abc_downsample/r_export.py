@@ -26,7 +26,6 @@ log = logging.getLogger(__name__)
 # R's sparse matrices (dgCMatrix) index non-zeros with 32-bit integers.
 DGC_MAX_NNZ = 2**31 - 1
 # gene.csv's 32,285 genes are those of 10x's mm10 2020-A reference.
-GENOME = "mm10"
 FEATURE_TYPE = "Gene Expression"
 UMAP_KEY = "X_umap"
 # Chunk of the datasets when compressed (gzip_level); uncompressed is the default: gzip
@@ -53,6 +52,7 @@ def write_10x_h5(
     block_nnz: int = DEFAULT_BLOCK_NNZ,
     nnz_limit: int = DGC_MAX_NNZ,
     gzip_level: int | None = None,
+    genome: str = "unknown",
 ) -> int:
     """The result's X as a 10x (Cell Ranger 3+) feature-barcode HDF5; returns its nnz.
 
@@ -71,20 +71,20 @@ def write_10x_h5(
             matrix = out.create_group("matrix")
             matrix.create_dataset("barcodes", data=_ascii(labels, "cell labels"))
             matrix.create_dataset("shape", data=np.array([n_genes, n_cells], np.int32))
-            _write_features(matrix.create_group("features"), var)
+            _write_features(matrix.create_group("features"), var, genome)
             for name in ("data", "indices"):
                 _copy_blocks(x[name], matrix, name, block_nnz, gzip_level)
             matrix.create_dataset("indptr", data=x["indptr"][:].astype(np.int64))
     return nnz
 
 
-def _write_features(group: h5py.Group, var: pd.DataFrame) -> None:
+def _write_features(group: h5py.Group, var: pd.DataFrame, genome: str) -> None:
     symbols = var["gene_symbol"] if "gene_symbol" in var.columns else var.index.to_series()
     symbols = symbols.astype(object).where(symbols.notna(), var.index.to_series())
     group.create_dataset("id", data=_ascii(var.index, "gene identifiers"))
     group.create_dataset("name", data=_ascii(symbols, "gene symbols"))
     group.create_dataset("feature_type", data=_ascii([FEATURE_TYPE] * len(var), "types"))
-    group.create_dataset("genome", data=_ascii([GENOME] * len(var), "genomes"))
+    group.create_dataset("genome", data=_ascii([genome] * len(var), "genomes"))
     group.create_dataset("_all_tag_keys", data=np.array([b"genome"]))
 
 
@@ -117,16 +117,13 @@ def cell_tables(h5ad_path) -> dict[str, pd.DataFrame]:
     """The cell metadata, the atlas UMAP and the colours of the result, as R-ready tables."""
     with unreadable(f"result {h5ad_path}"), h5py.File(h5ad_path, "r") as h5file:
         obs = read_obs(h5file)
-        if UMAP_KEY not in h5file.get("obsm", {}):
-            raise AbcError(
-                f"{h5ad_path} has no obsm/{UMAP_KEY}: it was made by an older version; "
-                "delete it and rerun"
-            )
-        umap = read_elem(h5file["obsm"][UMAP_KEY])
+        # datasets whose cell table has no embedding (the profile's umap: null) have none
+        has_umap = UMAP_KEY in h5file.get("obsm", {})
+        umap = read_elem(h5file["obsm"][UMAP_KEY])[:, :2] if has_umap else np.empty((len(obs), 0))
         uns = h5file.get("uns", {})
         colors = {k: read_elem(uns[k]) for k in uns if k.endswith("_colors")}
     obs.index.name = "cell_label"
-    umap_table = pd.DataFrame(umap[:, :2], index=obs.index, columns=["UMAP_1", "UMAP_2"])
+    umap_table = pd.DataFrame(umap, index=obs.index, columns=["UMAP_1", "UMAP_2"][: umap.shape[1]])
     return {"cells": obs, "umap": umap_table, "colors": color_table(obs, colors)}
 
 
@@ -156,10 +153,18 @@ def write_cell_tables(h5ad_path, cells_csv, umap_csv, colors_csv) -> None:
 
 
 def export_for_r(
-    h5ad_path, *, h5, cells, umap, colors, nnz_limit: int = DGC_MAX_NNZ, gzip_level=None
+    h5ad_path,
+    *,
+    h5,
+    cells,
+    umap,
+    colors,
+    genome: str = "unknown",
+    nnz_limit: int = DGC_MAX_NNZ,
+    gzip_level=None,
 ) -> str:
     """All R-side files of the result; returns a one-line summary."""
-    nnz = write_10x_h5(h5ad_path, h5, nnz_limit=nnz_limit, gzip_level=gzip_level)
+    nnz = write_10x_h5(h5ad_path, h5, nnz_limit=nnz_limit, gzip_level=gzip_level, genome=genome)
     write_cell_tables(h5ad_path, cells, umap, colors)
     return f"wrote {os.path.basename(h5)} ({nnz:,} non-zeros) and the cell tables for R"
 

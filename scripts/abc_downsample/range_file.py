@@ -20,11 +20,11 @@ from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
-from .units import MiB
+from .units import STREAM_CACHE_BYTES
 
 METADATA_BLOCK = 64 * 1024  # a B-tree node or object header and more
 READ_AHEAD = 64  # most blocks a sequential run of misses fetches at once (4 MiB)
-METADATA_CACHE = 512 * MiB  # most a RangeFile keeps; obs of the largest file is ~30 MB
+METADATA_CACHE = STREAM_CACHE_BYTES  # obs of the largest file is ~30 MB
 
 
 @dataclass

@@ -51,40 +51,40 @@ def project_manifest(abc: dict, release: str, dest: Path, main: bool) -> Manifes
 
     Releases never change, so a copy in the project or in the cache is used as it is (also
     offline); a local mirror (the demo's synthetic bucket) is read again, as it may be
-    rebuilt. The cache keeps it at its ``abc_atlas_access`` path.
+    rebuilt. The cache keeps it at its ``abc_atlas_access`` path. Jobs read ``dest``.
     """
+    if not main:
+        return Manifest.load(dest)
     key = manifest_key(release)
-    if main and (local_root(abc["bucket"]) is not None or _valid(dest) is None):
+    mirror = local_root(abc["bucket"]) is not None
+    found = None if mirror else _read(dest)
+    if found is None:
         cached = cache_path(abc["cache_dir"], key)
-        raw = _valid(cached) if local_root(abc["bucket"]) is None else None
-        if raw is None:
-            raw = _download(abc, key)
-            write_if_changed(cached, raw)
-        write_if_changed(dest, raw)
-    return Manifest.load(dest)
+        found = (None if mirror else _read(cached)) or _download(abc, key)
+        write_if_changed(cached, found[0])
+        write_if_changed(dest, found[0])
+    return found[1]
 
 
-def _valid(path: Path) -> bytes | None:
-    """The bytes of a manifest file if it is one, else None (absent or damaged)."""
+def _read(path: Path) -> tuple[bytes, Manifest] | None:
+    """A manifest file's bytes and contents, or None if it is absent or damaged."""
     try:
         raw = path.read_bytes()
-        Manifest(json.loads(raw), str(path))
-        return raw
+        return raw, Manifest(json.loads(raw), str(path))
     except (OSError, ValueError, AbcError):
         return None
 
 
-def _download(abc: dict, key: str) -> bytes:
+def _download(abc: dict, key: str) -> tuple[bytes, Manifest]:
     store = store_from_config(abc)
     try:
         raw = store.get_bytes(key)
     except AbcError as err:
         raise _explain_missing(store, key, err) from None
     try:
-        Manifest(json.loads(raw), key)
+        return raw, Manifest(json.loads(raw), key)
     except json.JSONDecodeError as err:
         raise AbcError(f"{key} in {abc['bucket']} is not valid JSON ({err})") from None
-    return raw
 
 
 def _explain_missing(store, key: str, err: AbcError) -> AbcError:

@@ -23,8 +23,15 @@ from .csr_rows import DEFAULT_MAX_NNZ, check_csr_group, read_obs_labels, row_run
 from .errors import AbcError
 from .h5_layout import DAMAGED, dataset_layout, plan_elements, read_elements
 from .range_file import CountingStore, FetchStats, RangeFile
-from .subset import SubsetStats, labels_for_matrix, rows_for_labels, subset_matrix
+from .subset import (
+    SubsetStats,
+    labels_for_matrix,
+    rows_for_labels,
+    subset_local_file,
+    subset_matrix,
+)
 from .transfer_plan import Choice, Link, choose
+from .units import MB, MiB
 
 log = logging.getLogger(__name__)
 
@@ -155,8 +162,8 @@ class RemoteCsrSource:
         """One line for the job log: what was fetched, against the file size."""
         share = 100 * self.stats.bytes / self.size if self.size else 0.0
         return (
-            f"stream {self.key}: fetched {self.stats.bytes / 1e6:,.1f} MB in "
-            f"{self.stats.requests:,} requests from a {self.size / 1e6:,.1f} MB file "
+            f"stream {self.key}: fetched {self.stats.bytes / MB:,.1f} MB in "
+            f"{self.stats.requests:,} requests from a {self.size / MB:,.1f} MB file "
             f"({share:.1f}%)"
         )
 
@@ -243,8 +250,8 @@ def plan_transfer(source: RemoteCsrSource, rows, link: Link, download: dict) -> 
         stream_bytes=nbytes,
         stream_concurrency=source.max_concurrency,
         file_bytes=source.size,
-        part_bytes=int(download.get("part_size_mb", 64)) << 20,
-        download_concurrency=int(download.get("max_concurrency", 8)),
+        part_bytes=download["part_size_mb"] * MiB,
+        download_concurrency=download["max_concurrency"],
         spent_bytes=source.stats.bytes,
     )
 
@@ -265,8 +272,6 @@ def subset_auto(
 ) -> SubsetStats:
     """Plan both ways from the remote file's layout, ``indptr`` and obs, then stream the
     rows or call ``fetch_cached()`` (the verified cached file's path) and subset that."""
-    from .subset import subset_local_file
-
     labels = labels_for_matrix(cells_csv, matrix)
     with open_remote(store, key, max_concurrency, merge_gap_kb) as source:
         rows = rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(key))

@@ -71,9 +71,3 @@ def fmt(value) -> str:
     return str(value)
 
 
-def size_text(n_bytes: float) -> str:
-    """Bytes as kB, MB, GB or TB with three significant digits."""
-    for unit, scale in (("TB", 1e12), ("GB", 1e9), ("MB", 1e6)):
-        if n_bytes >= scale:
-            return f"{n_bytes / scale:,.3g} {unit}"
-    return f"{n_bytes / 1e3:,.3g} kB"

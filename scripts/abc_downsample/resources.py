@@ -19,14 +19,14 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .units import CONCAT_BLOCK_NNZ, SUBSET_BATCH_NNZ, MiB
+from .units import CONCAT_BLOCK_NNZ, STREAM_CACHE_BYTES, SUBSET_BATCH_NNZ, MiB
 
 BASE_MB = 400  # python + numpy/pandas/scipy/h5py/anndata, measured ~200 MB
 OBS_BYTES_PER_FILE_CELL = 600  # a matrix file's obs (labels, barcodes, two categoricals)
 SUBSET_ROWS_FACTOR = 1.5  # the rows once, and margin for allocator and writer
 OBS_BYTES_PER_OUTPUT_CELL = 4096  # final obs: ~20 metadata + 5 taxonomy columns, as objects
 METADATA_READER_MB = 512  # the cell table streamed in pyarrow blocks
-STREAM_CACHE_MB = 512  # stream mode: the remote reader's block cache for HDF5 metadata
+STREAM_CACHE_MB = STREAM_CACHE_BYTES // MiB  # stream mode: the remote reader's block cache
 MAX_BYTES_PER_CELL = 64 * 1024  # real files: ~31 kB (10Xv2) to ~41 kB (10Xv3) a cell
 MIN_BYTES_PER_CELL = 16 * 1024  # for guessing a remote file's cell count from its size
 DISK_MB_PER_S = 20  # pessimistic shared-filesystem throughput for runtimes

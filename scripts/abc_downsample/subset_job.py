@@ -7,7 +7,7 @@ from pathlib import Path
 from .cache import forget
 from .download import use_cached
 from .manifest import FileEntry
-from .subset import SubsetStats
+from .subset import SubsetStats, subset_local_file
 
 
 def subset_matrix_file(
@@ -15,20 +15,18 @@ def subset_matrix_file(
 ) -> SubsetStats:
     """The sampled cells of ``entry``'s matrix to ``out_path``. ``cached``: a download job
     put the file in the cache (download mode), else the remote file is read here."""
-    log = logging.getLogger("abc_downsample")
-    used_cache = []
+    used_cache = False
 
     def fetch_cached() -> Path:
         # a cached file (ours, abc_atlas_access's, a mirror's) is verified, never trusted blind
-        used_cache.append(use_cached(entry, abc, log))
-        return used_cache[-1]
+        nonlocal used_cache
+        used_cache = True
+        return use_cached(entry, abc, logging.getLogger("abc_downsample"))
 
     if cached:
-        from .subset import subset_local_file
-
         stats = subset_local_file(fetch_cached(), cells_csv, out_path, matrix)
     else:
-        from .remote_h5 import subset_from_config
+        from .remote_h5 import subset_from_config  # stream mode's modules: only when used
 
         stats = subset_from_config(
             abc, entry.relative_path, cells_csv, out_path, matrix, fetch_cached=fetch_cached

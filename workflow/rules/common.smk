@@ -7,7 +7,7 @@ from snakemake.io import is_flagged
 from abc_downsample import __version__
 from abc_downsample import resources as res
 from abc_downsample.atomic import settings_key
-from abc_downsample.cache import cache_path, file_md5
+from abc_downsample.cache import cache_path, entry_fields, file_md5
 from abc_downsample.config_check import check_config
 from abc_downsample.dataset import load_dataset
 from abc_downsample import release as abc_release
@@ -253,8 +253,7 @@ def matrix_of(wildcards):
 
 
 def matrix_file_fields(wildcards):
-    entry = matrix_entry(wildcards.matrix)
-    return {"relative_path": entry.relative_path, "size": entry.size, "md5": entry.md5}
+    return entry_fields(matrix_entry(wildcards.matrix))
 
 
 def subset_runtime(wildcards):

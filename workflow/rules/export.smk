@@ -24,6 +24,8 @@ rule export_r:
         "../../envs/abc.yaml"
     resources:
         mem_mb=1024,
+    params:
+        genome=DATASET.genes.genome,
     script:
         "../../scripts/export_r.py"
 
