@@ -3,12 +3,13 @@
 from abc_downsample import landing, plots
 from abc_downsample.manifest import Manifest
 from abc_downsample.rule_io import run
+from abc_downsample.run_messages import group_name
 
 
 def main():
     inp, params = snakemake.input, snakemake.params
     abc = snakemake.config["abc"]
-    group = plots.group_name(params.cluster_column)
+    group = group_name(params.cluster_column)
     summary, levels = plots.read_summary(inp.summary), plots.read_levels(inp.levels)
     counts = plots.read_matrix_counts(inp.cells)
     source = landing.source_facts(

@@ -7,12 +7,13 @@ from abc_downsample.dataset import as_list, dataset_of_rule
 from abc_downsample.download import cached_input
 from abc_downsample.errors import AbcError
 from abc_downsample.rule_io import run
+from abc_downsample.run_messages import group_name
 from abc_downsample.taxonomy import read_taxonomy
 
 
 def main():
     inp, out, params = snakemake.input, snakemake.output, snakemake.params
-    group = plots.group_name(params.cluster_column)
+    group = group_name(params.cluster_column)
     abc = snakemake.config["abc"]
     dataset = dataset_of_rule(params, abc)
     try:  # the atlas colours where the taxonomy has them, else a fixed palette

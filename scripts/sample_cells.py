@@ -12,7 +12,7 @@ def main():
     inp, out, abc = snakemake.input, snakemake.output, snakemake.config["abc"]
     sampling = dict(snakemake.params.sampling)
     membership = [cached_input(path, abc) for path in as_list(inp.get("membership"))]
-    sample_to_files(
+    sample = sample_to_files(
         cached_input(inp.cell_metadata, abc),
         [cached_input(path, abc) for path in as_list(inp.taxonomy)],
         sampling,
@@ -24,7 +24,7 @@ def main():
     )
     write_done_marker(out.done, snakemake.params.settings)
     # once, early: Snakemake's own progress count grows as this checkpoint adds the jobs
-    say(sample_line(out.summary, out.cells, sampling["cluster_column"]))
+    say(sample_line(sample, sampling["cluster_column"]))
 
 
 run(main, snakemake.log[0])

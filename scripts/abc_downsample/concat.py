@@ -103,13 +103,8 @@ def common_var(paths: list[str]) -> pd.DataFrame:
     return first
 
 
-def check_cells_match(labels: pd.Index, cells_csv: str | os.PathLike) -> None:
+def check_cells_match(labels: pd.Index, sample: pd.Index, cells_csv) -> None:
     """The subsets must hold exactly the cells of the sample (else they are stale)."""
-    sample = pd.Index(
-        pd.read_csv(cells_csv, usecols=["cell_label"], dtype=str, keep_default_na=False)[
-            "cell_label"
-        ]
-    )
     missing, extra = sample.difference(labels), labels.difference(sample)
     if len(missing) or len(extra):
         raise AbcError(
@@ -290,11 +285,16 @@ def concat_release(
     dataset = dataset or load_dataset()
     paths = [str(p) for p in paths]
     labels = subset_labels(paths)
-    check_cells_match(labels, cells_csv)
+    # the sample: its labels, and its group keys (the one level of a dataset without taxonomy)
+    wanted = ("cell_label", dataset.cells.group)
+    sample = pd.read_csv(
+        cells_csv, usecols=lambda c: c in wanted, dtype=str, keep_default_na=False
+    )
+    check_cells_match(labels, pd.Index(sample["cell_label"]), cells_csv)
     var = build_var(common_var(paths), genes, dataset.genes.id)
     files = [taxonomy] if isinstance(taxonomy, (str, os.PathLike)) else list(taxonomy or [])
     files += [colors] if colors else []
-    groups = None if files else pd.read_csv(cells_csv, dtype=str)[dataset.cells.group]
+    groups = None if files else sample[dataset.cells.group]
     table = read_taxonomy(files, dataset, groups, annotations=True)
     obs = build_obs(labels, cell_metadata, table, dataset, membership)
     _release_arrow_memory()

@@ -221,7 +221,8 @@ def read_cells_for_labels(
         return cells.fillna(np.nan)  # missing strings as NaN, like pandas.read_csv
 
 
-def _read_small_table(path: str | Path, index: str, **kwargs) -> pd.DataFrame:
+def read_small_csv(path: str | Path, required: Iterable[str], **kwargs) -> pd.DataFrame:
+    """A small table read whole, its ``required`` columns checked (one-line errors)."""
     path = Path(path)
     if not path.is_file():
         raise AbcError(f"{path} does not exist: check the path or rerun the download step")
@@ -229,7 +230,13 @@ def _read_small_table(path: str | Path, index: str, **kwargs) -> pd.DataFrame:
         table = pd.read_csv(path, **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
         raise _malformed(path, err) from None
-    _require(path, list(table.columns), [index])
+    _require(path, list(table.columns), required)
+    return table
+
+
+def read_indexed_csv(path: str | Path, index: str, **kwargs) -> pd.DataFrame:
+    """A small table indexed by its ``index`` column, which must be unique."""
+    table = read_small_csv(path, [index], **kwargs)
     duplicated = table[index][table[index].duplicated()]
     if len(duplicated):
         raise AbcError(
@@ -241,4 +248,4 @@ def _read_small_table(path: str | Path, index: str, **kwargs) -> pd.DataFrame:
 
 def read_genes(path: str | Path, id_column: str = "gene_identifier") -> pd.DataFrame:
     """The gene table indexed by its gene id column; only empty fields are missing."""
-    return _read_small_table(path, id_column, keep_default_na=False, na_values=[""])
+    return read_indexed_csv(path, id_column, keep_default_na=False, na_values=[""])

@@ -85,11 +85,6 @@ def top_level(levels: pd.DataFrame) -> str:
     return str(levels["level"].iloc[0]) if len(levels) else "class"
 
 
-def group_name(cluster_column: str) -> str:
-    """How figures call a sampling group: 'cluster' for cluster_alias, else the column."""
-    return "cluster" if cluster_column == "cluster_alias" else cluster_column
-
-
 def read_benchmarks(bench_dir) -> pd.DataFrame:
     """One row per benchmark file under ``bench_dir``: rule, job, seconds, max_rss_mb.
 

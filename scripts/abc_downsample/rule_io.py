@@ -69,7 +69,7 @@ def quiet_interrupts() -> None:
 
     def hook(kind, value, traceback):
         if issubclass(kind, KeyboardInterrupt):
-            print("abc-downsample: interrupted", file=sys.__stderr__, flush=True)
+            print(f"{PREFIX}: interrupted", file=sys.__stderr__, flush=True)
         else:
             sys.__excepthook__(kind, value, traceback)
 

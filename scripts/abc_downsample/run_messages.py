@@ -22,23 +22,33 @@ FAILED_LOG = re.compile(r"^\s+log: (.+?) \(check log file")
 CLOCK_SLACK_S = 2.0  # a log written this long before the run started still counts
 
 
+def group_name(cluster_column: str) -> str:
+    """How figures call a sampling group: 'cluster' for cluster_alias, else the column."""
+    return "cluster" if cluster_column == "cluster_alias" else cluster_column
+
+
 def groups_name(cluster_column: str) -> str:
     """'clusters' for cluster_alias, else '<column> groups'."""
     return "clusters" if cluster_column == "cluster_alias" else f"{cluster_column} groups"
 
 
-def sample_figures(summary_csv, cells_csv) -> dict:
+def sample_figures(summary: pd.DataFrame, matrix_labels: pd.Series) -> dict:
     """Cells before/after, groups, groups kept whole and matrix files of a sample."""
-    summary = pd.read_csv(summary_csv, usecols=["size", "selected", "kept_whole"])
     kept_whole = summary["kept_whole"].astype(str).str.lower().isin(["true", "1"])
-    matrices = pd.read_csv(cells_csv, usecols=["feature_matrix_label"], dtype=str)
     return {
         "before": int(summary["size"].sum()),
         "after": int(summary["selected"].sum()),
         "groups": len(summary),
         "kept_whole": int(kept_whole.sum()),
-        "matrices": int(matrices["feature_matrix_label"].nunique()),
+        "matrices": int(matrix_labels.nunique()),
     }
+
+
+def read_sample_figures(summary_csv, cells_csv) -> dict:
+    """`sample_figures` of a sample's files."""
+    summary = pd.read_csv(summary_csv, usecols=["size", "selected", "kept_whole"])
+    matrices = pd.read_csv(cells_csv, usecols=["feature_matrix_label"], dtype=str)
+    return sample_figures(summary, matrices["feature_matrix_label"])
 
 
 def _cells_and_groups(fig: dict, groups: str) -> str:
@@ -49,9 +59,10 @@ def _cells_and_groups(fig: dict, groups: str) -> str:
     )
 
 
-def sample_line(summary_csv, cells_csv, cluster_column: str) -> str:
-    """What the sampling job says once: the sample, and how many matrix files it needs."""
-    fig = sample_figures(summary_csv, cells_csv)
+def sample_line(sample, cluster_column: str) -> str:
+    """What the sampling job says once: the sample (a ``sampling.Sample``), and how many
+    matrix files it needs."""
+    fig = sample_figures(sample.summary, sample.cells["feature_matrix_label"])
     files = "file" if fig["matrices"] == 1 else "files"
     return (
         f"sample: {_cells_and_groups(fig, groups_name(cluster_column))}; "
@@ -62,7 +73,7 @@ def sample_line(summary_csv, cells_csv, cluster_column: str) -> str:
 def success_lines(output: dict, cluster_column: str) -> list[str]:
     """One or two lines on what a finished run made; none if it made no sample."""
     try:
-        fig = sample_figures(output["summary"], output["cells"])
+        fig = read_sample_figures(output["summary"], output["cells"])
     except (OSError, ValueError, KeyError):
         return []
     files = "file" if fig["matrices"] == 1 else "files"

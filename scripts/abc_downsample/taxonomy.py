@@ -22,7 +22,7 @@ import pandas as pd
 
 from .dataset import Dataset
 from .errors import AbcError, few
-from .metadata import _malformed
+from .metadata import cell_table_columns, read_indexed_csv, read_small_csv
 
 GROUP = "cluster_alias"  # the group key of the atlas's taxonomy tables
 SET_COLUMNS = ("label", "name", "order")
@@ -71,7 +71,9 @@ def read_taxonomy(paths, dataset: Dataset, group_keys=None, annotations=False) -
     else:
         pivoted = [Path(p) for p in paths]
         terms = read_pivoted(pivoted[0])
-        colors = _pivoted_colors(pivoted[-1] if len(pivoted) > 1 else pivoted[0], terms, spec)
+        # the colours: a colour table of its own, or the pivoted view's colour columns
+        color_table = read_pivoted(pivoted[-1]) if len(pivoted) > 1 else terms
+        colors = _pivoted_colors(color_table, terms, spec)
     table = TaxonomyTable(terms, colors, spec.levels, spec.annotations)
     source = kinds.get("membership", paths[0])
     require_levels(table, source, dataset, table.columns if annotations else table.levels)
@@ -95,17 +97,8 @@ def _flat(group: str, keys) -> TaxonomyTable:
     return TaxonomyTable(terms, pd.DataFrame(index=keys), (group,))
 
 
-def _header(path: Path) -> list[str]:
-    if not path.is_file():
-        raise AbcError(f"{path} does not exist: check the path or rerun the download step")
-    try:
-        return list(pd.read_csv(path, nrows=0).columns)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise _malformed(path, err) from None
-
-
 def _kind(path: Path) -> str:
-    header = _header(path)
+    header = cell_table_columns(path)
     if "cluster_annotation_term_set_name" in header:
         return "membership"
     if all(c in header for c in SET_COLUMNS) and GROUP not in header:
@@ -114,17 +107,7 @@ def _kind(path: Path) -> str:
 
 
 def _read_text(path: Path, required) -> pd.DataFrame:
-    try:
-        table = pd.read_csv(path, dtype=str, keep_default_na=False)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise _malformed(path, err) from None
-    missing = [c for c in required if c not in table.columns]
-    if missing:
-        raise AbcError(
-            f"{path} lacks column(s) {few(missing)} (it has {few(list(table.columns))}): "
-            "is it the right file, and complete?"
-        )
-    return table
+    return read_small_csv(path, required, dtype=str, keep_default_na=False)
 
 
 def _keys_as_int(index: pd.Index) -> pd.Index:
@@ -159,24 +142,16 @@ def _read_long(membership: Path, term_set: Path | None, dataset: Dataset):
 
 
 def read_pivoted(path: Path) -> pd.DataFrame:
-    table = _read_text(path, [GROUP])
-    duplicated = table[GROUP][table[GROUP].duplicated()]
-    if len(duplicated):
-        raise AbcError(
-            f"{path} lists {GROUP} {few(duplicated.unique())} more than once: "
-            "delete the file and download it again"
-        )
-    table = table.set_index(GROUP)
+    table = read_indexed_csv(path, GROUP, dtype=str, keep_default_na=False)
     table.index = _keys_as_int(table.index)
     return table
 
 
-def _pivoted_colors(path: Path, terms: pd.DataFrame, spec) -> pd.DataFrame:
+def _pivoted_colors(table: pd.DataFrame, terms: pd.DataFrame, spec) -> pd.DataFrame:
     """A column per level with its colours, from ``<level>_color`` (or the profile's
-    ``color_columns``) of the colour table; levels without one have none."""
-    table = terms if path is None else read_pivoted(path)
+    ``color_columns``) of ``table``; levels without one have none."""
     colors = pd.DataFrame(index=terms.index)
-    for level in (*spec.annotations, *spec.levels):
+    for level in spec.columns:
         column = spec.color_column(level)
         if column in table.columns:
             colors[level] = table[column].reindex(terms.index)

@@ -1,5 +1,7 @@
 # Figures and tables for `snakemake --report report.html`. The plots never fail a run: a
 # figure that cannot be drawn becomes a placeholder naming the reason (see plots.py).
+from abc_downsample.run_messages import group_name
+
 REPORT = f"{OUT['dir']}/report"
 REPORT_SAMPLING = {
     "sizes": f"{REPORT}/group_sizes.png",
@@ -11,14 +13,12 @@ REPORT_SAMPLING = {
 REPORT_RUNTIME = {"figure": f"{REPORT}/runtime.png", "table": f"{REPORT}/runtime.html"}
 # the first screen: workflow.rst embeds it (not a report() result of its own)
 REPORT_LANDING = f"{REPORT}/landing.html"
-# how figures name a sampling group (plots.group_name)
-GROUP = (
-    "cluster"
-    if config["sampling"]["cluster_column"] == "cluster_alias"
-    else config["sampling"]["cluster_column"]
-)
-# the report's two level figures: the profile's top two levels (the group without one)
-REPORT_LEVELS = (list(DATASET.taxonomy.levels) + [GROUP, GROUP])[:2]
+# how figures name a sampling group
+GROUP = group_name(config["sampling"]["cluster_column"])
+# the report's two level figures: the profile's top two levels; a dataset without taxonomy
+# has one, its group key (taxonomy.read_taxonomy)
+_LEVELS = list(DATASET.taxonomy.levels) or [DATASET.cells.group]
+REPORT_LEVELS = (_LEVELS + _LEVELS[-1:])[:2]
 SAMPLE_CATEGORY = "1. What the sample kept"
 COST_CATEGORY = "2. What the run cost"
 
