@@ -194,6 +194,8 @@ def test_writer_round_trips_through_anndata(tmp_path):
     back = ad.read_h5ad(path)
     assert_same_csr(back.X, matrix)
     assert back.uns["k"] == "v" and back.obs.index.equals(obs.index)
+    # one index dtype: scanpy's PCA (sklearn) refuses int32 indices with an int64 indptr
+    assert back.X.indices.dtype == back.X.indptr.dtype == np.int32
 
 
 def test_writer_refuses_an_incomplete_matrix(tmp_path):

@@ -345,9 +345,13 @@ class CsrWriter:
         group.attrs["encoding-type"] = "csr_matrix"
         group.attrs["encoding-version"] = "0.1.0"
         group.attrs["shape"] = np.array(self.shape, dtype=np.int64)
+        # indices and indptr of one dtype, as scipy makes them: anndata reads them as written,
+        # and sklearn's sparse kernels (scanpy's PCA) refuse int32 indices with int64 indptr
+        wide = nnz > np.iinfo(np.int32).max
+        index_dtype = np.result_type(indices_dtype, np.int64 if wide else np.int32)
         self.data = group.create_dataset("data", shape=(nnz,), dtype=dtype)
-        self.indices = group.create_dataset("indices", shape=(nnz,), dtype=indices_dtype)
-        self.indptr = group.create_dataset("indptr", shape=(self.shape[0] + 1,), dtype=np.int64)
+        self.indices = group.create_dataset("indices", shape=(nnz,), dtype=index_dtype)
+        self.indptr = group.create_dataset("indptr", shape=(self.shape[0] + 1,), dtype=index_dtype)
         self.indptr[0] = 0
         self.rows = 0
         self.nnz = 0
