@@ -25,7 +25,6 @@ log = logging.getLogger(__name__)
 
 # R's sparse matrices (dgCMatrix) index non-zeros with 32-bit integers.
 DGC_MAX_NNZ = 2**31 - 1
-# gene.csv's 32,285 genes are those of 10x's mm10 2020-A reference.
 FEATURE_TYPE = "Gene Expression"
 UMAP_KEY = "X_umap"
 # Chunk of the datasets when compressed (gzip_level); uncompressed is the default: gzip
