@@ -6,6 +6,8 @@ sample is subset from the local files (download mode) and from the bucket (strea
 and the outputs are compared.
 """
 
+from pathlib import Path
+
 import h5py
 import numpy as np
 import pandas as pd
@@ -192,3 +194,36 @@ def test_auto_picks_the_cheaper_transfer_and_logs_its_plan(
     local = subset_local_file(f"{release['root']}/{key}", cells_csv, tmp_path / "d.h5ad", matrix)
     assert stats.rows == local.rows
     assert out.read_bytes() == (tmp_path / "d.h5ad").read_bytes()
+
+
+def test_auto_reads_a_matrix_verified_in_the_cache_without_any_transfer(
+    release, cells_csv, tmp_path
+):
+    """A project joining a filled cache: auto uses the stamped file (no request at all: the
+    endpoint is closed) and, not having fetched it, leaves it there (keep_matrices false)."""
+    from abc_downsample.cache import cache_path, write_stamp
+    from abc_downsample.manifest import Manifest
+    from abc_downsample.subset_job import subset_matrix_file
+
+    matrix = "WMB-10Xv3-MB"
+    key = raw_key(release, matrix)
+    entry = Manifest.load(f"{release['root']}/{release['manifest']}").entry_for(key)
+    cache = tmp_path / "abc_data"
+    cached = cache_path(cache, key)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(Path(release["root"], key).read_bytes())
+    write_stamp(cache, entry)
+    abc = abc_with_defaults({
+        "bucket": BUCKET,
+        "endpoint_url": "http://127.0.0.1:9",  # nothing listens: any request would fail
+        "cache_dir": str(cache),
+        "transfer": "auto",
+        "keep_matrices": False,
+        "download": {"retries": 1},
+    })  # fmt: skip
+    out = tmp_path / "auto.h5ad"
+    stats = subset_matrix_file(abc, entry, cells_csv, out, matrix, cached=False)
+    local = subset_local_file(f"{release['root']}/{key}", cells_csv, tmp_path / "d.h5ad", matrix)
+    assert stats.rows == local.rows > 0
+    assert out.read_bytes() == (tmp_path / "d.h5ad").read_bytes()
+    assert cached.exists()

@@ -4,7 +4,7 @@
 import logging
 from pathlib import Path
 
-from .cache import forget
+from .cache import cache_path, forget, is_trusted
 from .download import use_cached
 from .manifest import FileEntry
 from .subset import SubsetStats, subset_local_file
@@ -25,6 +25,12 @@ def subset_matrix_file(
 
     if cached:
         stats = subset_local_file(fetch_cached(), cells_csv, out_path, matrix)
+    elif abc["transfer"] == "auto" and is_trusted(abc["cache_dir"], entry, abc["verify"]):
+        # already verified in the shared cache (by any project): no transfer at all; not
+        # fetched by this job, so not this job's to delete either (keep_matrices)
+        path = cache_path(abc["cache_dir"], entry.relative_path)
+        logging.getLogger("abc_downsample").info("auto: %s is verified in the cache", path)
+        stats = subset_local_file(path, cells_csv, out_path, matrix)
     else:
         from .remote_h5 import subset_from_config  # stream mode's modules: only when used
 

@@ -160,9 +160,9 @@ def write_release(
         files[spec.relative_path("raw")] = None
         files[spec.relative_path("log2")] = None
 
-    listing = {path: _file_facts(root / path) for path in sorted(files)}
+    listing = {path: file_facts(root / path) for path in sorted(files)}
     for version in (old_release, release):
-        _write_bytes(root / manifest_key(version), _manifest_json(version, listing))
+        _write_bytes(root / manifest_key(version), manifest_json(version, listing))
     sizes = taxonomy.set_index("cluster_alias")["n_cells"]
     return {
         "root": str(root),
@@ -554,7 +554,8 @@ def _write_bytes(path: Path, data: bytes) -> None:
         tmp.write_bytes(data)
 
 
-def _file_facts(path: Path) -> dict:
+def file_facts(path: Path) -> dict:
+    """A file's size and MD5, as a manifest lists them."""
     digest = hashlib.md5()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -572,7 +573,8 @@ def _split(relative_path: str) -> tuple[str, str, str, str, str]:
     return kind, directory, version, stem, ext
 
 
-def _manifest_json(version: str, listing: dict) -> bytes:
+def manifest_json(version: str, listing: dict) -> bytes:
+    """The real manifest's JSON for ``listing`` ({relative_path: {size, md5}})."""
     directories: dict = {}
     files: dict = {}
     for path, facts in listing.items():
