@@ -1,8 +1,8 @@
 """Rule script: the sampled cells of one matrix file to data/subsets/<matrix>.h5ad.
 
-Download mode reads the cached file (``input.matrix`` is its receipt); stream mode (no
-local input) reads the remote file by byte ranges; auto (no local input) plans both and
-either streams or downloads the file into the cache itself, then subsets it.
+The job gets its matrix itself (``abc.transfer``): from the shared cache, downloading it
+there first if need be (download), by byte ranges (stream), or the cheaper way (auto). With
+download_on_host, ``input.matrix`` is the receipt of a download job that filled the cache.
 """
 
 import logging
@@ -20,8 +20,9 @@ def main():
     entry = read_receipt(receipt) if receipt else entry_from_fields(p.file)
     # transport tuning comes from the config, not params: tuning never reruns a job
     stats = subset_matrix_file(
-        snakemake.config["abc"], entry, inp.cells, snakemake.output.h5ad, p.matrix, bool(receipt)
-    )
+        snakemake.config["abc"], entry, inp.cells, snakemake.output.h5ad, p.matrix,
+        downloaded=bool(receipt),
+    )  # fmt: skip
     logging.getLogger("abc_downsample").info(stats.summary(p.matrix))
     write_done_marker(snakemake.output.done, p.settings)
 

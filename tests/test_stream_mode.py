@@ -222,7 +222,7 @@ def test_auto_reads_a_matrix_verified_in_the_cache_without_any_transfer(
         "download": {"retries": 1},
     })  # fmt: skip
     out = tmp_path / "auto.h5ad"
-    stats = subset_matrix_file(abc, entry, cells_csv, out, matrix, cached=False)
+    stats = subset_matrix_file(abc, entry, cells_csv, out, matrix)
     local = subset_local_file(f"{release['root']}/{key}", cells_csv, tmp_path / "d.h5ad", matrix)
     assert stats.rows == local.rows > 0
     assert out.read_bytes() == (tmp_path / "d.h5ad").read_bytes()

@@ -4,39 +4,49 @@
 import logging
 from pathlib import Path
 
-from .cache import cache_path, forget, is_trusted
+from .cache import forget, is_trusted
 from .download import use_cached
 from .manifest import FileEntry
 from .subset import SubsetStats, subset_local_file
 
 
 def subset_matrix_file(
-    abc: dict, entry: FileEntry, cells_csv, out_path, matrix: str, cached: bool
+    abc: dict, entry: FileEntry, cells_csv, out_path, matrix: str, downloaded: bool = False
 ) -> SubsetStats:
-    """The sampled cells of ``entry``'s matrix to ``out_path``. ``cached``: a download job
-    put the file in the cache (download mode), else the remote file is read here."""
-    used_cache = False
-
-    def fetch_cached() -> Path:
+    """The sampled cells of ``entry``'s matrix to ``out_path``, from the verified cached
+    file (downloaded into the cache first if need be) or by byte ranges, as ``abc.transfer``
+    says. ``downloaded``: a download job of this project fetched it (download_on_host)."""
+    log = logging.getLogger("abc_downsample")
+    cache_dir = abc["cache_dir"]
+    # with keep_matrices false, a file this project fetched is deleted after use; one that
+    # was already verified in the shared cache (another project's) is left alone
+    trusted = is_trusted(cache_dir, entry, abc["verify"])
+    ours = downloaded or not trusted
+    if _reads_the_cache(abc, trusted):
         # a cached file (ours, abc_atlas_access's, a mirror's) is verified, never trusted blind
-        nonlocal used_cache
-        used_cache = True
-        return use_cached(entry, abc, logging.getLogger("abc_downsample"))
-
-    if cached:
-        stats = subset_local_file(fetch_cached(), cells_csv, out_path, matrix)
-    elif abc["transfer"] == "auto" and is_trusted(abc["cache_dir"], entry, abc["verify"]):
-        # already verified in the shared cache (by any project): no transfer at all; not
-        # fetched by this job, so not this job's to delete either (keep_matrices)
-        path = cache_path(abc["cache_dir"], entry.relative_path)
-        logging.getLogger("abc_downsample").info("auto: %s is verified in the cache", path)
-        stats = subset_local_file(path, cells_csv, out_path, matrix)
+        stats = subset_local_file(use_cached(entry, abc, log), cells_csv, out_path, matrix)
     else:
         from .remote_h5 import subset_from_config  # stream mode's modules: only when used
+
+        fetched = []
+
+        def fetch_cached() -> Path:
+            fetched.append(True)
+            return use_cached(entry, abc, log)
 
         stats = subset_from_config(
             abc, entry.relative_path, cells_csv, out_path, matrix, fetch_cached=fetch_cached
         )
-    if used_cache and not abc["keep_matrices"]:
-        forget(abc["cache_dir"], entry)
+        ours = ours and bool(fetched)
+    if ours and not abc["keep_matrices"]:
+        forget(cache_dir, entry)
     return stats
+
+
+def _reads_the_cache(abc: dict, trusted: bool) -> bool:
+    """Download mode; auto where the cache already holds the file verified (``trusted``:
+    no transfer at all) or where compute nodes have no internet (download_on_host)."""
+    transfer = abc["transfer"]
+    if transfer != "auto":
+        return transfer == "download"
+    return trusted or abc["download_on_host"]

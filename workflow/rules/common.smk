@@ -47,11 +47,10 @@ SUBSETS = f"{OUT['dir']}/subsets"
 # (shared) cache, and the settings its results were made with. Never in the cache.
 STATE = f"{OUT['dir']}/.abc"
 RECEIPTS = f"{STATE}/cached"
-# auto decides per matrix in the subset job, which downloads itself if it picks download;
-# with download_on_host (compute nodes without internet) it is download
-STREAM = ABC["transfer"] == "stream" or (
-    ABC["transfer"] == "auto" and not ABC["download_on_host"]
-)
+# Each subset job gets its own matrix (from the shared cache, downloading it there first
+# if needed, or by byte ranges): one job per matrix. With download_on_host (compute nodes
+# without internet) download jobs on the submitting host fill the cache first.
+DOWNLOAD_JOBS = ABC["download_on_host"] and ABC["transfer"] != "stream"
 
 
 def note(message):
@@ -203,8 +202,8 @@ def provenance(wildcards=None):
 
 
 def matrix_input(wildcards):
-    """The cached matrix's receipt in download mode; nothing in stream mode."""
-    return [] if STREAM else receipt(matrix_entry(wildcards.matrix))
+    """The cached matrix's receipt with download jobs; else nothing (the job fetches)."""
+    return receipt(matrix_entry(wildcards.matrix)) if DOWNLOAD_JOBS else []
 
 
 def subset_mem_mb(wildcards, input, attempt):
@@ -213,14 +212,16 @@ def subset_mem_mb(wildcards, input, attempt):
 
 
 def _subset_mem_mb(matrix, input):
-    """From the cached file's indptr, else estimated from the manifest size."""
+    """From the cached file's indptr where the cache has it, else estimated from the
+    manifest size."""
     _require_input(input.cells)
-    if not STREAM:
+    if DOWNLOAD_JOBS:
         _require_input(input.matrix)  # not fetched yet: Snakemake asks again when it is
-        local = cache_path(CACHE, matrix_entry(matrix).relative_path)
+    local = cache_path(CACHE, matrix_entry(matrix).relative_path)
+    if local.exists():
         try:
             return res.subset_mem_mb(local, input.cells, matrix)
-        except Exception:  # missing, damaged or unusual (dense X): the job says what
+        except Exception:  # damaged or unusual (dense X): the job says what
             pass
     return res.estimate_subset_mem_mb_from_cells(
         matrix_size(matrix), input.cells, matrix
