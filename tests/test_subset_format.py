@@ -15,7 +15,8 @@ import pytest
 import scipy.sparse as sp
 from conftest import local_abc, receipts_for
 
-from abc_downsample.subset import subset_local_file
+from abc_downsample.errors import AbcError
+from abc_downsample.subset import labels_for_matrix, subset_local_file
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 MATRIX = "WMB-10Xv3-TH"
@@ -165,3 +166,23 @@ def test_download_mode_subset_job_imports_no_pandas_anndata_pyarrow_or_scipy(tmp
     assert rows == 3
     assert heavy == []
     assert list(ad.read_h5ad(tmp_path / "out.h5ad").obs.index) == ["c3", "c1", "c40"]
+
+
+@pytest.mark.parametrize("line_end", ["\n", "\r\n"])
+def test_cell_labels_read_alike_with_and_without_quoted_fields(tmp_path, line_end):
+    table = pd.DataFrame(
+        {
+            "cell_label": ["a", "b,1", 'c"2', "d", "e"],
+            "feature_matrix_label": [MATRIX, MATRIX, MATRIX, "WMB-10Xv2-TH", MATRIX],
+            "note": [f"{MATRIX} too", "", "x", MATRIX, "y"],  # the name in another field
+        }
+    )
+    table.to_csv(tmp_path / "quoted.csv", index=False, lineterminator=line_end)
+    table.iloc[[0, 3, 4]].to_csv(tmp_path / "plain.csv", index=False, lineterminator=line_end)
+    assert labels_for_matrix(tmp_path / "quoted.csv", MATRIX) == ["a", "b,1", 'c"2', "e"]
+    assert labels_for_matrix(tmp_path / "plain.csv", MATRIX) == ["a", "e"]
+    (tmp_path / "short.csv").write_text(f"cell_label,feature_matrix_label\na,{MATRIX}\nb\n")
+    assert labels_for_matrix(tmp_path / "short.csv", MATRIX) == ["a"]
+    (tmp_path / "cut.csv").write_text(f"feature_matrix_label,cell_label\n{MATRIX}\n")
+    with pytest.raises(AbcError, match="fewer fields than its header"):
+        labels_for_matrix(tmp_path / "cut.csv", MATRIX)

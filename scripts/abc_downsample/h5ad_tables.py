@@ -22,11 +22,14 @@ import h5py
 import numpy as np
 
 from .csr_rows import CsrWriter
+from .units import MiB
 
 STRINGS = h5py.string_dtype("utf-8")  # anndata's string-array dtype
-# Below this share of the rows, a column's selected rows are read one by one (h5py point
-# selection), above it the column is read whole and indexed.
+# Below this share of the rows, a string column's selected rows are read one by one (h5py
+# point selection): h5py makes a Python object of every string it reads. Numbers are read
+# whole up to WHOLE_BYTES, which costs less than point selection.
 FEW_ROWS = 0.1
+WHOLE_BYTES = 16 * MiB
 
 
 @dataclass
@@ -102,7 +105,8 @@ def _take(dset: h5py.Dataset, rows, order) -> np.ndarray:
     """``dset[rows]`` for any order of unique rows (all rows for None)."""
     if rows is None:
         return dset[...]
-    if len(rows) >= FEW_ROWS * len(dset) or len(rows) == 0:
+    cheap = dset.dtype.kind != "O" and dset.size * dset.dtype.itemsize <= WHOLE_BYTES
+    if cheap or len(rows) >= FEW_ROWS * len(dset) or len(rows) == 0:
         return dset[...][rows]
     values = dset[rows[order]]  # h5py reads increasing rows
     out = np.empty_like(values)
