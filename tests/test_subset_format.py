@@ -15,6 +15,7 @@ import pytest
 import scipy.sparse as sp
 from conftest import local_abc, receipts_for
 
+from abc_downsample.cache import read_receipt, write_stamp
 from abc_downsample.errors import AbcError
 from abc_downsample.subset import labels_for_matrix, subset_local_file
 
@@ -138,12 +139,12 @@ from abc_downsample.cache import read_receipt
 from abc_downsample.subset_job import subset_matrix_file
 abc = json.loads({abc!r})
 stats = subset_matrix_file(abc, read_receipt({receipt!r}), {cells!r}, {out!r}, {matrix!r}, True)
-heavy = ["pandas", "anndata", "pyarrow", "scipy", "natsort", "zarr"]
+heavy = ["pandas", "anndata", "pyarrow", "scipy", "natsort", "zarr", "urllib3"]
 print(json.dumps([stats.rows, [name for name in heavy if name in sys.modules]]))
 """
 
 
-def test_download_mode_subset_job_imports_no_pandas_anndata_pyarrow_or_scipy(tmp_path):
+def test_subset_job_on_a_cached_file_imports_no_pandas_anndata_pyarrow_scipy_urllib3(tmp_path):
     source = tmp_path / f"{MATRIX}-raw.h5ad"
     ad.AnnData(
         sp.random(50, 8, density=0.3, format="csr", dtype=np.float32, random_state=2),
@@ -154,6 +155,7 @@ def test_download_mode_subset_job_imports_no_pandas_anndata_pyarrow_or_scipy(tmp
         var=pd.DataFrame({"gene_symbol": list("abcdefgh")}, index=list("ABCDEFGH")),
     ).write_h5ad(source)
     receipt = receipts_for(tmp_path, source.name)[source.name]
+    write_stamp(tmp_path, read_receipt(receipt))  # the cache filled: verified by a download job
     write_cells(tmp_path / "cells.csv", ["c3", "c1", "c40"])
     code = JOB.format(
         scripts=str(SCRIPTS), abc=json.dumps({**local_abc(tmp_path), "keep_matrices": True}),
