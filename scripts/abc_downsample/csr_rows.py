@@ -239,7 +239,8 @@ def _checked_rows(rows: np.ndarray, n_rows: int) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.int64).ravel()
     if len(rows) and (rows.min() < 0 or rows.max() >= n_rows):
         raise IndexError(f"row numbers must be in [0, {n_rows})")
-    if len(np.unique(rows)) != len(rows):
+    ordered = np.sort(rows)  # not np.unique: its first call costs ~10 ms a process
+    if (ordered[1:] == ordered[:-1]).any():
         raise ValueError("row numbers must be unique")
     return rows
 
