@@ -54,19 +54,24 @@ class Table:
         return len(self.index)
 
 
-def read_table(group: h5py.Group, rows: np.ndarray | None, index_name: str) -> Table | None:
+def read_table(
+    group: h5py.Group, rows: np.ndarray | None, index_name: str, index: list[str] | None = None
+) -> Table | None:
     """Rows ``rows`` (in that order; None: all) of an h5ad dataframe group, its index named
-    ``index_name``; None if a column's encoding is not one this module copies."""
-    stored_index = group.attrs["_index"]
+    ``index_name`` (``index``: its values, when the caller has them); None if a column's
+    encoding is not one this module copies."""
     names = [str(n) for n in group.attrs.get("column-order", [])]
     if index_name in names or "_index" in names:
         return None  # anndata refuses or rewrites such tables
-    order = None if rows is None else np.argsort(rows, kind="stable")
-    index = _column(group[stored_index], rows, order)
-    columns = {name: _column(group[name], rows, order) for name in names}
-    if index is None or index.kind != "string-array" or None in columns.values():
+    stored = group[group.attrs["_index"]]
+    if stored.attrs.get("encoding-type") != "string-array" or not _is_strings(stored):
         return None
-    return Table(index_name, index.values, columns)
+    order = None if rows is None else np.argsort(rows, kind="stable")
+    columns = {name: _column(group[name], rows, order) for name in names}
+    if None in columns.values():
+        return None
+    values = _take(stored, rows, order) if index is None else np.array(index, dtype=object)
+    return Table(index_name, values, columns)
 
 
 def _column(node: h5py.Group | h5py.Dataset, rows, order) -> Column | None:

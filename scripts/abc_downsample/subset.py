@@ -149,7 +149,7 @@ def subset_matrix(
     with unreadable(filename, CORRUPT):
         source = source if source is not None else H5CsrSource(h5file["X"])
         rows = rows_for_labels(read_obs_labels(h5file), cell_labels, filename)
-        obs = read_table(h5file["obs"], rows, "cell_label")
+        obs = read_table(h5file["obs"], rows, "cell_label", index=list(cell_labels))
         var = read_table(h5file["var"], None, "gene_identifier")
         writer = h5ad_writer
         if obs is None or var is None:
