@@ -2,7 +2,11 @@
 
 Reading is split in two so that a remote reader (ranged GETs) can reuse the planning:
 pure helpers (`row_runs`, `batches`) decide which stretches of ``data``/``indices`` to
-fetch, a `CsrSource` fetches them, and `read_rows` puts the rows in the requested order.
+fetch, a `CsrSource` fetches them, and `read_row_arrays` puts the rows in the requested order.
+
+Imports are h5py and numpy only: every subset job imports this module, and pandas, anndata
+and scipy cost over a second a process. The functions returning pandas or scipy objects
+import them when called (concat and the R export, which load them anyway).
 """
 
 from __future__ import annotations
@@ -10,14 +14,10 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-import anndata as ad
 import h5py
 import numpy as np
-import pandas as pd
-import scipy.sparse as sp
-from anndata.io import read_elem
 
 from .errors import AbcError
 from .units import SUBSET_BATCH_NNZ, MiB
@@ -27,6 +27,10 @@ DEFAULT_MAX_NNZ = SUBSET_BATCH_NNZ
 # Chunk cache per dataset for chunked (e.g. gzip) files: sorted runs walk the chunks in
 # order, so a cache of a few chunks decompresses each chunk once.
 CHUNK_CACHE_BYTES = 32 * MiB
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import scipy.sparse as sp
 
 Run = tuple[int, int]
 
@@ -195,8 +199,11 @@ def _split_runs(runs: list[Run], indptr: np.ndarray, max_nnz: int) -> Iterator[R
         yield a, b
 
 
-def read_rows(source: CsrSource, rows: np.ndarray, max_nnz: int = DEFAULT_MAX_NNZ) -> sp.csr_matrix:
-    """Return rows ``rows`` of ``source``, in that order, as a CSR matrix.
+def read_row_arrays(
+    source: CsrSource, rows: np.ndarray, max_nnz: int = DEFAULT_MAX_NNZ
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Rows ``rows`` of ``source``, in that order, as CSR arrays ``data, indices, indptr``
+    (``indptr`` int64, starting at 0).
 
     Rows are fetched in file order (adjacent rows together, ``max_nnz`` non-zeros a batch)
     and copied straight into their place in the result: memory is the result plus one batch.
@@ -219,14 +226,21 @@ def read_rows(source: CsrSource, rows: np.ndarray, max_nnz: int = DEFAULT_MAX_NN
         _place(batch_data, batch_indices, lengths[positions], out_indptr[positions], data, indices)
         del batch_data, batch_indices  # before the next batch: one batch held at a time
         done += n_group
-    return _csr(data, indices, out_indptr, (len(rows), source.n_cols))
+    return data, indices, out_indptr
+
+
+def read_rows(source: CsrSource, rows: np.ndarray, max_nnz: int = DEFAULT_MAX_NNZ) -> sp.csr_matrix:
+    """`read_row_arrays` as a scipy CSR matrix."""
+    data, indices, indptr = read_row_arrays(source, rows, max_nnz)
+    return _csr(data, indices, indptr, (len(indptr) - 1, source.n_cols))
 
 
 def _checked_rows(rows: np.ndarray, n_rows: int) -> np.ndarray:
     rows = np.asarray(rows, dtype=np.int64).ravel()
     if len(rows) and (rows.min() < 0 or rows.max() >= n_rows):
         raise IndexError(f"row numbers must be in [0, {n_rows})")
-    if len(np.unique(rows)) != len(rows):
+    ordered = np.sort(rows)  # not np.unique: its first call costs ~10 ms a process
+    if (ordered[1:] == ordered[:-1]).any():
         raise ValueError("row numbers must be unique")
     return rows
 
@@ -252,6 +266,8 @@ def _place(batch_data, batch_indices, lengths, dest_starts, data, indices) -> No
 
 def _csr(data, indices, indptr, shape) -> sp.csr_matrix:
     """Build a CSR matrix without scipy re-checking or copying the arrays."""
+    import scipy.sparse as sp  # only for callers wanting a matrix object
+
     if _fits(indptr, indices):
         indptr = indptr.astype(indices.dtype)
     else:  # scipy needs one index dtype for both arrays
@@ -268,73 +284,37 @@ def _fits(indptr: np.ndarray, indices: np.ndarray) -> bool:
 
 def read_obs(h5file: h5py.File) -> pd.DataFrame:
     """The cell table of an h5ad file, without touching X."""
+    from anndata.io import read_elem  # pandas/anndata: see the module's docstring
+
     return read_elem(h5file["obs"])
 
 
 def read_var(h5file: h5py.File) -> pd.DataFrame:
     """The gene table of an h5ad file, without touching X."""
+    from anndata.io import read_elem
+
     return read_elem(h5file["var"])
 
 
 def read_obs_index(h5file: h5py.File) -> pd.Index:
     """Only the cell labels of an h5ad file (cheaper than the whole obs table)."""
+    import pandas as pd
+    from anndata.io import read_elem
+
     obs = h5file["obs"]
     return pd.Index(read_elem(obs[obs.attrs["_index"]]), name=obs.attrs["_index"])
 
 
-def read_obs_labels(h5file: h5py.File) -> pd.Index:
+def read_obs_labels(h5file: h5py.File) -> np.ndarray:
     """The cell labels of an h5ad file as stored (``bytes`` for string datasets): decoding
     half a million labels costs more than the lookup they serve."""
     obs = h5file["obs"]
     labels = obs[obs.attrs["_index"]]
     if isinstance(labels, h5py.Dataset) and h5py.check_string_dtype(labels.dtype):
-        return pd.Index(labels[...], dtype=object)
-    return pd.Index(read_elem(labels))
+        return labels[...].astype(object, copy=False)
+    from anndata.io import read_elem  # an index as anndata never writes it: rare
 
-
-# Below this share of the rows, a column's selected rows are read one by one (h5py point
-# selection), above it the column is read whole and indexed.
-FEW_ROWS = 0.1
-
-
-def read_obs_rows(h5file: h5py.File, rows: np.ndarray) -> pd.DataFrame:
-    """Rows ``rows`` (in that order) of an h5ad's obs table: of each plain or categorical
-    column only those rows when they are few; other encodings whole, then indexed."""
-    obs = h5file["obs"]
-    rows = np.asarray(rows, dtype=np.int64)
-    order = np.argsort(rows, kind="stable")
-    index_name = obs.attrs["_index"]
-    names = [str(n) for n in obs.attrs.get("column-order", [])]
-    columns = {name: _column_rows(obs[name], rows, order) for name in [index_name, *names]}
-    index = pd.Index(columns.pop(index_name), name=index_name)
-    return pd.DataFrame(columns, index=index, columns=names)
-
-
-def _column_rows(node, rows: np.ndarray, order: np.ndarray):
-    kind = node.attrs.get("encoding-type", "")
-    n = node["codes"].shape[0] if kind == "categorical" else getattr(node, "shape", (0,))[0]
-    few = len(rows) < FEW_ROWS * n
-    if kind == "categorical":
-        codes = _take(node["codes"], rows, order, few)
-        return pd.Categorical.from_codes(
-            codes, read_elem(node["categories"]), ordered=bool(node.attrs.get("ordered", False))
-        )
-    if kind in ("string-array", "array") and isinstance(node, h5py.Dataset):
-        values = _take(node, rows, order, few)
-        if h5py.check_string_dtype(node.dtype):
-            values = np.array([v.decode() for v in values], dtype=object)
-        return values
-    return np.asarray(read_elem(node))[rows]  # nullable and other encodings: whole
-
-
-def _take(dset: h5py.Dataset, rows: np.ndarray, order: np.ndarray, few: bool) -> np.ndarray:
-    """``dset[rows]`` for any order of unique rows."""
-    if not few or len(rows) == 0:
-        return dset[...][rows]
-    values = dset[rows[order]]  # h5py reads increasing rows
-    out = np.empty_like(values)
-    out[order] = values
-    return out
+    return np.asarray(read_elem(labels), dtype=object)
 
 
 class CsrWriter:
@@ -402,6 +382,8 @@ def csr_h5ad_writer(
 
     The caller appends all rows; the X group is checked complete on exit.
     """
+    import anndata as ad  # see the module's docstring
+
     ad.AnnData(obs=obs, var=var, uns=uns, obsm=obsm).write_h5ad(path)
     with h5py.File(path, "r+") as h5file:
         writer = CsrWriter(

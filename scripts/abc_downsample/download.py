@@ -10,6 +10,8 @@ and after a machine crash a part recorded as done but never written fails the MD
 which refetches the file.
 """
 
+from __future__ import annotations
+
 import contextlib
 import fcntl
 import hashlib
@@ -23,12 +25,15 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .cache import check_cached, ensure_cached, read_receipt
 from .errors import AbcError
 from .manifest import FileEntry
-from .storage import Store, TransientError, store_from_config
 from .units import GB, MiB, size_text
+
+if TYPE_CHECKING:  # storage imports urllib3: a subset job on a cached file never needs it
+    from .storage import Store
 
 CHUNK = MiB  # pieces of a part's stream: memory is about max_concurrency * CHUNK
 HASH_BLOCK = 8 * MiB
@@ -209,6 +214,8 @@ def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log) 
     settings = abc["download"]
 
     def fetch(entry: FileEntry, dest: Path, verify_existing: str) -> None:
+        from .storage import store_from_config
+
         fetch_file(
             store_from_config(abc),
             entry.relative_path,
@@ -352,6 +359,8 @@ def _fetch_part(job, fd, index, retries, stop, written) -> bool:
 
     Returns False if the transfer was stopped (another part failed) before it finished.
     """
+    from .storage import TransientError
+
     start, end = job.bounds(index)
     pos = start
     for attempt in range(1, retries + 1):
