@@ -196,12 +196,14 @@ def test_auto_picks_the_cheaper_transfer_and_logs_its_plan(
     assert out.read_bytes() == (tmp_path / "d.h5ad").read_bytes()
 
 
-def test_auto_reads_a_matrix_verified_in_the_cache_without_any_transfer(
-    release, cells_csv, tmp_path
+@pytest.mark.parametrize("stamped", [True, False], ids=["ours", "another-tool"])
+def test_auto_reads_a_matrix_in_the_cache_without_any_transfer(
+    release, cells_csv, tmp_path, stamped
 ):
-    """A project joining a filled cache: auto uses the stamped file (no request at all: the
-    endpoint is closed) and, not having fetched it, leaves it there (keep_matrices false)."""
-    from abc_downsample.cache import cache_path, write_stamp
+    """A project joining a filled cache (ours, stamped; or abc_atlas_access's, checked here
+    against the manifest's MD5): auto uses the file with no request at all (the endpoint is
+    closed) and, not having fetched it, leaves it there (keep_matrices false)."""
+    from abc_downsample.cache import cache_path, is_stamped, write_stamp
     from abc_downsample.manifest import Manifest
     from abc_downsample.subset_job import subset_matrix_file
 
@@ -212,7 +214,8 @@ def test_auto_reads_a_matrix_verified_in_the_cache_without_any_transfer(
     cached = cache_path(cache, key)
     cached.parent.mkdir(parents=True)
     cached.write_bytes(Path(release["root"], key).read_bytes())
-    write_stamp(cache, entry)
+    if stamped:
+        write_stamp(cache, entry)
     abc = abc_with_defaults({
         "bucket": BUCKET,
         "endpoint_url": "http://127.0.0.1:9",  # nothing listens: any request would fail
@@ -226,4 +229,4 @@ def test_auto_reads_a_matrix_verified_in_the_cache_without_any_transfer(
     local = subset_local_file(f"{release['root']}/{key}", cells_csv, tmp_path / "d.h5ad", matrix)
     assert stats.rows == local.rows > 0
     assert out.read_bytes() == (tmp_path / "d.h5ad").read_bytes()
-    assert cached.exists()
+    assert cached.exists() and is_stamped(cache, entry)

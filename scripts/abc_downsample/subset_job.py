@@ -18,35 +18,36 @@ def subset_matrix_file(
     says. ``downloaded``: a download job of this project fetched it (download_on_host)."""
     log = logging.getLogger("abc_downsample")
     cache_dir = abc["cache_dir"]
-    # with keep_matrices false, a file this project fetched is deleted after use; one that
-    # was already verified in the shared cache (another project's) is left alone
-    trusted = is_trusted(cache_dir, entry, abc["verify"])
-    ours = downloaded or not trusted
-    if _reads_the_cache(abc, trusted):
-        # a cached file (ours, abc_atlas_access's, a mirror's) is verified, never trusted blind
+    # any copy of the manifest's size counts (ours, another project's, abc_atlas_access's):
+    # it is verified before use, a corrupt one fetched again
+    in_cache = is_trusted(cache_dir, entry, "size")
+    if _reads_the_cache(abc, in_cache):
         stats = subset_local_file(use_cached(entry, abc, log), cells_csv, out_path, matrix)
+        fetched = not in_cache
     else:
         from .remote_h5 import subset_from_config  # stream mode's modules: only when used
 
-        fetched = []
+        fetches = []
 
         def fetch_cached() -> Path:
-            fetched.append(True)
+            fetches.append(True)
             return use_cached(entry, abc, log)
 
         stats = subset_from_config(
             abc, entry.relative_path, cells_csv, out_path, matrix, fetch_cached=fetch_cached
         )
-        ours = ours and bool(fetched)
-    if ours and not abc["keep_matrices"]:
+        fetched = bool(fetches)
+    # keep_matrices false: what this project fetched is deleted after use; a file that was
+    # in the shared cache before (another project's, another tool's) is left alone
+    if (fetched or downloaded) and not abc["keep_matrices"]:
         forget(cache_dir, entry)
     return stats
 
 
-def _reads_the_cache(abc: dict, trusted: bool) -> bool:
-    """Download mode; auto where the cache already holds the file verified (``trusted``:
-    no transfer at all) or where compute nodes have no internet (download_on_host)."""
+def _reads_the_cache(abc: dict, in_cache: bool) -> bool:
+    """Download mode; auto where the cache already holds the file (no transfer: offline
+    reruns and a filled cache need no network) or compute nodes have no internet."""
     transfer = abc["transfer"]
     if transfer != "auto":
         return transfer == "download"
-    return trusted or abc["download_on_host"]
+    return in_cache or abc["download_on_host"]
