@@ -29,11 +29,21 @@ def matrix(tmp_path):
     return path
 
 
-def test_selected_bytes_come_from_indptr(tmp_path, matrix):
-    picked = [file_labels(200)[i] for i in (5, 150, 199)] + ["not-in-file"]
-    write_cells_csv(tmp_path / "cells.csv", picked)
-    rows_bytes, file_rows = res.selected_bytes(matrix, tmp_path / "cells.csv", "WMB-10Xv3-TH")
-    assert rows_bytes == (5 + 150 + 199) * 8 and file_rows == 200
+def test_selected_bytes_are_bounded_by_the_largest_rows(tmp_path, matrix):
+    """Row i has i non-zeros: any n rows hold at most the n largest rows' bytes, and all
+    rows exactly the file's (the bound needs only indptr, no obs labels)."""
+    assert res.largest_rows_bytes(matrix, 3) == ((199 + 198 + 197) * 8, 200)
+    assert res.largest_rows_bytes(matrix, 500) == (sum(range(200)) * 8, 200)
+    assert res.largest_rows_bytes(matrix, 0) == (0, 200)
+    rows = np.random.default_rng(1).choice(200, 40, replace=False)
+    assert rows.sum() * 8 <= res.largest_rows_bytes(matrix, 40)[0]
+
+
+def test_sample_counts_follow_the_file(tmp_path):
+    write_cells_csv(tmp_path / "cells.csv", ["a", "b"])
+    assert res.sample_counts(tmp_path / "cells.csv") == {"WMB-10Xv3-TH": 2, "WMB-10Xv2-TH": 6}
+    write_cells_csv(tmp_path / "cells.csv", ["a", "b", "c"])  # a new sample, read again
+    assert res.sample_counts(tmp_path / "cells.csv")["WMB-10Xv3-TH"] == 3
 
 
 def test_subset_mem_grows_with_the_selected_bytes(tmp_path):

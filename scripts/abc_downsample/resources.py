@@ -1,8 +1,9 @@
 """Per-job ``mem_mb`` / ``runtime`` from the data, for the Snakefile's resource callables.
 
-Cheap on purpose: they read the cells CSV's two needed columns, a matrix file's cell labels
-and ``X/indptr``, or a subset's X shape, never the values. A path that does not exist yet
-raises ``FileNotFoundError``, which Snakemake takes as "ask again later".
+Cheap on purpose (the main Snakemake process sizes every job): they read the sample's
+matrix column once, a matrix file's ``X/indptr``, or a subset's X shape, never the values.
+A path that does not exist yet raises ``FileNotFoundError``, which Snakemake takes as "ask
+again later".
 
 Memory model of a subset job (see benchmarks/README.md for the measurements behind it):
 interpreter and libraries, plus the matrix file's obs table, plus the selected rows held
@@ -12,6 +13,7 @@ once with one read batch and the writer's buffers on top (``SUBSET_ROWS_FACTOR``
 from __future__ import annotations
 
 import errno
+import functools
 import math
 import os
 
@@ -45,30 +47,33 @@ def _require(path) -> None:
         raise FileNotFoundError(errno.ENOENT, "not made yet", str(path))
 
 
-def selected_labels(cells_csv, matrix: str) -> pd.Index:
-    """Cell labels of ``matrix`` in the sample (the subset job reads them the same way)."""
-    from .subset import labels_for_matrix  # anndata: only when a job is sized
-
+def sample_counts(cells_csv) -> dict[str, int]:
+    """Cells per matrix (``feature_matrix_label``) in the sample, read once per version of
+    the file: the main Snakemake process asks for every job it sizes or lists."""
     _require(cells_csv)
-    return labels_for_matrix(cells_csv, matrix)
+    info = os.stat(cells_csv)
+    return _sample_counts(os.fspath(cells_csv), info.st_mtime_ns, info.st_size)
 
 
-def selected_bytes(matrix_path, cells_csv, matrix: str) -> tuple[int, int]:
-    """Bytes of the selected rows' values and indices in a local matrix, and its row count."""
-    from .csr_rows import read_obs_index  # anndata: only when a job is sized
+@functools.lru_cache(maxsize=4)
+def _sample_counts(path: str, mtime_ns: int, size: int) -> dict[str, int]:
+    column = "feature_matrix_label"
+    labels = pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False)[column]
+    return {str(k): int(v) for k, v in labels.value_counts().items()}
 
+
+def largest_rows_bytes(matrix_path, n_rows: int) -> tuple[int, int]:
+    """Bytes of the ``n_rows`` largest rows' values and indices in a local matrix (a bound
+    for any selection of that many rows, exact for all of them), and its row count. Only
+    ``indptr`` is read: the obs labels that would make it exact cost 0.2-0.4 s a job."""
     _require(matrix_path)
-    labels = selected_labels(cells_csv, matrix)
     with h5py.File(matrix_path, "r") as h5file:
-        file_labels = read_obs_index(h5file)
         group = h5file["X"]
-        indptr = group["indptr"][:].astype(np.int64)
+        lengths = np.diff(group["indptr"][:].astype(np.int64))
         per_nnz = group["data"].dtype.itemsize + group["indices"].dtype.itemsize
-    rows = file_labels.get_indexer(labels) if not file_labels.has_duplicates else []
-    rows = np.asarray(rows, np.int64)
-    rows = rows[rows >= 0]  # missing cells are the job's error to report, not ours
-    nnz = int((indptr[rows + 1] - indptr[rows]).sum())
-    return nnz * per_nnz, len(file_labels)
+    n = min(max(0, n_rows), len(lengths))
+    largest = np.partition(lengths, len(lengths) - n)[len(lengths) - n :] if n else lengths[:0]
+    return int(largest.sum()) * per_nnz, len(lengths)
 
 
 def _subset_mb(rows_bytes: float, file_rows: float) -> int:
@@ -81,8 +86,9 @@ def _subset_mb(rows_bytes: float, file_rows: float) -> int:
 
 
 def subset_mem_mb(matrix_path, cells_csv, matrix: str) -> int:
-    """Memory of a subset job on a local (downloaded) matrix file, from its ``indptr``."""
-    rows_bytes, file_rows = selected_bytes(matrix_path, cells_csv, matrix)
+    """Memory of a subset job on a local (cached) matrix file, from its ``indptr``."""
+    n_selected = sample_counts(cells_csv).get(matrix, 0)
+    rows_bytes, file_rows = largest_rows_bytes(matrix_path, n_selected)
     return _subset_mb(rows_bytes, file_rows)
 
 
@@ -92,7 +98,7 @@ def estimate_subset_mem_mb_from_cells(file_size: int, cells_csv, matrix: str) ->
     The selection is bounded by a generous bytes-per-cell and by the file size; the file's
     cell count (for its obs table) is guessed high from its size.
     """
-    n_selected = len(selected_labels(cells_csv, matrix))
+    n_selected = sample_counts(cells_csv).get(matrix, 0)
     rows_bytes = min(file_size, n_selected * MAX_BYTES_PER_CELL)
     file_rows = file_size / MIN_BYTES_PER_CELL
     return _subset_mb(rows_bytes, file_rows) + STREAM_CACHE_MB

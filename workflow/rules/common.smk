@@ -1,7 +1,6 @@
 # Configuration, paths and the input/resource functions shared by the rules.
 from pathlib import Path
 
-import pandas as pd
 from snakemake.io import is_flagged
 
 from abc_downsample import __version__
@@ -172,11 +171,7 @@ def matrix_entry(matrix):
 
 def needed_matrices():
     """feature_matrix_labels of the sampled cells (after the sample_cells checkpoint)."""
-    cells = checkpoints.sample_cells.get().output.cells
-    labels = pd.read_csv(cells, usecols=["feature_matrix_label"], dtype=str)[
-        "feature_matrix_label"
-    ]
-    return sorted(labels.unique())
+    return sorted(res.sample_counts(checkpoints.sample_cells.get().output.cells))
 
 
 def subset_paths(wildcards=None):
