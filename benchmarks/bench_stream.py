@@ -151,9 +151,13 @@ def range_server(root: Path, port: int) -> None:
                     self.wfile.write(piece)
                     left -= len(piece)
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 512
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        # the listen backlog, read when the socket starts listening: with the default (5)
+        # a burst of new connections (stream opens 32) lost SYNs, each a 1 s retransmit
+        request_queue_size = 512
+
+    server = Server(("127.0.0.1", port), Handler)
     print(f"listening {server.server_address[1]}", flush=True)
     server.serve_forever()
 
