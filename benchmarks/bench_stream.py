@@ -13,7 +13,10 @@ so it cannot serve a 1 GB file by ranges), puts throttle_proxy.py in front, then
 in separate processes:
 - stream: ``remote_h5`` (``open_remote`` + ``subset_matrix``) of a random ``--fraction``;
 - download: ``download.fetch_file`` (64 MB parts, 8 in flight, MD5) + ``subset_local_file``;
-- auto: ``remote_h5.subset_auto`` with the link model set to the proxy's link.
+- auto: ``remote_h5.subset_auto``, its link model the proxy's latency and per-connection
+  rate with the rest calibrated on this machine (``calibrate``: a download's rate, the
+  wall time per small GET at 32 in flight, stream's chunk-decoding rate);
+- auto made to download: the same with requests made costly, for what planning adds.
 Reports bytes and requests fetched (opening + indptr, rows, obs/var), bytes fetched for
 the rows / the selected rows' bytes, wall time and peak RSS, and checks the outputs are
 byte-identical. ``engines`` compares clients on many small ranges (no throttle): client

@@ -14,10 +14,10 @@ from abc_downsample.units import MB, MiB
 BENCH_LINK = Link(
     latency_s=0.020,
     connection_bps=50 * MB,
-    total_bps=170 * MB,
-    request_cpu_s=0.0005,
+    total_bps=190 * MB,
+    request_cpu_s=0.0006,
     disk_bps=500 * MB,
-    decode_bps=330 * MB,
+    decode_bps=250 * MB,
 )
 # plans bench_stream logged: (requests, bytes fetched, decoded, file)
 CONTIGUOUS = (2264, int(68.7 * MB), 0, int(1102.7 * MB))
@@ -43,7 +43,7 @@ def plan(link: Link, figures, **kwargs):
 def test_unfiltered_layouts_stream_with_a_wide_margin(figures):
     choice = plan(BENCH_LINK, figures)
     assert choice.transfer == "stream"
-    assert choice.download_s > 2.5 * choice.stream_s  # the file's 1.1 GB against 69 MB
+    assert choice.download_s > 1.8 * choice.stream_s  # the file's 1.1 GB against 69 MB
 
 
 def test_decoding_is_charged_to_both_modes():
@@ -52,21 +52,23 @@ def test_decoding_is_charged_to_both_modes():
     lengthens both estimates alike and alone never tips the choice."""
     without = plan(BENCH_LINK, GZIP, decoded_bytes=0)
     with_decoding = plan(BENCH_LINK, GZIP)
-    decode_s = 352.9 / 330
+    decode_s = 352.9 / 250
     assert with_decoding.decode_s == pytest.approx(decode_s)
     assert with_decoding.stream_s == pytest.approx(without.stream_s + decode_s)
     assert with_decoding.download_s == pytest.approx(without.download_s + decode_s)
     assert with_decoding.transfer == without.transfer
 
 
-def test_gzip_at_the_benchmark_figures_is_close_and_the_log_shows_the_decoding():
-    """On gzip the two modes cost nearly alike once planned (measured, medians of 6:
-    auto made to stream 5.0 s, made to download 5.7 s; both pay ~1 s of planning): the
-    model rates them within a second of each other, and the log line names the decoding."""
+def test_gzip_at_the_benchmark_figures_streams_and_the_log_shows_the_decoding():
+    """On gzip, once planned, the two cost nearly alike and stream is the cheaper: auto
+    made to stream took 3.9 s, made to download 4.3 s (medians of 4 paired runs; the
+    ~0.9 s of planning is in both). The model rates them within a second, stream first,
+    and the log line names the decoding both pay."""
     choice = plan(BENCH_LINK, GZIP)
-    assert abs(choice.stream_s - choice.download_s) < 1.0
+    assert choice.transfer == "stream"
+    assert choice.download_s - choice.stream_s < 1.0
     line = choice.line("WMB-bench-raw.h5ad")
-    assert "decoding 352.9 MB of chunks ~1.1 s" in line
+    assert "decoding 352.9 MB of chunks ~1.4 s" in line
     assert "decoding" not in plan(BENCH_LINK, CHUNKED).line("x")
 
 
