@@ -13,7 +13,10 @@ so it cannot serve a 1 GB file by ranges), puts throttle_proxy.py in front, then
 in separate processes:
 - stream: ``remote_h5`` (``open_remote`` + ``subset_matrix``) of a random ``--fraction``;
 - download: ``download.fetch_file`` (64 MB parts, 8 in flight, MD5) + ``subset_local_file``;
-- auto: ``remote_h5.subset_auto`` with the link model set to the proxy's link.
+- auto: ``remote_h5.subset_auto``, its link model the proxy's latency and per-connection
+  rate with the rest calibrated on this machine (``calibrate``: a download's rate, the
+  wall time per small GET at 32 in flight, stream's chunk-decoding rate);
+- auto made to download: the same with requests made costly, for what planning adds.
 Reports bytes and requests fetched (opening + indptr, rows, obs/var), bytes fetched for
 the rows / the selected rows' bytes, wall time and peak RSS, and checks the outputs are
 byte-identical. ``engines`` compares clients on many small ranges (no throttle): client
@@ -28,6 +31,7 @@ import subprocess
 import sys
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import formatdate
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -150,9 +154,13 @@ def range_server(root: Path, port: int) -> None:
                     self.wfile.write(piece)
                     left -= len(piece)
 
-    server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-    server.daemon_threads = True
-    server.request_queue_size = 512
+    class Server(ThreadingHTTPServer):
+        daemon_threads = True
+        # the listen backlog, read when the socket starts listening: with the default (5)
+        # a burst of new connections (stream opens 32) lost SYNs, each a 1 s retransmit
+        request_queue_size = 512
+
+    server = Server(("127.0.0.1", port), Handler)
     print(f"listening {server.server_address[1]}", flush=True)
     server.serve_forever()
 
@@ -272,6 +280,61 @@ def with_peak_rss(job) -> None:
     print(json.dumps(report))
 
 
+# -- the link model, calibrated on this machine --------------------------------------------
+
+
+def calibrate(endpoint: str, bare_endpoint: str, matrix: Path, dest: Path) -> dict:
+    """auto's link figures as this machine delivers them (client, proxy and server share
+    its cores): ``total_mbps`` from a download of the file as download mode does it,
+    ``request_cpu_ms`` from 2,000 small GETs, 32 in flight, through a proxy without
+    latency (CPU-bound: wall time per request), ``decode_mbps`` from decoding the file's
+    compressed chunks as stream mode does (none: the default stays)."""
+    from abc_downsample.storage import open_store
+
+    t = time.perf_counter()
+    fetch(endpoint, str(dest))
+    figures = {"total_mbps": matrix.stat().st_size / 1e6 / (time.perf_counter() - t)}
+    dest.unlink()
+    bare = open_store(BUCKET, bare_endpoint, max_pool=32)
+    small = [(i * 65536, i * 65536 + 4096) for i in range(2000)]
+    bare.read_ranges(KEY, small[:64], max_workers=32)  # open the connections
+    t = time.perf_counter()
+    bare.read_ranges(KEY, small, max_workers=32)
+    figures["request_cpu_ms"] = 1000 * (time.perf_counter() - t) / len(small)
+    decode = decode_mbps(matrix)
+    if decode:
+        figures["decode_mbps"] = decode
+    return figures
+
+
+def decode_mbps(matrix: Path, n_chunks: int = 1000) -> float:
+    """MB/s out of stream mode's chunk decoding (its threads) on this file, 0 if unfiltered."""
+    import h5py
+
+    from abc_downsample.h5_layout import DECODE_THREADS, ChunkedLayout, dataset_layout, decode_chunk
+
+    with h5py.File(matrix) as f:
+        layouts = [dataset_layout(f["X"][name]) for name in ("data", "indices")]
+    layouts = [lay for lay in layouts if isinstance(lay, ChunkedLayout) and not lay.unfiltered]
+    if not layouts:
+        return 0.0
+    jobs = []
+    with open(matrix, "rb") as raw:
+        for lay in layouts:
+            for chunk in range(min(n_chunks // len(layouts), len(lay.sizes))):
+                raw.seek(int(lay.offsets[chunk]))
+                jobs.append((lay, raw.read(int(lay.sizes[chunk])), int(lay.masks[chunk])))
+
+    def one(job):
+        lay, blob, mask = job
+        return len(decode_chunk(blob, lay.filters, mask, lay.dtype.itemsize))
+
+    t = time.perf_counter()
+    with ThreadPoolExecutor(DECODE_THREADS) as pool:
+        out = sum(pool.map(one, jobs))
+    return out / 1e6 / (time.perf_counter() - t)
+
+
 # -- the comparison -------------------------------------------------------------------------
 
 
@@ -298,52 +361,75 @@ def compare_layout(args, work: Path, layout: str) -> dict:
     cells = work / "cells.csv"
     write_sample(matrix, cells, args.fraction)
     server, port = start([sys.executable, __file__, "serve", "--root", str(root)])
-    proxy, proxy_port = start(
-        [
-            sys.executable,
-            str(HERE / "throttle_proxy.py"),
-            "--upstream",
-            f"127.0.0.1:{port}",
-            "--mbps",
-            str(args.mbps),
-            "--conn-mbps",
-            str(args.conn_mbps),
-            "--latency-ms",
-            str(args.latency_ms),
-        ]
-    )
+    proxy, proxy_port = start(proxy_command(args, port, args.latency_ms))
     endpoint = f"http://127.0.0.1:{proxy_port}"
-    outs = {name: work / f"subset-{name}.h5ad" for name in ("stream", "download", "auto")}
+    names = ("stream", "download", "auto", "planned-download")
+    outs = {name: work / f"subset-{name}.h5ad" for name in names}
     downloaded = work / "download" / Path(KEY).name
-    link = json.dumps(
-        {
-            "latency_ms": args.latency_ms,
-            "connection_mbps": args.conn_mbps or 1e4,
-            "total_mbps": args.mbps or args.total_model_mbps,
-        }
-    )
-    jobs = {
-        "stream": [endpoint, str(cells), str(outs["stream"]), str(args.workers), str(args.gap_kb)],
-        "download": [endpoint, str(cells), str(outs["download"]), str(downloaded), "8"],
-        "auto": [endpoint, str(cells), str(outs["auto"]), str(downloaded), link],
-    }
     try:
+        model = link_model(args, endpoint, port, matrix, downloaded)
+        # auto made to download (a request "costs" 10 s): what planning adds to a download
+        forced = {**model, "request_cpu_ms": 1e4}
+        jobs = {  # name: (job, its arguments)
+            "stream": ("stream", [endpoint, str(cells), str(outs["stream"]), str(args.workers),
+                                  str(args.gap_kb)]),
+            "download": ("download", [endpoint, str(cells), str(outs["download"]),
+                                      str(downloaded), "8"]),
+            "auto": ("auto", [endpoint, str(cells), str(outs["auto"]), str(downloaded),
+                              json.dumps(model)]),
+            "planned-download": ("auto", [endpoint, str(cells), str(outs["planned-download"]),
+                                          str(downloaded), json.dumps(forced)]),
+        }  # fmt: skip
         runs = {name: [] for name in jobs}
-        for _ in range(args.runs):  # interleaved, so load changes hit all three alike
-            for name, job_args in jobs.items():
-                runs[name].append(run_job(name, job_args))
-        stream, download, auto = (median_run(runs[name]) for name in jobs)
+        for _ in range(args.runs):  # interleaved, so load changes hit all alike
+            for name, (job, job_args) in jobs.items():
+                runs[name].append(run_job(job, job_args))
+        stream, download, auto, planned = (median_run(runs[name]) for name in jobs)
     finally:
         for process in (proxy, server):
             process.kill()
             process.wait()
     reference = outs["download"].read_bytes()
-    identical = all(outs[name].read_bytes() == reference for name in ("stream", "auto"))
-    result = {"layout": layout, "stream": stream, "download": download, "auto": auto}
-    report(args, layout, stream, download, auto, identical)
+    identical = all(outs[name].read_bytes() == reference for name in outs)
+    result = {"layout": layout, "link": model, "stream": stream, "download": download,
+              "auto": auto, "planned_download": planned}  # fmt: skip
+    report(args, layout, stream, download, auto, planned, identical)
     for path in [*outs.values(), downloaded] + ([] if args.keep else [matrix]):
         path.unlink(missing_ok=True)
     return result
+
+
+def link_model(args, endpoint: str, server_port: int, matrix: Path, dest: Path) -> dict:
+    """auto's link: the proxy's latency and per-connection rate, the rest calibrated."""
+    bare_proxy, bare_port = start(proxy_command(args, server_port, latency_ms=0))
+    try:
+        measured = calibrate(endpoint, f"http://127.0.0.1:{bare_port}", matrix, dest)
+    finally:
+        bare_proxy.kill()
+        bare_proxy.wait()
+    model = {
+        "latency_ms": args.latency_ms,
+        "connection_mbps": args.conn_mbps or 1e4,
+        **measured,
+        **({"total_mbps": args.mbps} if args.mbps else {}),
+    }
+    print("link model: " + ", ".join(f"{k} {v:.3g}" for k, v in model.items()), flush=True)
+    return model
+
+
+def proxy_command(args, port: int, latency_ms: float) -> list[str]:
+    return [
+        sys.executable,
+        str(HERE / "throttle_proxy.py"),
+        "--upstream",
+        f"127.0.0.1:{port}",
+        "--mbps",
+        str(args.mbps),
+        "--conn-mbps",
+        str(args.conn_mbps),
+        "--latency-ms",
+        str(latency_ms),
+    ]
 
 
 def median_run(reports: list[dict]) -> dict:
@@ -367,7 +453,7 @@ def write_sample(matrix: Path, cells: Path, fraction: float) -> None:
     pd.DataFrame({"cell_label": chosen, "feature_matrix_label": MATRIX}).to_csv(cells, index=False)
 
 
-def report(args, layout, stream: dict, download: dict, auto: dict, identical: bool) -> None:
+def report(args, layout, stream, download, auto, planned, identical: bool) -> None:
     mb = 1e6
     best = min(stream["seconds"], download["seconds"])
     ratio = stream["row_bytes"] / stream["selected_bytes"]
@@ -387,8 +473,10 @@ def report(args, layout, stream: dict, download: dict, auto: dict, identical: bo
         f"{download['bytes'] / mb:8.1f} MB, peak RSS {download['peak_rss_mb']:,.0f} MB",
         f"auto:     {auto['seconds']:6.1f} s  ({auto['seconds'] / best - 1:+.0%} vs the better), "
         f"peak RSS {auto['peak_rss_mb']:,.0f} MB; {auto['plan']}",
+        f"auto made to download: {planned['seconds']:6.1f} s "
+        f"({planned['seconds'] / best - 1:+.0%} vs the better; planning + download + subset)",
         f"runs (s): stream {stream['all_seconds']}, download {download['all_seconds']}, "
-        f"auto {auto['all_seconds']}",
+        f"auto {auto['all_seconds']}, auto made to download {planned['all_seconds']}",
         f"stream speed-up over download {download['seconds'] / stream['seconds']:.1f}x; "
         f"outputs identical: {identical}",
     ]
@@ -520,8 +608,6 @@ def main() -> None:
     parser.add_argument("--mbps", type=float, default=0.0, help="link cap, 0: none")
     parser.add_argument("--conn-mbps", type=float, default=50.0)
     parser.add_argument("--latency-ms", type=float, default=20.0)
-    parser.add_argument("--total-model-mbps", type=float, default=400.0,
-                        help="auto's model of the link when --mbps is 0")  # fmt: skip
     parser.add_argument(
         "--layouts", nargs="+", choices=["contiguous", "chunked", "gzip"],
         default=["contiguous", "chunked", "gzip"],

@@ -352,3 +352,25 @@ def test_fletcher32_is_checked(files):
     damaged = raw[:10] + bytes([raw[10] ^ 0x01]) + raw[11:]
     with pytest.raises(ValueError, match="fletcher32"):
         check_fletcher32(damaged)
+
+
+@pytest.mark.parametrize("layout", ["gzip", "chunked-raw", "contiguous"])
+def test_plan_counts_the_compressed_chunks_decoded(files, matrix, layout):
+    """auto's plan: stream decodes every compressed chunk the rows touch, whole; an
+    unfiltered or contiguous file decodes nothing."""
+    root, paths = files
+    rows = np.sort(np.random.default_rng(5).choice(N_ROWS, N_ROWS // 20, replace=False))
+    with RemoteCsrSource(open_store(str(root)), key_of(layout), merge_gap=0) as remote:
+        plan = remote.plan_rows(rows)
+        before = remote.stats.bytes, remote.stats.requests
+        read_rows(remote, rows)
+        fetched = remote.stats.bytes - before[0], remote.stats.requests - before[1]
+    assert (plan.nbytes, plan.requests) == fetched  # the plan is what is then fetched
+    with h5py.File(paths[layout]) as f:
+        chunked = f["X/data"].compression is not None
+        chunk_len = f["X/data"].chunks[0] if chunked else 0
+    if not chunked:
+        assert plan.decoded_bytes == 0
+        return
+    touched = chunks_touched(matrix.indptr[rows], matrix.indptr[rows + 1], chunk_len)
+    assert plan.decoded_bytes == len(touched) * chunk_len * (4 + 4)

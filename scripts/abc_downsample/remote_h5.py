@@ -15,13 +15,14 @@ sorted within a row in most rows; values finite, and whole non-negative numbers 
 
 import logging
 import os
+from dataclasses import dataclass
 
 import h5py
 import numpy as np
 
 from .csr_rows import DEFAULT_MAX_NNZ, check_csr_group, read_obs_labels, row_runs
 from .errors import AbcError
-from .h5_layout import DAMAGED, dataset_layout, plan_elements, read_elements
+from .h5_layout import DAMAGED, ChunkPlan, dataset_layout, plan_elements, read_elements
 from .range_file import CountingStore, FetchStats, RangeFile
 from .subset import (
     SubsetStats,
@@ -34,6 +35,16 @@ from .transfer_plan import Choice, Link, choose
 from .units import MB, MiB
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class RowsPlan:
+    """Stream mode's work for some rows: GETs, bytes fetched, compressed chunks decoded
+    (their size once decoded; 0 when no chunk is filtered)."""
+
+    requests: int
+    nbytes: int
+    decoded_bytes: int
 
 
 class RemoteCsrSource:
@@ -144,14 +155,20 @@ class RemoteCsrSource:
 
     # -- planning -----------------------------------------------------------------------
 
-    def plan_rows(self, rows: np.ndarray) -> tuple[int, int]:
-        """Requests and bytes stream mode would fetch for ``rows`` (no I/O)."""
+    def plan_rows(self, rows: np.ndarray) -> RowsPlan:
+        """What stream mode would fetch and decode for ``rows`` (no I/O)."""
         runs = np.asarray(row_runs(np.sort(rows)), dtype=np.int64).reshape(-1, 2)
         starts, stops = self.indptr[runs[:, 0]], self.indptr[runs[:, 1]]
         plans = plan_elements(self.layouts, starts, stops, self.merge_gap)
-        requests = sum(len(p.requests) for p in plans)
-        nbytes = sum(int((p.requests[:, 1] - p.requests[:, 0]).sum()) for p in plans)
-        return requests, nbytes
+        return RowsPlan(
+            requests=sum(len(p.requests) for p in plans),
+            nbytes=sum(int((p.requests[:, 1] - p.requests[:, 0]).sum()) for p in plans),
+            decoded_bytes=sum(
+                int((layout.sizes[p.ids] > 0).sum()) * layout.chunk_bytes
+                for layout, p in zip(self.layouts, plans, strict=True)
+                if isinstance(p, ChunkPlan)
+            ),
+        )
 
     def selected_bytes(self, rows: np.ndarray) -> int:
         """Bytes of ``data`` and ``indices`` the rows hold."""
@@ -243,11 +260,12 @@ def subset_remote(
 
 def plan_transfer(source: RemoteCsrSource, rows, link: Link, download: dict) -> Choice:
     """Auto's choice for ``rows`` of an open remote file (already-read bytes are sunk)."""
-    requests, nbytes = source.plan_rows(rows)
+    plan = source.plan_rows(rows)
     return choose(
         link,
-        stream_requests=requests,
-        stream_bytes=nbytes,
+        stream_requests=plan.requests,
+        stream_bytes=plan.nbytes,
+        decoded_bytes=plan.decoded_bytes,
         stream_concurrency=source.max_concurrency,
         file_bytes=source.size,
         part_bytes=download["part_size_mb"] * MiB,
