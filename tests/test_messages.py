@@ -85,7 +85,7 @@ def test_dense_matrix_in_download_mode_is_one_line(tmp_path):
         upload_tree(server.url, tmp_path / "bucket")
         shutil.rmtree(tmp_path / "bucket")
         config = {
-            "abc": {"endpoint_url": server.url, "release": info["release"]},
+            "abc": {"endpoint_url": server.url, "release": info["release"], "transfer": "download"},
             "sampling": {"target_cells": 1500, "min_cluster_size": 50},
         }
         result = run_snakemake(tmp_path / "work", f"data/subsets/{label}.h5ad", config=config)

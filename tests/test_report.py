@@ -297,22 +297,32 @@ def test_landing_answers_the_first_questions_on_one_screen():
     assert "2 of 6" in text and "clusters kept whole" in text  # 5 and 49 cells: under 50
     assert "2 of 24" in text and "1.2 GB" in text  # files and bytes
     assert "2.0 job-min" in text and "peak 812 MB (concat)" in text  # the cost
-    for term, b, a in levels_table(summary).query("level == 'class'")[
-        ["term", "cells_before", "cells_after"]
-    ].itertuples(index=False):
+    for term, b, a in (
+        levels_table(summary)
+        .query("level == 'class'")[["term", "cells_before", "cells_after"]]
+        .itertuples(index=False)
+    ):
         assert re.search(rf"{term}\s+{b:,}\s+{a:,}\s+{a / b:.1%}", text), term
     figure = re.search(r"src='data:image/png;base64,([^']+)'", page).group(1)
     assert Image.open(io.BytesIO(base64.b64decode(figure))).size[0] > 500
     assert max(len(line) for line in page.splitlines()) < 10_000  # docutils' line limit
 
 
-def test_streamed_bytes_add_up_the_subset_jobs_log_lines(tmp_path):
+def test_the_cards_say_how_each_matrix_was_read(tmp_path):
+    """From the subset jobs' last log lines: auto streams some files, reads others from
+    the cache, downloads others; a job without a log is left out."""
     logs = tmp_path / "subset_matrix"
     logs.mkdir()
-    (logs / "A.log").write_text("x INFO A: 10 rows, 99 non-zeros, 1,250.5 MB of rows read\n")
-    (logs / "B.log").write_text("x INFO B: 3 rows, 9 non-zeros, 0.5 MB of rows read\n")
-    assert landing.streamed_bytes(tmp_path, ["A", "B", "C"]) == 1_251_000_000
-    assert landing.streamed_bytes(tmp_path, ["C"]) is None  # no log: no figure
+    line = "x INFO {}: 10 rows, 99 non-zeros, {} MB of rows read ({})\n"
+    (logs / "A.log").write_text(line.format("A", "1,250.5", "stream"))
+    retried = line.format("B", "0.5", "download") + line.format("B", "0.5", "stream")
+    (logs / "B.log").write_text(retried)  # the last line counts
+    (logs / "C.log").write_text(line.format("C", "3.0", "cache"))
+    found = landing.transfers(tmp_path, ["A", "B", "C", "D"])
+    assert found == {"stream": [1_250_500_000, 500_000], "cache": [3_000_000]}
+    text = landing.transfer_text(found, 5 * 10**9)
+    assert text == "1.25 GB of rows streamed from 2 files, 1 from the cache, of 5 GB of files"
+    assert landing.transfer_text({}, 10**9) == "read, of 1 GB of files"
 
 
 # ---- the report of a synthetic run, in a browser ---------------------------------------
@@ -543,8 +553,14 @@ def test_report_shows_its_figures_in_chromium(report_run, tmp_path):
     assert count_color(shot, TAB_RED, tolerance=10) > 100  # the figure is on screen
     # the landing page as it opens, untouched by the probe: its figure is on screen
     landing_shot = tmp_path / "landing.png"
-    command = [browser, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}",
-               f"--screenshot={landing_shot}", "--window-size=1600,900", page.as_uri()]
+    command = [
+        browser,
+        *CHROMIUM_FLAGS,
+        f"--user-data-dir={tmp_path / 'profile'}",
+        f"--screenshot={landing_shot}",
+        "--window-size=1600,900",
+        page.as_uri(),
+    ]
     subprocess.run(command, capture_output=True, text=True, timeout=180)  # fmt: skip
     assert count_color(landing_shot, TAB_RED, tolerance=10) > 100
     shutil.copy(landing_shot, report_run / "landing.png")  # for a look: docs/report.png

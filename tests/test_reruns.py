@@ -26,7 +26,8 @@ CELLS = "data/downsampled_cells.csv"
 
 def config_for(endpoint: str, **abc) -> dict:
     return {
-        "abc": {"release": "20250531", "endpoint_url": endpoint, "cache_dir": "abc_data", **abc},
+        "abc": {"release": "20250531", "endpoint_url": endpoint, "cache_dir": "abc_data",
+                "transfer": "download", **abc},  # fmt: skip
         "sampling": {"target_cells": 600, "min_cluster_size": 20},
     }
 

@@ -38,7 +38,8 @@ def finish(process: subprocess.Popen, workdir: Path, timeout: float = 400) -> No
 
 def config_for(endpoint: str, cache: Path, **sampling) -> dict:
     return {
-        "abc": {"release": "20250531", "endpoint_url": endpoint, "cache_dir": str(cache)},
+        "abc": {"release": "20250531", "endpoint_url": endpoint, "cache_dir": str(cache),
+                "transfer": "download"},  # fmt: skip
         "sampling": {"target_cells": 600, "min_cluster_size": 20, **sampling},
     }
 

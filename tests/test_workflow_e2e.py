@@ -33,13 +33,15 @@ LEVELS = ["neurotransmitter", "class", "subclass", "supertype", "cluster"]
 RESULT = "data/downsampled_expression.h5ad"
 
 
-def workflow_config(endpoint_url: str) -> dict:
+def workflow_config(endpoint_url: str, transfer: str = "download") -> dict:
+    """These tests check whole matrices in the cache: download mode, unless they say."""
     return {
         "abc": {
             "release": RELEASE,
             "bucket": "allen-brain-cell-atlas",
             "endpoint_url": endpoint_url,
             "cache_dir": "abc_data",
+            "transfer": transfer,
         },
         "sampling": {"target_cells": TARGET, "min_cluster_size": MIN_CLUSTER},
     }
@@ -232,13 +234,32 @@ def test_prefilled_cache_is_used_without_any_download(tmp_path, synthetic_releas
         "[" + ", ".join(f'"{(cache / r).as_posix()}"' for r in copied) + "]"
     )
     unreachable = f"http://127.0.0.1:{free_port()}"
-    output = snakemake_ok(tmp_path, config=workflow_config(unreachable))  # nothing fetched
+    # auto (the default) uses the copies in the cache: nothing fetched, no network needed
+    output = snakemake_ok(tmp_path, config=workflow_config(unreachable, transfer="auto"))
     assert "download_matrix" not in jobs_run(output)
     again = ad.read_h5ad(tmp_path / RESULT)
     first = ad.read_h5ad(full_run["workdir"] / RESULT)
     assert list(again.obs.index) == list(first.obs.index), "same config, same sample"
     for relative in copied:
         assert md5(cache / relative) == md5(root / relative), f"{relative} was modified"
+
+
+def test_default_auto_plans_each_matrix_and_gives_download_modes_result(
+    tmp_path, s3_endpoint, full_run
+):
+    """The default transfer on an empty cache: each subset job logs its plan and streams or
+    downloads; the result is the one download mode made (full_run)."""
+    config = workflow_config(s3_endpoint)
+    del config["abc"]["transfer"]
+    snakemake_ok(tmp_path, config=config)
+    logs = [p.read_text() for p in (tmp_path / "data" / "logs" / "subset_matrix").iterdir()]
+    assert len(logs) == len(list((full_run["workdir"] / "data" / "subsets").glob("*.h5ad")))
+    for log in logs:
+        assert re.search(r"auto \S+: stream .* vs download .*: (stream|download)$", log, re.M), log
+    got, want = ad.read_h5ad(tmp_path / RESULT), ad.read_h5ad(full_run["workdir"] / RESULT)
+    assert list(got.obs.index) == list(want.obs.index)
+    assert (got.X != want.X).nnz == 0
+    pd.testing.assert_frame_equal(got.obs, want.obs)
 
 
 def test_keep_matrices_false_leaves_no_matrix_behind(tmp_path, s3_endpoint, full_run):

@@ -20,7 +20,7 @@ from .units import size_text
 
 FIGURE_SIZE = (7.0, 3.7)  # inches at plots.DPI: shown unscaled next to the class table
 URI_LINE = 4000  # characters per line of the embedded figure (docutils' limit is 10,000)
-STREAMED = re.compile(r"([\d,.]+) MB of rows read")
+READ_LINE = re.compile(r"([\d,.]+) MB of rows read \((cache|download|stream)\)")
 
 # The report centres its landing text in a narrow column beside the rule graph: widen it and
 # start it at the top. The rules apply only while this fragment is on screen.
@@ -50,18 +50,33 @@ def read_matrix_sizes(manifest, matrices, variant: str) -> dict[str, int]:
     return {m: manifest.matrix_file(m, variant).size for m in matrices}
 
 
-def streamed_bytes(logs_dir, matrices) -> int | None:
-    """Bytes of rows a stream-mode run fetched, from the subset jobs' log lines."""
-    total, found = 0.0, False
+def transfers(logs_dir, matrices) -> dict[str, list[int]]:
+    """How each subset job read its matrix (cache, download, stream), with its bytes of
+    rows, from the jobs' last log lines; a job without one is not counted."""
+    found: dict[str, list[int]] = {}
     for matrix in matrices:
         path = Path(logs_dir, "subset_matrix", f"{matrix}.log")
         try:
-            matches = STREAMED.findall(path.read_text(errors="replace"))
+            matches = READ_LINE.findall(path.read_text(errors="replace"))
         except OSError:
             continue
         if matches:
-            total, found = total + float(matches[-1].replace(",", "")) * 1e6, True
-    return int(total) if found else None
+            megabytes, how = matches[-1]
+            found.setdefault(how, []).append(int(float(megabytes.replace(",", "")) * 1e6))
+    return found
+
+
+def transfer_text(found: dict[str, list[int]], file_bytes: int) -> str:
+    """E.g. "72.3 MB of rows streamed from 20 files, 4 from the cache, of 1.2 GB of files"."""
+    parts = []
+    if "stream" in found:
+        n = len(found["stream"])
+        rows = size_text(sum(found["stream"]))
+        parts.append(f"{rows} of rows streamed from {n} file{'s' * (n != 1)}")
+    for how, words in (("download", "downloaded whole"), ("cache", "from the cache")):
+        if how in found:
+            parts.append(f"{len(found[how])} {words}")
+    return f"{', '.join(parts) or 'read'}, of {size_text(file_bytes)} of files"
 
 
 def figure_uri(summary: pd.DataFrame, min_size: int, group_name: str) -> str:
@@ -166,15 +181,9 @@ def source_facts(manifest, counts, variant: str, transfer: str, logs_dir, min_si
     in_release = {
         e.name for e in manifest.entries if e.kind == "expression_matrices" and e.variant == variant
     }
-    if transfer == "stream":
-        fetched = streamed_bytes(logs_dir, matrices)
-        moved = f"{size_text(fetched)} of rows streamed" if fetched is not None else "streamed"
-        bytes_text = f"{moved}, of {size_text(sum(sizes.values()))} of files"
-    else:
-        bytes_text = f"{size_text(sum(sizes.values()))} downloaded or read from the cache"
     return {
         "release_matrices": len(in_release),
-        "bytes_text": bytes_text,
+        "bytes_text": transfer_text(transfers(logs_dir, matrices), sum(sizes.values())),
         "min_size": min_size,
         "release_text": (
             f"Release {manifest.version} · {variant} matrices · abc.transfer: {transfer}"

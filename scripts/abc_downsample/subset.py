@@ -42,11 +42,12 @@ class SubsetStats:
     rows: int
     nnz: int
     bytes_read: int
+    transfer: str = "cache"  # how the matrix was read: cache, download or stream
 
     def summary(self, matrix: str) -> str:
         return (
             f"{matrix}: {self.rows:,} rows, {self.nnz:,} non-zeros, "
-            f"{self.bytes_read / 1e6:,.1f} MB of rows read"
+            f"{self.bytes_read / 1e6:,.1f} MB of rows read ({self.transfer})"
         )
 
 

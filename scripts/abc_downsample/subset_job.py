@@ -24,6 +24,7 @@ def subset_matrix_file(
     if _reads_the_cache(abc, in_cache):
         stats = subset_local_file(use_cached(entry, abc, log), cells_csv, out_path, matrix)
         fetched = not in_cache
+        stats.transfer = "download" if fetched else "cache"
     else:
         from .remote_h5 import subset_from_config  # stream mode's modules: only when used
 
@@ -37,6 +38,7 @@ def subset_matrix_file(
             abc, entry.relative_path, cells_csv, out_path, matrix, fetch_cached=fetch_cached
         )
         fetched = bool(fetches)
+        stats.transfer = "download" if fetched else "stream"
     # keep_matrices false: what this project fetched is deleted after use; a file that was
     # in the shared cache before (another project's, another tool's) is left alone
     if (fetched or downloaded) and not abc["keep_matrices"]:
