@@ -5,6 +5,7 @@ that lock: garbage collection of an h5py object runs on whatever thread allocate
 read h5py asks for is fetched on the calling thread; the one parallel fetch made inside
 h5py (the children of a chunk-index node, below) runs with the garbage collector off, and
 worker threads never touch h5py objects, so none of them can need the lock.
+:meth:`RangeFile.prefetch` fetches in parallel too, but only between h5py calls.
 
 Chunk index: a chunked dataset's index is a B-tree whose nodes lie scattered through the
 file (each written next to the chunks it indexes). h5py walks it node by node, one round
