@@ -47,6 +47,10 @@ class DatasetLayout:
     def assemble(self, plan, blobs: list[bytes], starts, stops) -> np.ndarray:
         raise NotImplementedError
 
+    def reader(self, plan, starts, stops) -> "Assembler":
+        """What takes the plan's requests as they arrive and gives the elements."""
+        return Assembler(self, plan, starts, stops)
+
 
 @dataclass(frozen=True)
 class SlicePlan:
@@ -131,6 +135,21 @@ class ChunkedLayout(DatasetLayout):
             return plan.fetch.gather(blobs, plan.byte_starts, plan.byte_stops).view(self.dtype)
         return self._assemble_chunks(plan, blobs, starts, stops)
 
+    def reader(self, plan, starts, stops) -> "Assembler":
+        if isinstance(plan, ChunkPlan) and self._whole_in_requests(plan):
+            return ChunkDecoder(self, plan, starts, stops)
+        return Assembler(self, plan, starts, stops)
+
+    def _whole_in_requests(self, plan: ChunkPlan) -> bool:
+        """True if each stored chunk lies inside one request (a chunk longer than a
+        request is cut in pieces, joined only once all have arrived)."""
+        stored = plan.ids[self.sizes[plan.ids] > 0]
+        if not len(stored):
+            return True
+        requests = plan.fetch.requests
+        first = np.searchsorted(requests[:, 0], self.offsets[stored], side="right") - 1
+        return bool(np.all(self.offsets[stored] + self.sizes[stored] <= requests[first, 1]))
+
     def _assemble_chunks(self, plan: ChunkPlan, blobs, starts, stops) -> np.ndarray:
         """Decode the touched chunks (in parallel: zlib releases the GIL) and copy their
         segments out, a group of chunks at a time: memory is the result plus one group."""
@@ -155,9 +174,16 @@ class ChunkedLayout(DatasetLayout):
     def _chunk(self, chunk: int, fetch: FetchPlan, blobs: list) -> np.ndarray:
         size = int(self.sizes[chunk])
         if size == 0:
-            return np.full(self.chunk_len, self.fill, dtype=self.dtype).view(np.uint8)
+            return self.fill_chunk()
         start = int(self.offsets[chunk])
-        raw = fetch.piece(blobs, start, start + size).tobytes()
+        return self.decode(chunk, fetch.piece(blobs, start, start + size).tobytes())
+
+    def fill_chunk(self) -> np.ndarray:
+        """A never-written chunk: the fill value, as bytes."""
+        return np.full(self.chunk_len, self.fill, dtype=self.dtype).view(np.uint8)
+
+    def decode(self, chunk: int, raw: bytes) -> np.ndarray:
+        """Stored chunk ``chunk``'s bytes decoded and checked, as uint8."""
         try:
             data = decode_chunk(raw, self.filters, int(self.masks[chunk]), self.dtype.itemsize)
         except Exception as err:  # zlib.error (bad stream or adler32), a bad fletcher32
@@ -170,6 +196,67 @@ class ChunkedLayout(DatasetLayout):
                 f"{self.chunk_bytes}: {DAMAGED}"
             )
         return np.frombuffer(data, dtype=np.uint8)
+
+
+class Assembler:
+    """Turns one layout's fetched requests into its elements: keeps each request's bytes
+    as they arrive (:meth:`take`), assembles them once all are in (:meth:`result`)."""
+
+    def __init__(self, layout: DatasetLayout, plan, starts, stops):
+        self.layout, self.plan, self.starts, self.stops = layout, plan, starts, stops
+
+    def take(self, i: int, blob: bytes) -> bytes | None:
+        """Request ``i``'s bytes, on the fetching worker thread; what to keep of them."""
+        return blob
+
+    def result(self, kept: list) -> np.ndarray:
+        return self.layout.assemble(self.plan, kept, self.starts, self.stops)
+
+
+class ChunkDecoder(Assembler):
+    """Decodes filtered chunks as their request arrives, on the fetching worker (zlib
+    releases the GIL), and copies their segments straight into the result: decoding
+    overlaps the fetch, and memory is the result plus the requests in flight."""
+
+    def __init__(self, layout: ChunkedLayout, plan: ChunkPlan, starts, stops):
+        super().__init__(layout, plan, starts, stops)
+        self.out = np.empty(int(np.maximum(stops - starts, 0).sum()), dtype=layout.dtype)
+        chunk, lo, hi, dest = chunk_segments(starts, stops, layout.chunk_len)
+        base = chunk * layout.chunk_len
+        self.segments = np.stack([lo - base, hi - base, dest], axis=1).tolist()
+        ids = plan.ids  # sorted, as the segments are: chunk c's are first[c]:last[c]
+        self.first = dict(zip(ids.tolist(), np.searchsorted(chunk, ids).tolist(), strict=True))
+        last = np.searchsorted(chunk, ids, side="right")
+        self.last = dict(zip(ids.tolist(), last.tolist(), strict=True))
+        stored = ids[layout.sizes[ids] > 0]
+        requests = plan.fetch.requests
+        owner = np.searchsorted(requests[:, 0], layout.offsets[stored], side="right") - 1
+        # (chunk, start in its request's bytes, stored size) by request
+        self.chunks_of: list[list[tuple[int, int, int]]] = [[] for _ in range(len(requests))]
+        starts_in = layout.offsets[stored] - requests[owner, 0]
+        for c, r, at, size in zip(
+            stored.tolist(), owner.tolist(), starts_in.tolist(), layout.sizes[stored].tolist(),
+            strict=True,
+        ):  # fmt: skip
+            self.chunks_of[r].append((c, at, size))
+        self.empty = ids[layout.sizes[ids] == 0].tolist()
+
+    def take(self, i: int, blob: bytes) -> None:
+        view = memoryview(blob)
+        for c, at, size in self.chunks_of[i]:
+            self._place(c, self.layout.decode(c, bytes(view[at : at + size])))
+        return None  # the compressed bytes are dropped here
+
+    def result(self, kept: list) -> np.ndarray:
+        for c in self.empty:
+            self._place(c, self.layout.fill_chunk())
+        return self.out
+
+    def _place(self, chunk: int, decoded: np.ndarray) -> None:
+        """Copy a decoded chunk's segments to their places (disjoint between chunks)."""
+        values = decoded.view(self.layout.dtype)
+        for a, b, d in self.segments[self.first[chunk] : self.last[chunk]]:
+            self.out[d : d + b - a] = values[a:b]
 
 
 def decode_chunk(raw: bytes, filters: list[int], mask: int, itemsize: int) -> bytes:
@@ -271,15 +358,56 @@ def _chunked_layout(dset: h5py.Dataset, plist) -> ChunkedLayout:
         chunk = info.chunk_offset[0] // chunk_len
         offsets[chunk], sizes[chunk], masks[chunk] = info.byte_offset, info.size, info.filter_mask
 
+    each_chunk(dset, record)
+    fill = dset.fillvalue if dset.fillvalue is not None else 0
+    return ChunkedLayout(
+        dset.name, dset.dtype, dset.shape[0], chunk_len, filters, offsets, sizes, masks, fill
+    )
+
+
+# -- what h5py reads of a table, so it can be fetched ahead in parallel ----------------------
+
+VLEN_REF = np.dtype([("length", "<u4"), ("collection", "<u8"), ("index", "<u4")])
+HEAP_GUESS = 256 * 1024  # bytes fetched for a global heap collection, at most
+
+
+def stored_ranges(dset: h5py.Dataset) -> tuple[list[tuple[int, int]], bool]:
+    """The byte ranges a dataset's elements are stored in, and whether they are plain
+    (contiguous: the elements as they are; else chunks, maybe filtered). Headers only."""
+    kind = dset.id.get_create_plist().get_layout()
+    if kind == h5py.h5d.CONTIGUOUS:
+        offset, size = dset.id.get_offset(), dset.id.get_storage_size()
+        return ([(offset, offset + size)] if offset is not None and size else []), True
+    if kind != h5py.h5d.CHUNKED:
+        return [], False  # compact: inside the object header
+    ranges: list[tuple[int, int]] = []
+    each_chunk(dset, lambda info: ranges.append((info.byte_offset, info.byte_offset + info.size)))
+    return ranges, False
+
+
+def each_chunk(dset: h5py.Dataset, record) -> None:
+    """Call ``record`` with the stored-chunk info of each chunk of ``dset``."""
     try:
         dset.id.chunk_iter(record)
     except (AttributeError, NotImplementedError):  # HDF5 < 1.14: one call per chunk
         for i in range(dset.id.get_num_chunks()):
             record(dset.id.get_chunk_info(i))
-    fill = dset.fillvalue if dset.fillvalue is not None else 0
-    return ChunkedLayout(
-        dset.name, dset.dtype, dset.shape[0], chunk_len, filters, offsets, sizes, masks, fill
-    )
+
+
+def is_vlen_strings(dset: h5py.Dataset) -> bool:
+    info = h5py.check_string_dtype(dset.dtype)
+    return info is not None and info.length is None
+
+
+def heap_ranges(refs: bytes, file_size: int) -> list[tuple[int, int]]:
+    """Guessed byte ranges of the global heap collections that variable-length elements
+    (``refs``: their stored references) point to: from each collection to the next, at
+    most ``HEAP_GUESS``. A guess is only a prefetch; h5py reads what is missed."""
+    elements = np.frombuffer(refs, VLEN_REF, len(refs) // VLEN_REF.itemsize)
+    found = np.unique(elements["collection"][elements["length"] > 0])
+    found = found[(found > 0) & (found < file_size)].astype(np.int64)
+    ends = np.minimum(np.r_[found[1:], file_size], found + HEAP_GUESS)
+    return list(zip(found.tolist(), np.minimum(ends, file_size).tolist(), strict=True))
 
 
 def plan_elements(layouts: Sequence[DatasetLayout], starts, stops, merge_gap: int) -> list:
@@ -304,11 +432,20 @@ def read_elements(
     """
     starts, stops = as_ranges(starts, stops)
     plans = plan_elements(layouts, starts, stops, merge_gap)
-    flat = [tuple(r) for plan in plans for r in plan.requests.tolist()]
-    blobs = store.read_ranges(key, flat, max_workers=max_workers) if flat else []
+    readers = [lay.reader(plan, starts, stops) for lay, plan in zip(layouts, plans, strict=True)]
+    flat, owners = [], []
+    for reader, plan in zip(readers, plans, strict=True):
+        for i, request in enumerate(plan.requests.tolist()):
+            flat.append(tuple(request))
+            owners.append((reader, i))
+
+    def arrived(n: int, blob: bytes):  # on a worker thread: no h5py object touched
+        reader, i = owners[n]
+        return reader.take(i, blob)
+
+    kept = store.read_ranges(key, flat, max_workers=max_workers, each=arrived) if flat else []
     results, at = [], 0
-    for layout, plan in zip(layouts, plans, strict=True):
-        mine = blobs[at : at + len(plan.requests)]
+    for reader, plan in zip(readers, plans, strict=True):
+        results.append(reader.result(kept[at : at + len(plan.requests)]))
         at += len(plan.requests)
-        results.append(layout.assemble(plan, mine, starts, stops))
     return results

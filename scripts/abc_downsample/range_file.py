@@ -5,6 +5,7 @@ that lock: garbage collection of an h5py object runs on whatever thread allocate
 read h5py asks for is fetched on the calling thread; the one parallel fetch made inside
 h5py (the children of a chunk-index node, below) runs with the garbage collector off, and
 worker threads never touch h5py objects, so none of them can need the lock.
+:meth:`RangeFile.prefetch` fetches in parallel too, but only between h5py calls.
 
 Chunk index: a chunked dataset's index is a B-tree whose nodes lie scattered through the
 file (each written next to the chunks it indexes). h5py walks it node by node, one round
@@ -25,6 +26,7 @@ from .units import STREAM_CACHE_BYTES
 METADATA_BLOCK = 64 * 1024  # a B-tree node or object header and more
 READ_AHEAD = 64  # most blocks a sequential run of misses fetches at once (4 MiB)
 METADATA_CACHE = STREAM_CACHE_BYTES  # obs of the largest file is ~30 MB
+PREFETCH_RUN = 16  # blocks in one prefetch request (1 MiB), so a long span goes out in parallel
 
 
 @dataclass
@@ -57,10 +59,10 @@ class CountingStore:
         self.stats.add([(start, stop)])
         return self.store.read_range(key, start, stop)
 
-    def read_ranges(self, key: str, ranges, max_workers: int) -> list[bytes]:
+    def read_ranges(self, key: str, ranges, max_workers: int, each=None) -> list:
         ranges = [(int(a), int(b)) for a, b in ranges]
         self.stats.add(ranges)
-        return self.store.read_ranges(key, ranges, max_workers=max_workers)
+        return self.store.read_ranges(key, ranges, max_workers=max_workers, each=each)
 
 
 class RangeFile(io.RawIOBase):
@@ -150,6 +152,32 @@ class RangeFile(io.RawIOBase):
             if enabled:
                 gc.enable()
         self._nodes.update(zip(wanted, blobs, strict=True))
+
+    def prefetch(self, ranges: Sequence[tuple[int, int]]) -> None:
+        """Fetch the blocks under ``ranges`` now, in one parallel batch, into the cache: a
+        hint, so that what h5py reads next costs no round trip. Ranges come most wanted
+        first; at most half the cache is filled. Call it outside any h5py call: it waits
+        on worker threads."""
+        wanted: dict[int, None] = {}  # blocks, in order, once each
+        limit = self._max_blocks // 2
+        for start, stop in ranges:
+            start, stop = max(0, start), min(self.size, stop)
+            for i in range(start // self.block, -(-stop // self.block)):
+                if i not in self._cache and len(wanted) < limit:
+                    wanted[i] = None
+        runs: list[list[int]] = []
+        for i in sorted(wanted):
+            if runs and i == runs[-1][-1] + 1 and len(runs[-1]) < PREFETCH_RUN:
+                runs[-1].append(i)
+            else:
+                runs.append([i])
+        spans = [(run[0] * self.block, min(self.size, (run[-1] + 1) * self.block)) for run in runs]
+        blobs = self.store.read_ranges(self.key, spans, self.max_workers) if spans else []
+        for run, data in zip(runs, blobs, strict=True):
+            for n, i in enumerate(run):
+                self._cache[i] = data[n * self.block : (n + 1) * self.block]
+        while len(self._cache) > self._max_blocks:
+            self._cache.popitem(last=False)
 
     def _load(self, ids: range) -> None:
         missing = [i for i in ids if i not in self._cache]

@@ -22,7 +22,16 @@ import numpy as np
 
 from .csr_rows import DEFAULT_MAX_NNZ, check_csr_group, read_obs_labels, row_runs
 from .errors import AbcError
-from .h5_layout import DAMAGED, ChunkPlan, dataset_layout, plan_elements, read_elements
+from .h5_layout import (
+    DAMAGED,
+    ChunkPlan,
+    dataset_layout,
+    heap_ranges,
+    is_vlen_strings,
+    plan_elements,
+    read_elements,
+    stored_ranges,
+)
 from .range_file import CountingStore, FetchStats, RangeFile
 from .subset import (
     SubsetStats,
@@ -85,6 +94,7 @@ class RemoteCsrSource:
             self._open_matrix(self.h5["X"])
         except (OSError, KeyError, RuntimeError, ValueError) as err:  # h5py on a bad index
             raise AbcError(f"could not read X of '{key}' ({err}): {DAMAGED}") from None
+        self._prefetch_tables()
 
     def _open_matrix(self, group) -> None:
         check_csr_group(group)
@@ -101,6 +111,23 @@ class RemoteCsrSource:
             )
         if self.indptr[0] != 0 or np.any(np.diff(self.indptr) < 0):
             raise AbcError(f"X/indptr of '{self.key}' is not a row index: {DAMAGED}")
+
+    def _prefetch_tables(self) -> None:
+        """Fetch obs and var into the block cache in two parallel batches (their datasets,
+        then the heaps their strings are in): h5py would read them miss by miss, one round
+        trip each. A hint only: an unreadable table is reported when it is read."""
+        try:
+            datasets = table_datasets(self.h5)
+            where = [stored_ranges(dset) for dset in datasets]
+        except (OSError, KeyError, RuntimeError, ValueError):  # h5py on a damaged header
+            return
+        self.file.prefetch([r for ranges, _ in where for r in ranges])
+        heaps = []
+        for dset, (ranges, plain) in zip(datasets, where, strict=True):
+            if plain and ranges and is_vlen_strings(dset):
+                start, stop = ranges[0]
+                heaps += heap_ranges(self.file.read_at(start, stop), self.size)  # cached
+        self.file.prefetch(heaps)
 
     def _read_whole(self, dset: h5py.Dataset) -> np.ndarray:
         """A whole dataset by parallel ranged reads (h5py would read chunks one by one)."""
@@ -193,6 +220,22 @@ class RemoteCsrSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def table_datasets(h5: h5py.File) -> list[h5py.Dataset]:
+    """The 1-D datasets of obs and var: the obs index first, then var's, then obs's."""
+    found: list[h5py.Dataset] = []
+
+    def keep(_name: str, node) -> None:
+        if isinstance(node, h5py.Dataset) and node.ndim == 1:
+            found.append(node)
+
+    for name in ("obs", "var"):
+        group = h5.get(name)
+        if isinstance(group, h5py.Group):
+            group.visititems(keep)
+    index = f"/obs/{h5['obs'].attrs.get('_index', '')}" if "obs" in h5 else ""
+    return sorted(found, key=lambda d: (d.name != index, not d.name.startswith("/var/")))
 
 
 # -- the subset job -------------------------------------------------------------------------

@@ -66,32 +66,47 @@ class Store:
             yield self.read_range(key, lo, hi)
 
     def read_ranges(
-        self, key: str, ranges: Sequence[tuple[int, int]], max_workers: int = 16
-    ) -> list[bytes]:
+        self,
+        key: str,
+        ranges: Sequence[tuple[int, int]],
+        max_workers: int = 16,
+        each: Callable[[int, bytes], object] | None = None,
+    ) -> list:
         """Read many ``(start, stop)`` ranges concurrently; results in the order given.
 
         At most a few requests per worker are queued at a time, so hundreds of thousands
         of ranges do not become as many pending futures. Every wait is bounded by
         ``wait_limit()``: a request that neither ends nor fails in that time (each try is
         bounded by the connection's timeouts) fails the read with one line.
+
+        ``each(i, data)``, if given, runs on the worker thread as range ``i``'s bytes
+        arrive (work that overlaps the other fetches, e.g. decoding); its return value
+        is range i's result. It must not wait on anything unbounded.
         """
         if len(ranges) <= 1 or max_workers <= 1:
-            return [self.read_range(key, start, stop) for start, stop in ranges]
-        results: list[bytes] = []
+            return [
+                self._read_one(key, i, start, stop, each)
+                for i, (start, stop) in enumerate(ranges)
+            ]
+        results: list = []
         window: deque[Future] = deque()
         limit = self.wait_limit()
         pool = ThreadPoolExecutor(max_workers=min(max_workers, len(ranges)))
         try:
-            for start, stop in ranges:
+            for i, (start, stop) in enumerate(ranges):
                 if len(window) >= 4 * max_workers:
                     results.append(_result(window.popleft(), limit, key, self))
-                window.append(pool.submit(self.read_range, key, start, stop))
+                window.append(pool.submit(self._read_one, key, i, start, stop, each))
             while window:
                 results.append(_result(window.popleft(), limit, key, self))
         finally:
             # never wait here for stuck workers: their sockets time out on their own
             pool.shutdown(wait=not window, cancel_futures=True)
         return results
+
+    def _read_one(self, key: str, i: int, start: int, stop: int, each) -> object:
+        data = self.read_range(key, start, stop)
+        return data if each is None else each(i, data)
 
     def wait_limit(self) -> float:
         """Longest wait for one queued ranged read: all its tries, queued behind others."""
