@@ -11,6 +11,7 @@ from test_subset import run_rule
 from abc_downsample.concat import concat_release, concat_subsets, subset_labels
 from abc_downsample.dataset import load_dataset
 from abc_downsample.errors import AbcError
+from abc_downsample.sampling import sample_to_files
 
 TAXONOMY_LEVELS = list(load_dataset().taxonomy.columns)
 
@@ -47,9 +48,24 @@ def write_subset(path, labels, matrix, dtype, seed, genes=None):
     subset.write_h5ad(path)
 
 
+def sample_files(directory, given):
+    """The sampling step on the release's cell table, taking the cells ``given``: its cell
+    list and the sampled cells' rows of the cell table (returned), as the workflow makes
+    them."""
+    config = {"target_cells": 1, "min_cluster_size": 1, "seed": 1, "filters": {},
+              "strategy": "proportional", "cluster_column": "cluster_alias",
+              "cells_file": str(given)}  # fmt: skip
+    out = directory / "sampled"
+    rows = directory / ".abc" / "sample" / "cell_rows.arrow"
+    sample_to_files(directory / "cell_metadata.csv", directory / "taxonomy.csv", config,
+                    out / "cells.csv", out / "summary.csv", out / "levels.csv", rows)  # fmt: skip
+    return rows
+
+
 @pytest.fixture
 def release(tmp_path):
-    """Subsets of three matrices (one empty), the sample, cell metadata, taxonomy, genes."""
+    """Subsets of three matrices (one empty), the sample, cell metadata, taxonomy, genes,
+    and the sampled cells' rows of the cell metadata."""
     rng = np.random.default_rng(5)
     paths, sample, cells = [], [], []
     for i, (matrix, (n, dtype)) in enumerate(sorted(MATRICES.items())):
@@ -76,13 +92,16 @@ def release(tmp_path):
         "cluster": ["c1", "c2", "c3", "c4"],
     }).to_csv(tmp_path / "taxonomy.csv", index=False)  # fmt: skip
     genes_table().to_csv(tmp_path / "gene.csv", index=False)
-    return {"paths": paths, "dir": tmp_path, "metadata": metadata.set_index("cell_label")}
+    (tmp_path / "out").mkdir()
+    rows = sample_files(tmp_path, tmp_path / "cells.csv")
+    return {"paths": paths, "dir": tmp_path, "metadata": metadata.set_index("cell_label"),
+            "rows": rows}  # fmt: skip
 
 
 def concat_files(release, out, **kwargs):
     d = release["dir"]
     return concat_release(release["paths"], out, cells_csv=d / "cells.csv",
-                          cell_metadata=d / "cell_metadata.csv", taxonomy=d / "taxonomy.csv",
+                          sample_rows=release["rows"], taxonomy=d / "taxonomy.csv",
                           genes=d / "gene.csv", provenance=PROVENANCE, **kwargs)  # fmt: skip
 
 
@@ -173,7 +192,7 @@ CONCAT_RULE = """
 config["abc"] = ABC
 rule concat:
     input:
-        subsets=[SUBSETS], cells="cells.csv", cell_metadata="receipts/cell_metadata.csv.json",
+        subsets=[SUBSETS], cells="cells.csv", sample_rows=".abc/sample/cell_rows.arrow",
         taxonomy="receipts/taxonomy.csv.json", genes="receipts/gene.csv.json"
     output: h5ad="data/downsampled_expression.h5ad"
     params: provenance={"release": "20250531", "seed": 7, "variant": "raw"}
@@ -183,11 +202,15 @@ rule concat:
 
 
 def test_rule_script_under_snakemake(release):
+    """The rule's obs come from the sample's rows: the cell table is not even there."""
     subsets = ", ".join(f'"subsets/{p.rsplit("/", 1)[1]}"' for p in release["paths"])
-    receipts_for(release["dir"], "cell_metadata.csv", "taxonomy.csv", "gene.csv")
+    receipts_for(release["dir"], "taxonomy.csv", "gene.csv")
+    (release["dir"] / "cell_metadata.csv").unlink()
     rule = CONCAT_RULE.replace("SUBSETS", subsets).replace("ABC", repr(local_abc(release["dir"])))
     result = run_rule(release["dir"], rule, "concat_subsets.py")
     assert result.returncode == 0, result.stderr[-2000:]
     final = ad.read_h5ad(release["dir"] / "data" / "downsampled_expression.h5ad")
     assert final.shape == (37, N_GENES) and final.uns["abc_downsample"]["seed"] == 7
+    expected = release["metadata"].loc[final.obs.index]
+    assert list(final.obs["donor_sex"].astype(str)) == list(expected["donor_sex"])
     assert "37 cells" in (release["dir"] / "logs" / "concat.log").read_text()
