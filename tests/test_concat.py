@@ -136,6 +136,42 @@ def test_obs_has_all_metadata_and_taxonomy_levels(release):
     assert list(obs["class"].astype(str)) == [classes[a] for a in metadata["cluster_alias"]]
 
 
+def test_obs_columns_are_what_pandas_makes_of_the_cell_table(release):
+    """Text as categoricals of its sorted distinct values (code point order; an empty field
+    is missing, the text "NA" a value), numbers as numbers: as pandas would make them from
+    the cell table, though concat never reads it."""
+    d = release["dir"]
+    table = pd.read_csv(d / "cell_metadata.csv")
+    # the 9 unsampled cells come last in the file: "Z" only among them, never a category
+    notes = np.array(["é", "b", "", "NA", "a", "B"], dtype=object)[np.arange(len(table)) % 6]
+    table["note"] = np.where(table["cell_label"].str.startswith("unsampled"), "Z", notes)
+    table["count"] = np.where(np.arange(len(table)) % 5 == 0, np.nan, np.arange(len(table)))
+    table.to_csv(d / "cell_metadata.csv", index=False)
+    rows = sample_files(d, d / "cells.csv")
+    out = d / "final.h5ad"
+    concat_files({**release, "rows": rows}, out)
+    obs = ad.read_h5ad(out).obs
+    expected = pd.read_csv(d / "cell_metadata.csv", keep_default_na=False, na_values=[""])
+    expected = expected.set_index("cell_label").loc[obs.index]
+    for column in ["note", "cell_barcode", "donor_sex", "library_label"]:
+        want = expected[column].astype("category")
+        pd.testing.assert_series_equal(obs[column], want, check_names=False)
+    assert list(obs["note"].cat.categories) == ["B", "NA", "a", "b", "é"]
+    assert obs["note"].isna().sum() == (expected["note"].isna()).sum() > 0
+    pd.testing.assert_series_equal(obs["count"], expected["count"], check_names=False)
+    assert obs["cluster_alias"].cat.categories.dtype == np.int64
+
+
+def test_stale_sample_rows_are_refused(release):
+    d = release["dir"]
+    fewer = d / "fewer.csv"
+    pd.read_csv(d / "cells.csv").iloc[:-1].to_csv(fewer, index=False)
+    rows = sample_files(d, fewer)
+    with pytest.raises(AbcError, match=r"1 cell\(s\) of the subsets are not in .*stale; delete it"):
+        concat_files({**release, "rows": rows}, d / "f.h5ad")
+    assert not (d / "f.h5ad").exists()
+
+
 def test_var_and_uns(release):
     out = release["dir"] / "final.h5ad"
     concat_files(release, out)

@@ -121,10 +121,11 @@ def _stream(path: Path, columns: Sequence[str] | None, label: str, spill=None) -
         schema = reader.schema
         others = [n for n in schema.names if n not in columns]
         kept = []
-        with ipc.new_stream(pa.PythonFile(spill, mode="w"), _select(schema, others)) as out:
-            for batch in reader:
-                kept.append(batch.select(columns))
-                out.write_batch(batch.select(others))
+        out = _spilling(ipc.new_stream, pa.PythonFile(spill, mode="w"), _select(schema, others))
+        for batch in reader:
+            kept.append(batch.select(columns))
+            _spilling(out.write_batch, batch.select(others))
+        _spilling(out.close)
         return pa.Table.from_batches(kept, schema=_select(schema, columns))
     except (pa.ArrowInvalid, OSError) as err:
         raise _malformed(path, err) from None
@@ -132,6 +133,18 @@ def _stream(path: Path, columns: Sequence[str] | None, label: str, spill=None) -
 
 def _select(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:
     return pa.schema([schema.field(name) for name in names])
+
+
+def _spilling(call, *args):
+    """``call(*args)``, a write to the spill file: its failure (a full disk) is said as
+    such, not as a malformed CSV."""
+    try:
+        return call(*args)
+    except OSError as err:
+        raise AbcError(
+            f"could not write the cell table's other columns to a temporary file ({err}): "
+            "free some disk space in the output directory's .abc folder"
+        ) from None
 
 
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
