@@ -7,9 +7,9 @@ Uses bench_subset.py's 100,000-cell, 2.4 GB matrix (generated if missing) and cu
 ``--pieces`` disjoint random subsets of ``--fraction`` of its cells each with our subsetter
 (10 x 5 % = 1.15 GB of X, 10 x 10 % = 2.3 GB). Then, each run in a fresh process:
 - ours: ``concat.concat_subsets`` with the subsets' own obs (the X-streaming core);
-- release: ``concat.concat_release``, the whole rule: also streams a cell_metadata.csv of
-  ``--metadata-cells`` rows (the real one has 4,042,976, ~1 GB) for all metadata columns,
-  joins a taxonomy and gene.csv;
+- release: ``concat.concat_release``, the whole rule: also reads the sampled cells' rows of
+  a cell_metadata.csv of ``--metadata-cells`` rows (the real one has 4,042,976, ~1 GB), as
+  the sampling step writes them, joins a taxonomy and gene.csv;
 - on_disk: ``anndata.experimental.concat_on_disk``;
 - anndata: ``anndata.concat`` of the read subsets, then ``write_h5ad``.
 Reports medians of wall time and peak RSS of the child process (/usr/bin/time), and checks
@@ -60,11 +60,15 @@ def make_subsets(matrix: Path, n_cells: int, fraction: float, pieces: int) -> li
 
 
 def write_release_tables(paths: list[Path], n_rows: int) -> dict:
-    """cells.csv of the subsets' cells; a cell_metadata.csv of ``n_rows`` rows holding them."""
+    """cells.csv of the subsets' cells; a cell_metadata.csv of ``n_rows`` rows holding them,
+    and their rows of it as the sampling step writes them."""
     import h5py
     import pandas as pd
+    import pyarrow as pa
+    import pyarrow.compute as pc
 
     from abc_downsample.csr_rows import read_obs_index
+    from abc_downsample.metadata import read_cell_table, write_cell_rows
 
     folder = paths[0].parent
     labels = []
@@ -77,6 +81,10 @@ def write_release_tables(paths: list[Path], n_rows: int) -> dict:
     metadata = WORK / f"cell_metadata-{n_rows}.csv"
     if not metadata.exists():
         write_cell_metadata(metadata, n_rows)
+    table = read_cell_table(metadata)
+    sample_rows = folder / "cell_rows.arrow"
+    write_cell_rows(table.filter(pc.is_in(table["cell_label"], pa.array(labels))), sample_rows)
+    del table
     taxonomy = WORK / "taxonomy.csv"
     pd.DataFrame({
         "cluster_alias": np.arange(1, 5323),
@@ -92,7 +100,7 @@ def write_release_tables(paths: list[Path], n_rows: int) -> dict:
         "gene_symbol": [f"Gene{j}" for j in range(bench_subset.N_GENES)],
         "name": "a gene", "mapped_ncbi_identifier": "NCBIGene:1", "comment": "",
     }).to_csv(genes, index=False)  # fmt: skip
-    return {"cells": folder / "cells.csv", "metadata": metadata, "taxonomy": taxonomy,
+    return {"cells": folder / "cells.csv", "sample_rows": sample_rows, "taxonomy": taxonomy,
             "genes": genes}  # fmt: skip
 
 
@@ -148,7 +156,7 @@ def child(method: str, out: str, tables_json: str, *paths: str) -> None:
 
         tables = json.loads(tables_json)
         concat_release(list(paths), out, cells_csv=tables["cells"],
-                       cell_metadata=tables["metadata"], taxonomy=tables["taxonomy"],
+                       sample_rows=tables["sample_rows"], taxonomy=tables["taxonomy"],
                        genes=tables["genes"], provenance=PROVENANCE)  # fmt: skip
     elif method == "on_disk":
         from anndata.experimental import concat_on_disk

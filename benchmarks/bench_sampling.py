@@ -140,7 +140,7 @@ from abc_downsample.sampling import sample_to_files
 sample_to_files(
     {metadata!r}, {taxonomy!r}, {config!r},
     {out!r} + "/downsampled_cells.csv", {out!r} + "/sampling_summary.csv",
-    {out!r} + "/sampling_levels.csv",
+    {out!r} + "/sampling_levels.csv", {out!r} + "/cell_rows.arrow",
 )
 """
 

@@ -10,17 +10,15 @@ from abc_downsample.rule_io import run
 
 def main():
     inp, abc = snakemake.input, snakemake.config["abc"]
-    membership = [cached_input(path, abc) for path in as_list(inp.get("membership"))]
     stats = concat_release(
         list(inp.subsets),
         snakemake.output.h5ad,
         cells_csv=inp.cells,
-        cell_metadata=cached_input(inp.cell_metadata, abc),
+        sample_rows=inp.sample_rows,
         taxonomy=[cached_input(path, abc) for path in as_list(inp.taxonomy)],
         genes=cached_input(inp.genes, abc),
         provenance=dict(snakemake.params.provenance),
         dataset=dataset_of_rule(snakemake.params, abc),
-        membership=membership[0] if membership else None,
     )
     logging.getLogger("abc_downsample").info(stats.summary())
 

@@ -19,6 +19,7 @@ def main():
         out.cells,
         out.summary,
         out.levels,
+        out.rows,
         dataset=dataset_of_rule(snakemake.params, abc),
         membership_path=membership[0] if membership else None,
     )

@@ -11,6 +11,7 @@ from test_subset import run_rule
 from abc_downsample.concat import concat_release, concat_subsets, subset_labels
 from abc_downsample.dataset import load_dataset
 from abc_downsample.errors import AbcError
+from abc_downsample.sampling import sample_to_files
 
 TAXONOMY_LEVELS = list(load_dataset().taxonomy.columns)
 
@@ -47,9 +48,24 @@ def write_subset(path, labels, matrix, dtype, seed, genes=None):
     subset.write_h5ad(path)
 
 
+def sample_files(directory, given):
+    """The sampling step on the release's cell table, taking the cells ``given``: its cell
+    list and the sampled cells' rows of the cell table (returned), as the workflow makes
+    them."""
+    config = {"target_cells": 1, "min_cluster_size": 1, "seed": 1, "filters": {},
+              "strategy": "proportional", "cluster_column": "cluster_alias",
+              "cells_file": str(given)}  # fmt: skip
+    out = directory / "sampled"
+    rows = directory / ".abc" / "sample" / "cell_rows.arrow"
+    sample_to_files(directory / "cell_metadata.csv", directory / "taxonomy.csv", config,
+                    out / "cells.csv", out / "summary.csv", out / "levels.csv", rows)  # fmt: skip
+    return rows
+
+
 @pytest.fixture
 def release(tmp_path):
-    """Subsets of three matrices (one empty), the sample, cell metadata, taxonomy, genes."""
+    """Subsets of three matrices (one empty), the sample, cell metadata, taxonomy, genes,
+    and the sampled cells' rows of the cell metadata."""
     rng = np.random.default_rng(5)
     paths, sample, cells = [], [], []
     for i, (matrix, (n, dtype)) in enumerate(sorted(MATRICES.items())):
@@ -76,13 +92,16 @@ def release(tmp_path):
         "cluster": ["c1", "c2", "c3", "c4"],
     }).to_csv(tmp_path / "taxonomy.csv", index=False)  # fmt: skip
     genes_table().to_csv(tmp_path / "gene.csv", index=False)
-    return {"paths": paths, "dir": tmp_path, "metadata": metadata.set_index("cell_label")}
+    (tmp_path / "out").mkdir()
+    rows = sample_files(tmp_path, tmp_path / "cells.csv")
+    return {"paths": paths, "dir": tmp_path, "metadata": metadata.set_index("cell_label"),
+            "rows": rows}  # fmt: skip
 
 
 def concat_files(release, out, **kwargs):
     d = release["dir"]
     return concat_release(release["paths"], out, cells_csv=d / "cells.csv",
-                          cell_metadata=d / "cell_metadata.csv", taxonomy=d / "taxonomy.csv",
+                          sample_rows=release["rows"], taxonomy=d / "taxonomy.csv",
                           genes=d / "gene.csv", provenance=PROVENANCE, **kwargs)  # fmt: skip
 
 
@@ -115,6 +134,42 @@ def test_obs_has_all_metadata_and_taxonomy_levels(release):
     assert "NA" in obs["neurotransmitter"].cat.categories  # the literal term, not missing
     classes = {1: "01 IT-ET Glut", 2: "30 Astro-Epen", 3: "06 CTX-CGE GABA", 4: "34 Immune"}
     assert list(obs["class"].astype(str)) == [classes[a] for a in metadata["cluster_alias"]]
+
+
+def test_obs_columns_are_what_pandas_makes_of_the_cell_table(release):
+    """Text as categoricals of its sorted distinct values (code point order; an empty field
+    is missing, the text "NA" a value), numbers as numbers: as pandas would make them from
+    the cell table, though concat never reads it."""
+    d = release["dir"]
+    table = pd.read_csv(d / "cell_metadata.csv")
+    # the 9 unsampled cells come last in the file: "Z" only among them, never a category
+    notes = np.array(["é", "b", "", "NA", "a", "B"], dtype=object)[np.arange(len(table)) % 6]
+    table["note"] = np.where(table["cell_label"].str.startswith("unsampled"), "Z", notes)
+    table["count"] = np.where(np.arange(len(table)) % 5 == 0, np.nan, np.arange(len(table)))
+    table.to_csv(d / "cell_metadata.csv", index=False)
+    rows = sample_files(d, d / "cells.csv")
+    out = d / "final.h5ad"
+    concat_files({**release, "rows": rows}, out)
+    obs = ad.read_h5ad(out).obs
+    expected = pd.read_csv(d / "cell_metadata.csv", keep_default_na=False, na_values=[""])
+    expected = expected.set_index("cell_label").loc[obs.index]
+    for column in ["note", "cell_barcode", "donor_sex", "library_label"]:
+        want = expected[column].astype("category")
+        pd.testing.assert_series_equal(obs[column], want, check_names=False)
+    assert list(obs["note"].cat.categories) == ["B", "NA", "a", "b", "é"]
+    assert obs["note"].isna().sum() == (expected["note"].isna()).sum() > 0
+    pd.testing.assert_series_equal(obs["count"], expected["count"], check_names=False)
+    assert obs["cluster_alias"].cat.categories.dtype == np.int64
+
+
+def test_stale_sample_rows_are_refused(release):
+    d = release["dir"]
+    fewer = d / "fewer.csv"
+    pd.read_csv(d / "cells.csv").iloc[:-1].to_csv(fewer, index=False)
+    rows = sample_files(d, fewer)
+    with pytest.raises(AbcError, match=r"1 cell\(s\) of the subsets are not in .*stale; delete it"):
+        concat_files({**release, "rows": rows}, d / "f.h5ad")
+    assert not (d / "f.h5ad").exists()
 
 
 def test_var_and_uns(release):
@@ -173,7 +228,7 @@ CONCAT_RULE = """
 config["abc"] = ABC
 rule concat:
     input:
-        subsets=[SUBSETS], cells="cells.csv", cell_metadata="receipts/cell_metadata.csv.json",
+        subsets=[SUBSETS], cells="cells.csv", sample_rows=".abc/sample/cell_rows.arrow",
         taxonomy="receipts/taxonomy.csv.json", genes="receipts/gene.csv.json"
     output: h5ad="data/downsampled_expression.h5ad"
     params: provenance={"release": "20250531", "seed": 7, "variant": "raw"}
@@ -183,11 +238,15 @@ rule concat:
 
 
 def test_rule_script_under_snakemake(release):
+    """The rule's obs come from the sample's rows: the cell table is not even there."""
     subsets = ", ".join(f'"subsets/{p.rsplit("/", 1)[1]}"' for p in release["paths"])
-    receipts_for(release["dir"], "cell_metadata.csv", "taxonomy.csv", "gene.csv")
+    receipts_for(release["dir"], "taxonomy.csv", "gene.csv")
+    (release["dir"] / "cell_metadata.csv").unlink()
     rule = CONCAT_RULE.replace("SUBSETS", subsets).replace("ABC", repr(local_abc(release["dir"])))
     result = run_rule(release["dir"], rule, "concat_subsets.py")
     assert result.returncode == 0, result.stderr[-2000:]
     final = ad.read_h5ad(release["dir"] / "data" / "downsampled_expression.h5ad")
     assert final.shape == (37, N_GENES) and final.uns["abc_downsample"]["seed"] == 7
+    expected = release["metadata"].loc[final.obs.index]
+    assert list(final.obs["donor_sex"].astype(str)) == list(expected["donor_sex"])
     assert "37 cells" in (release["dir"] / "logs" / "concat.log").read_text()

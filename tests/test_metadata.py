@@ -1,5 +1,8 @@
 """Readers of the cell, gene and taxonomy tables, on small real CSV files."""
 
+import tempfile
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -90,9 +93,10 @@ def test_a_column_empty_in_the_first_block_may_be_filled_later(tmp_path, small_b
     got = metadata.read_cell_columns(path, ["brain_section_label"])["brain_section_label"]
     assert got.isna().sum() == 2900
     assert set(got.dropna().astype(str)) == {"C57BL6J-638850.01"}
-    picked = metadata.read_cells_for_labels(path, frame["cell_label"].iloc[[0, 2950]].tolist())
-    assert pd.isna(picked["brain_section_label"].iloc[0])
-    assert picked["brain_section_label"].iloc[1] == "C57BL6J-638850.01"
+    with tempfile.TemporaryFile(dir=tmp_path) as spill:
+        once = metadata.read_cell_table_once(path, ["cell_label"], "cell_label", spill)
+        picked = once.take(np.array([0, 2950])).column("brain_section_label").to_pylist()
+    assert picked == [None, "C57BL6J-638850.01"]
 
 
 def test_missing_column_is_one_line_error_naming_file(cells_csv):
@@ -112,8 +116,8 @@ def test_ragged_csv_is_an_error(tmp_path):
     path.write_text("cell_label,cluster_alias\na,1\nb,2,3\n")
     with pytest.raises(AbcError, match="ragged.csv is not a readable CSV.*delete it and rerun"):
         metadata.read_cell_columns(path, ["cell_label", "cluster_alias"])
-    with pytest.raises(AbcError, match="not a readable CSV"):
-        metadata.read_cells_for_labels(path, ["a"])
+    with pytest.raises(AbcError, match="not a readable CSV"), tempfile.TemporaryFile() as spill:
+        metadata.read_cell_table_once(path, ["cell_label"], "cell_label", spill)
 
 
 def test_a_bad_value_in_a_later_block_is_an_error(tmp_path, small_blocks):
@@ -133,33 +137,49 @@ def test_truncated_file_is_an_error(tmp_path):
         metadata.read_cell_columns(path, ["cell_label"])
 
 
-def test_read_cells_for_labels_all_columns_in_given_order(cells_csv, small_blocks):
+def test_read_once_keeps_the_asked_columns_and_spills_the_others(cells_csv, small_blocks):
+    """One pass: the asked columns in memory; the full rows of any cells taken later, as
+    reading every column would give them, from blocks spilled to the file."""
     path, frame = cells_csv
-    labels = frame["cell_label"].iloc[[2999, 5, 1500, 0]].tolist()
-    got = metadata.read_cells_for_labels(path, labels)
-    assert got.index.name == "cell_label"
-    assert got.index.tolist() == labels
-    assert list(got.columns) == COLUMNS[1:]
-    expected = frame.set_index("cell_label").loc[labels]
-    assert got["x"].tolist() == expected["x"].tolist()
-    assert got["cluster_alias"].tolist() == expected["cluster_alias"].tolist()
-    assert got["donor_label"].tolist() == expected["donor_label"].tolist()
+    whole = metadata.read_cell_table(path)
+    rows = np.array([0, 5, 1500, 2998, 2999])  # across many 8 kB blocks
+    with tempfile.TemporaryFile() as spill:
+        once = metadata.read_cell_table_once(path, ["cluster_alias", "cell_label"], "cell_label",
+                                             spill)  # fmt: skip
+        assert once.kept.column_names == ["cluster_alias", "cell_label"]
+        assert once.kept.num_rows == len(frame)
+        assert spill.tell() > 0, "the other columns are in the file"
+        taken = once.take(rows)
+        assert once.take(np.array([], dtype=np.int64)).num_rows == 0
+    assert taken.column_names == COLUMNS  # the file's order
+    assert taken.schema == whole.schema and taken.to_pylist() == whole.take(rows).to_pylist()
+    assert taken.column("cell_label").to_pylist() == frame["cell_label"].iloc[rows].tolist()
 
 
-def test_read_cells_for_labels_empty_is_nan_not_text(cells_csv, small_blocks):
+def test_cell_rows_file_gives_the_rows_in_the_asked_order(cells_csv, tmp_path):
     path, frame = cells_csv
-    got = metadata.read_cells_for_labels(path, frame["cell_label"].iloc[:10].tolist())
-    assert got["brain_section_label"].isna().all()
-    assert all(isinstance(v, float) and np.isnan(v) for v in got["brain_section_label"])
-    assert (got["region_of_interest_acronym"].isin(["TH", "HPF", "NA"])).all()
+    rows = tmp_path / "rows.arrow"
+    metadata.write_cell_rows(metadata.read_cell_table(path).take([7, 3, 9, 3]), rows)
+    labels = frame["cell_label"].iloc[[9, 3, 7]].tolist()
+    got = metadata.read_cell_rows(rows, labels, "cell_label")
+    assert got.column("cell_label").to_pylist() == labels  # a label twice: once
+    assert got.column("x").to_pylist() == frame["x"].iloc[[9, 3, 7]].tolist()
+    assert got.column_names == COLUMNS
 
 
-def test_read_cells_for_labels_missing_labels_listed(cells_csv):
+def test_cell_rows_file_missing_or_stale_is_a_one_line_error(cells_csv, tmp_path):
     path, frame = cells_csv
+    rows = tmp_path / "rows.arrow"
+    with pytest.raises(AbcError, match="rows.arrow does not exist: rerun the workflow"):
+        metadata.read_cell_rows(rows, ["a"], "cell_label")
+    metadata.write_cell_rows(metadata.read_cell_table(path).take([0, 1]), rows)
     labels = [frame["cell_label"].iloc[0], "GHOST-1", "GHOST-2"]
-    with pytest.raises(AbcError, match=r"2 cell label\(s\) are not in .*'GHOST-1'") as err:
-        metadata.read_cells_for_labels(path, labels)
+    with pytest.raises(AbcError, match=r"2 cell\(s\) .* not in .*'GHOST-1'.*stale") as err:
+        metadata.read_cell_rows(rows, labels, "cell_label")
     assert "\n" not in str(err.value)
+    rows.write_bytes(b"not arrow")
+    with pytest.raises(AbcError, match="rows.arrow is not readable .*delete it and rerun"):
+        metadata.read_cell_rows(rows, labels, "cell_label")
 
 
 def test_read_taxonomy_keeps_na_as_text(tmp_path):
@@ -204,12 +224,6 @@ def test_read_genes(tmp_path):
     assert genes.loc["ENSMUSG00000089699", "comment"] == "NA"
 
 
-def test_read_cells_for_no_labels_is_empty(cells_csv):
-    path, _ = cells_csv
-    got = metadata.read_cells_for_labels(path, [])
-    assert len(got) == 0 and "cluster_alias" in got.columns
-
-
 def test_hash_labels_depends_on_the_label_only():
     import pyarrow as pa
 
@@ -218,3 +232,11 @@ def test_hash_labels_depends_on_the_label_only():
     assert hashes[0] == hashes[3] and len(set(hashes[:3].tolist())) == 3
     assert metadata.hash_labels(pa.array(["ccc"]))[0] == hashes[2]
     assert metadata.hash_labels(["ccc"], seed=1)[0] != hashes[2]
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_full_disk_under_the_spill_is_said_as_such(cells_csv, small_blocks):
+    path, _ = cells_csv
+    with open("/dev/full", "wb", buffering=0) as full, pytest.raises(AbcError) as err:
+        metadata.read_cell_table_once(path, ["cell_label"], "cell_label", full)
+    assert "free some disk space" in str(err.value) and "not a readable CSV" not in str(err.value)

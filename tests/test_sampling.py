@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.feather as feather
 import pytest
 from conftest import local_abc, receipts_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from abc_downsample import allocation, csv_tables, drawing, sampling
+from abc_downsample import allocation, csv_tables, drawing, metadata, sampling
 from abc_downsample.allocation import STRATEGIES, allocate
 from abc_downsample.dataset import load_dataset
 from abc_downsample.drawing import select_cells
@@ -334,7 +336,8 @@ def test_levels_view_adds_up(release):
 
 
 def test_files_are_identical_whatever_the_row_order_and_threads(tmp_path):
-    outputs = []
+    """The tables byte for byte; the rows for concat (in the cell table's order) by value."""
+    outputs, rows = [], []
     for run, (shuffle, threads) in enumerate([(1, 2), (2, 1)]):
         folder = tmp_path / f"run{run}"
         folder.mkdir()
@@ -343,11 +346,15 @@ def test_files_are_identical_whatever_the_row_order_and_threads(tmp_path):
         pa.set_cpu_count(threads)
         try:
             paths = [folder / name for name in ("cells.csv", "summary.csv", "levels.csv")]
-            sampling.sample_to_files(metadata, taxonomy, config(target_cells=200), *paths)
+            sampling.sample_to_files(metadata, taxonomy, config(target_cells=200), *paths,
+                                     folder / "rows.arrow")  # fmt: skip
         finally:
             pa.set_cpu_count(before)
         outputs.append([p.read_bytes() for p in paths])
+        table = feather.read_table(folder / "rows.arrow")
+        rows.append(table.take(pc.sort_indices(table, [("cell_label", "ascending")])))
     assert outputs[0] == outputs[1]
+    assert rows[0].to_pylist() == rows[1].to_pylist() and len(rows[0]) == 200
 
 
 def test_group_by_a_taxonomy_level(release):
@@ -459,6 +466,34 @@ def test_cells_file_errors(release, tmp_path):
         sample_cells(metadata, taxonomy, config(cells_file=str(tmp_path / "missing.csv")))
 
 
+@pytest.mark.parametrize("how", ["filters", "cells_file"])
+def test_sample_rows_are_the_full_rows_of_exactly_the_sampled_cells(release, tmp_path, how,
+                                                                    monkeypatch):  # fmt: skip
+    """What concat takes obs from: every column of the cell table, in its order, for the
+    sampled cells only, read in the same pass (small blocks: many spilled blocks)."""
+    monkeypatch.setattr(metadata, "BLOCK_SIZE", 8 << 10)
+    metadata_path, taxonomy, frame = release
+    if how == "filters":
+        changes = {"filters": {"region_of_interest_acronym": ["TH"]}, "target_cells": 200}
+    else:
+        given = tmp_path / "given.csv"
+        frame.sample(n=37, random_state=3)[["cell_label"]].to_csv(given, index=False)
+        changes = {"cells_file": str(given)}
+    spill_dir = tmp_path / "spill"
+    spill_dir.mkdir()
+    sample = sample_cells(metadata_path, taxonomy, config(**changes), spill_dir=spill_dir)
+    assert not list(spill_dir.iterdir()), "the spilled columns leave no file behind"
+    rows = sample.rows.to_pandas().set_index("cell_label")
+    assert sorted(rows.index) == sorted(sample.cells["cell_label"])
+    assert list(rows.columns) == list(frame.columns[1:])
+    expected = frame.set_index("cell_label").loc[rows.index]
+    for column in ("cell_barcode", "donor_sex", "region_of_interest_acronym", "cluster_alias"):
+        assert rows[column].astype(str).tolist() == expected[column].astype(str).tolist(), column
+    assert rows["brain_section_label"].isna().all()  # empty fields: missing
+    if how == "filters":
+        assert set(rows["region_of_interest_acronym"]) == {"TH"}
+
+
 def test_taxonomy_of_another_release_is_an_error(release, tmp_path):
     metadata, _, _ = release
     taxonomy = tmp_path / "other.csv"
@@ -483,6 +518,7 @@ rule sample_cells:
         cells="out/downsampled_cells.csv",
         summary="out/sampling_summary.csv",
         levels="out/sampling_levels.csv",
+        rows="out/.abc/sample/cell_rows.arrow",
         done="out/sample.done.json",
     params:
         sampling={sampling!r},
@@ -518,12 +554,17 @@ def run_rule(tmp_path, metadata, taxonomy, settings_):
 
 
 @pytest.mark.e2e
-def test_rule_script_writes_the_three_files(release, tmp_path):
+def test_rule_script_writes_the_three_files_and_the_rows(release, tmp_path):
     metadata, taxonomy, _ = release
     result = run_rule(tmp_path, metadata, taxonomy, config(target_cells=300))
     assert result.returncode == 0, result.stderr
     cells = pd.read_csv(tmp_path / "out" / "downsampled_cells.csv")
     assert len(cells) == 300
+    rows = feather.read_table(tmp_path / "out" / ".abc" / "sample" / "cell_rows.arrow")
+    assert sorted(rows.column("cell_label").to_pylist()) == sorted(cells["cell_label"])
+    assert sorted(p.name for p in (tmp_path / "out" / ".abc" / "sample").iterdir()) == [
+        "cell_rows.arrow"
+    ], "no spilled file left behind"
     assert pd.read_csv(tmp_path / "out" / "sampling_summary.csv")["selected"].sum() == 300
     assert (tmp_path / "out" / "sampling_levels.csv").stat().st_size > 0
     log = (tmp_path / "out" / "logs" / "sample_cells.log").read_text()

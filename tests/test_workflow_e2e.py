@@ -204,6 +204,27 @@ def test_deleted_subset_rebuilds_only_it_and_the_result(full_run):
     assert (workdir / RESULT).stat().st_mtime_ns > result_before
 
 
+def test_concat_reads_the_sample_rows_not_the_cell_table(full_run):
+    """The cell table is read once per run, by sample_cells: concat, rerun with the cached
+    cell table gone and no way to fetch it again, still makes the same result."""
+    workdir = full_run["workdir"]
+    cached = workdir / "abc_data" / CELLS
+    aside = cached.with_name("aside.csv")
+    first = ad.read_h5ad(workdir / RESULT)
+    (workdir / RESULT).unlink()
+    config = {**full_run["config"], "abc": {**full_run["config"]["abc"],
+              "endpoint_url": f"http://127.0.0.1:{free_port()}"}}  # fmt: skip
+    cached.rename(aside)
+    try:
+        output = snakemake_ok(workdir, config=config)
+    finally:
+        aside.rename(cached)
+    ran = jobs_run(output)
+    assert ran["concat"] == 1 and "sample_cells" not in ran, ran
+    again = ad.read_h5ad(workdir / RESULT)
+    pd.testing.assert_frame_equal(again.obs, first.obs)
+
+
 def test_partial_target_runs_only_what_it_needs(tmp_path, s3_endpoint, full_run):
     subsets = sorted((full_run["workdir"] / "data" / "subsets").glob("*.h5ad"))
     target = f"data/subsets/{subsets[0].name}"

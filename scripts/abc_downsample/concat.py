@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import h5py
 import numpy as np
 import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from .atomic import atomic_path
 from .csr_rows import (
@@ -24,7 +26,7 @@ from .csr_rows import (
 )
 from .dataset import Dataset, load_dataset
 from .errors import AbcError, few, unreadable
-from .metadata import read_cells_for_labels, read_genes
+from .metadata import read_cell_rows, read_genes
 from .taxonomy import TaxonomyTable, read_taxonomy
 from .units import CONCAT_BLOCK_NNZ
 
@@ -114,16 +116,15 @@ def check_cells_match(labels: pd.Index, sample: pd.Index, cells_csv) -> None:
         )
 
 
-def build_obs(labels: pd.Index, cell_metadata, taxonomy: TaxonomyTable, dataset: Dataset,
-              membership=None) -> pd.DataFrame:  # fmt: skip
-    """All cell metadata columns of ``labels`` (in order), the group key (from the
-    membership table where the profile names one) and the taxonomy's columns."""
+def build_obs(labels: pd.Index, sample_rows, taxonomy: TaxonomyTable,
+              dataset: Dataset) -> pd.DataFrame:  # fmt: skip
+    """All cell metadata columns of ``labels`` (in order), from the sample's rows of the cell
+    table (``sample_rows``, written by sampling: the group key already joined where the
+    profile has a membership table), and the taxonomy's columns."""
     cells = dataset.cells
-    obs = read_cells_for_labels(cell_metadata, list(labels), label=cells.label)
+    table = read_cell_rows(sample_rows, list(labels), cells.label)
+    obs = _obs_frame(table.drop_columns([cells.label]))
     obs.index = pd.Index(labels, name="cell_label")
-    if membership is not None:
-        member = read_cells_for_labels(membership, list(labels), label=cells.membership_label)
-        obs[cells.group] = member[cells.group].to_numpy()
     terms = taxonomy.terms
     rows = _aliases(terms.index).get_indexer(_aliases(obs[cells.group]))
     if (rows < 0).any():
@@ -133,11 +134,43 @@ def build_obs(labels: pd.Index, cell_metadata, taxonomy: TaxonomyTable, dataset:
     for level in taxonomy.columns:
         if level == cells.group:  # no taxonomy: the group is its own level
             continue
-        values = terms[level].to_numpy(object)
-        obs[level] = np.where(rows >= 0, values[rows], None)
+        obs[level] = _per_cell(pd.Categorical(terms[level].to_numpy(object)), rows)
     # a group, not a quantity: scanpy then colours it by category, not on a colour bar
     obs[cells.group] = obs[cells.group].astype("category")
     return _strings_as_categoricals(obs)
+
+
+def _obs_frame(table: pa.Table) -> pd.DataFrame:
+    """Cell metadata as pandas: text as categoricals (built from Arrow, see
+    ``_text_categorical``), other columns as Arrow converts them."""
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        text = pa.types.is_dictionary(column.type) or pa.types.is_string(column.type)
+        columns[name] = _text_categorical(column) if text else column.to_pandas()
+    return pd.DataFrame(columns)
+
+
+def _text_categorical(column: pa.ChunkedArray) -> pd.Categorical:
+    """Text as ``astype("category")`` makes it (the distinct values, sorted; missing is no
+    category), from an Arrow dictionary: no Python string per cell."""
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    array = column.unify_dictionaries().combine_chunks()
+    codes = pc.fill_null(array.indices, -1).to_numpy().astype(np.int64)
+    used = np.flatnonzero(np.bincount(codes + 1, minlength=len(array.dictionary) + 1)[1:])
+    values = array.dictionary.take(used)
+    order = pc.array_sort_indices(values).to_numpy()  # code point order, as Python sorts str
+    lookup = np.full(len(array.dictionary) + 1, -1, dtype=np.int64)
+    lookup[used[order] + 1] = np.arange(len(used))
+    categories = pd.Index(values.take(order).to_numpy(zero_copy_only=False), dtype=object)
+    return pd.Categorical.from_codes(lookup[codes + 1], categories)
+
+
+def _per_cell(terms: pd.Categorical, rows: np.ndarray) -> pd.Categorical:
+    """Each cell's term (``rows``: its row of ``terms``, -1 for none), with only the terms
+    used as categories, as ``astype("category")`` of the values would make them."""
+    codes = np.where(rows >= 0, terms.codes[rows], -1)
+    return pd.Categorical.from_codes(codes, terms.categories).remove_unused_categories()
 
 
 def atlas_umap(obs: pd.DataFrame, dataset: Dataset) -> dict:
@@ -269,19 +302,18 @@ def concat_release(
     out_path: str | os.PathLike,
     *,
     cells_csv,
-    cell_metadata,
+    sample_rows,
     taxonomy,
     genes,
     provenance: dict,
     colors=None,
     dataset: Dataset | None = None,
-    membership=None,
     block_nnz: int = DEFAULT_BLOCK_NNZ,
 ) -> ConcatStats:
     """The final h5ad: subsets' X, full cell metadata + taxonomy, genes, provenance, the
-    atlas UMAP and colours. ``taxonomy`` is the taxonomy's file(s) (see ``taxonomy``),
-    ``colors`` a colour table of its own where there is one, ``dataset`` the profile
-    (default WMB-10X), ``membership`` its per-cell group table where it has one."""
+    atlas UMAP and colours. ``sample_rows`` is the sample's rows of the cell table (written
+    by sampling), ``taxonomy`` the taxonomy's file(s) (see ``taxonomy``), ``colors`` a
+    colour table of its own where there is one, ``dataset`` the profile (default WMB-10X)."""
     dataset = dataset or load_dataset()
     paths = [str(p) for p in paths]
     labels = subset_labels(paths)
@@ -296,16 +328,8 @@ def concat_release(
     files += [colors] if colors else []
     groups = None if files else sample[dataset.cells.group]
     table = read_taxonomy(files, dataset, groups, annotations=True)
-    obs = build_obs(labels, cell_metadata, table, dataset, membership)
-    _release_arrow_memory()
+    obs = build_obs(labels, sample_rows, table, dataset)
     uns = {"abc_downsample": dict(provenance), **level_colors(obs, table)}
     return concat_subsets(
         paths, out_path, obs, var, uns, block_nnz=block_nnz, obsm=atlas_umap(obs, dataset)
     )
-
-
-def _release_arrow_memory() -> None:
-    """Give pyarrow's cached allocations (the cell table's batches) back to the system."""
-    import pyarrow
-
-    pyarrow.default_memory_pool().release_unused()

@@ -1,18 +1,24 @@
 """Reading the cell, gene and taxonomy tables of a release.
 
-The cell table has ~4 M rows (1 GB): it is read with pyarrow's columnar CSV reader, keeping
-only the columns asked for, or streamed in batches keeping only the rows asked for. Only an
-empty field is missing: `NA` and `nan` are values like any other.
+The cell table has ~4 M rows (1 GB): it is streamed in blocks with pyarrow's columnar CSV
+reader, text as dictionaries. Only an empty field is missing: `NA` and `nan` are values like
+any other. Sampling reads it once (`read_cell_table_once`): the columns it needs in memory,
+the others spilled to a temporary file, from which the sampled cells' full rows are taken
+(`SpilledTable.take`) into a small Arrow file (`write_cell_rows`) that the final step reads
+instead of the cell table (`read_cell_rows`).
 """
 
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.csv as pcsv
+import pyarrow.feather as feather
+import pyarrow.ipc as ipc
 
 from .errors import AbcError, few
 
@@ -79,12 +85,10 @@ def _convert_options(**kwargs) -> pcsv.ConvertOptions:
     )
 
 
-def _column_types(
-    path: Path, columns: Sequence[str] | None, dictionaries: bool, label: str = "cell_label"
-) -> dict:
+def _column_types(path: Path, columns: Sequence[str] | None, label: str) -> dict:
     """Types for a streamed read, inferred from a large first block (later blocks must
     conform). A column empty there is read as strings so later values cannot break it;
-    with ``dictionaries`` strings become dictionaries (categoricals), except unique labels."""
+    strings become dictionaries (categoricals), except unique labels."""
     reader = pcsv.open_csv(
         path,
         read_options=pcsv.ReadOptions(block_size=INFER_BLOCK_SIZE),
@@ -93,7 +97,7 @@ def _column_types(
     types = {}
     for field in reader.schema:
         kind = pa.string() if pa.types.is_null(field.type) else field.type
-        if dictionaries and kind == pa.string() and field.name not in UNIQUE_COLUMNS:
+        if kind == pa.string() and field.name not in UNIQUE_COLUMNS:
             kind = pa.dictionary(pa.int32(), pa.string())
         types[field.name] = kind
     for name in {"cell_label", label} & set(types):
@@ -101,22 +105,46 @@ def _column_types(
     return types
 
 
-def _stream(
-    path: Path, columns: Sequence[str] | None, dictionaries: bool, keep=None, block=BLOCK_SIZE,
-    label: str = "cell_label",
-):
-    """Read ``path`` block by block into one table, filtering each batch with ``keep``."""
+def _stream(path: Path, columns: Sequence[str] | None, label: str, spill=None) -> pa.Table:
+    """Read ``columns`` of ``path`` (all if None) block by block into one table; with
+    ``spill`` (a binary file), read every column and write the others there."""
     try:
-        types = _column_types(path, columns, dictionaries, label)
+        wanted = None if spill else columns
+        types = _column_types(path, wanted, label)
         reader = pcsv.open_csv(
             path,
-            read_options=pcsv.ReadOptions(block_size=block),
-            convert_options=_convert_options(include_columns=columns or [], column_types=types),
+            read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE),
+            convert_options=_convert_options(include_columns=wanted or [], column_types=types),
         )
-        batches = [batch if keep is None else batch.filter(keep(batch)) for batch in reader]
-        return pa.Table.from_batches(batches, schema=reader.schema)
+        if spill is None:
+            return pa.Table.from_batches(list(reader), schema=reader.schema)
+        schema = reader.schema
+        others = [n for n in schema.names if n not in columns]
+        kept = []
+        out = _spilling(ipc.new_stream, pa.PythonFile(spill, mode="w"), _select(schema, others))
+        for batch in reader:
+            kept.append(batch.select(columns))
+            _spilling(out.write_batch, batch.select(others))
+        _spilling(out.close)
+        return pa.Table.from_batches(kept, schema=_select(schema, columns))
     except (pa.ArrowInvalid, OSError) as err:
         raise _malformed(path, err) from None
+
+
+def _select(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:
+    return pa.schema([schema.field(name) for name in names])
+
+
+def _spilling(call, *args):
+    """``call(*args)``, a write to the spill file: its failure (a full disk) is said as
+    such, not as a malformed CSV."""
+    try:
+        return call(*args)
+    except OSError as err:
+        raise AbcError(
+            f"could not write the cell table's other columns to a temporary file ({err}): "
+            "free some disk space in the output directory's .abc folder"
+        ) from None
 
 
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
@@ -165,60 +193,107 @@ def hash_labels(labels, seed: int = 0) -> np.ndarray:
     return _mix(hashes ^ _mix(np.array([seed], dtype=np.uint64)))
 
 
-def _label_filter(labels: pa.Array, label: str = "cell_label"):
-    """A batch filter for the rows whose cell_label hashes like one of ``labels``: a sorted
-    array lookup, much cheaper per batch than building Arrow's hash set each time."""
-    wanted = np.sort(hash_labels(labels))
+def read_cell_table(
+    path: str | Path, columns: Sequence[str] | None = None, label: str = "cell_label"
+) -> pa.Table:
+    """``columns`` of the cell table (all if None) as one Arrow table, compact.
 
-    def keep(batch: pa.RecordBatch) -> pa.Array:
-        if len(wanted) == 0:
-            return pa.array(np.zeros(batch.num_rows, dtype=bool))
-        hashes = hash_labels(batch.column(label))
-        where = np.minimum(np.searchsorted(wanted, hashes), len(wanted) - 1)
-        return pa.array(wanted[where] == hashes)
-
-    return keep
-
-
-def read_cell_columns(path: str | Path, columns: Sequence[str]) -> pd.DataFrame:
-    """Only ``columns`` of the cell table, fast and compact.
-
-    Strings come back as categoricals, except unique labels (cell_label, ...), which stay
-    Arrow-backed strings; numbers keep their inferred type; an empty field is missing.
-    Streaming in 1 MB blocks: the peak memory is the result plus a few blocks.
+    Text comes as dictionaries, except unique labels (``label``, cell_barcode, ...), which
+    stay strings; numbers keep their inferred type; an empty field is missing. Streaming in
+    1 MB blocks: the peak memory is the result plus a few blocks.
     """
     path = Path(path)
+    present = _header(path)
+    if columns is not None:
+        columns = list(dict.fromkeys(columns))
+        _require(path, present, columns)
+    return _stream(path, columns, label)
+
+
+@dataclass
+class SpilledTable:
+    """A cell table read once: some columns in memory, the others in a temporary file (an
+    Arrow IPC stream, block by block), for taking the rows of a few cells at the end."""
+
+    kept: pa.Table  # the columns asked for
+    spill: BinaryIO  # the others
+    names: list[str]  # every column, in the file's order
+
+    def take(self, rows: np.ndarray) -> pa.Table:
+        """Every column of ``rows`` (increasing positions), one block at a time."""
+        self.spill.seek(0)
+        stream = ipc.open_stream(pa.PythonFile(self.spill, mode="r"))
+        spilled = _take_by_block(stream, rows, stream.schema)
+        kept = _take_by_block(self.kept.to_batches(), rows, self.kept.schema)
+        columns = {n: (kept if n in kept.column_names else spilled).column(n) for n in self.names}
+        return pa.table(columns)
+
+
+def _take_by_block(batches, rows: np.ndarray, schema: pa.Schema) -> pa.Table:
+    """``rows`` of a table given as batches; a block at a time, never a whole column."""
+    taken, start = [], 0
+    for batch in batches:
+        low, high = np.searchsorted(rows, [start, start + batch.num_rows])
+        taken.append(batch.take(pa.array(rows[low:high] - start)))
+        start += batch.num_rows
+    return pa.Table.from_batches(taken, schema=schema)
+
+
+def read_cell_table_once(
+    path: str | Path, columns: Sequence[str], label: str, spill: BinaryIO
+) -> SpilledTable:
+    """The cell table in one pass: ``columns`` in memory (as ``read_cell_table`` reads
+    them), the others written to ``spill`` (an empty binary file) as they are read."""
+    path = Path(path)
+    present = _header(path)
     columns = list(dict.fromkeys(columns))
-    _require(path, _header(path), columns)
-    table = _stream(path, columns, dictionaries=True)
+    _require(path, present, columns)
+    return SpilledTable(_stream(path, columns, label, spill), spill, present)
+
+
+def arrow_frame(table: pa.Table, self_destruct: bool = False) -> pd.DataFrame:
+    """A table of ``read_cell_table`` as pandas: dictionaries as categoricals, strings
+    Arrow-backed (no Python object per value)."""
     return table.to_pandas(
-        types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get, self_destruct=True
+        types_mapper={pa.string(): pd.StringDtype("pyarrow")}.get, self_destruct=self_destruct
     )
 
 
-def read_cells_for_labels(
-    path: str | Path, labels: Sequence[str], label: str = "cell_label"
+def read_cell_columns(
+    path: str | Path, columns: Sequence[str], label: str = "cell_label"
 ) -> pd.DataFrame:
-    """All columns of the cell table for ``labels`` only, indexed by ``label`` in their order.
+    """Only ``columns`` of the cell table, as pandas (see ``read_cell_table``)."""
+    return arrow_frame(read_cell_table(path, columns, label), self_destruct=True)
 
-    The file is streamed in batches and each batch filtered at once, so memory follows the
-    selection, not the file. Labels absent from the file raise an ``AbcError``.
-    """
+
+def write_cell_rows(table: pa.Table, path: str | Path) -> None:
+    """Rows of the cell table (as ``read_cell_table`` types them) to an Arrow IPC file."""
+    feather.write_feather(table.unify_dictionaries().combine_chunks(), path)
+
+
+def read_cell_rows(path: str | Path, labels: Sequence[str], label: str) -> pa.Table:
+    """The rows of ``labels``, in their order, from a file of ``write_cell_rows`` (a label
+    listed twice: its first row). Labels absent from the file raise an ``AbcError``."""
     path = Path(path)
-    _require(path, _header(path), [label])
-    wanted = pa.array(pd.unique(np.asarray(labels, dtype=object)), type=pa.string())
-    table = _stream(path, None, False, keep=_label_filter(wanted, label), label=label)
-    table = table.filter(pc.is_in(table.column(label), value_set=wanted))  # exact
-    cells = table.to_pandas().set_index(label)
-    missing = pd.Index(labels).difference(cells.index)
-    if len(missing):
+    if not path.is_file():
+        raise AbcError(f"{path} does not exist: rerun the workflow (sample_cells writes it)")
+    try:
+        table = feather.read_table(path, memory_map=False)
+    except (pa.ArrowInvalid, OSError) as err:
+        raise AbcError(f"{path} is not readable ({err}): delete it and rerun") from None
+    _require(path, table.column_names, [label])
+    index = pd.Index(table.column(label).to_numpy(zero_copy_only=False))
+    if index.has_duplicates:
+        first = ~index.duplicated()
+        table, index = table.filter(first), index[first]
+    rows = index.get_indexer(pd.Index(labels, dtype=object))
+    if (rows < 0).any():
+        missing = pd.Index(labels)[rows < 0]
         raise AbcError(
-            f"{len(missing)} cell label(s) are not in {path}, e.g. {few(missing)}: "
-            "check the cell list, or that the metadata is complete and of the same release"
+            f"{len(missing)} cell(s) of the subsets are not in {path}, e.g. {few(missing)}: "
+            "it is stale; delete it and rerun"
         )
-    cells = cells[~cells.index.duplicated()].loc[list(labels)]
-    with pd.option_context("future.no_silent_downcasting", True):
-        return cells.fillna(np.nan)  # missing strings as NaN, like pandas.read_csv
+    return table.take(rows)
 
 
 def read_small_csv(path: str | Path, required: Iterable[str], **kwargs) -> pd.DataFrame:

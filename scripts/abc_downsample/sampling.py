@@ -1,14 +1,17 @@
 """Stratified sampling that keeps rare groups whole: the whole step, as a dataset's profile
 says where its cells, groups and taxonomy are.
 
-The flow: read the few needed columns of the cell table (and a membership table holding
-the group key, where the profile names one), filter, group (a cell column or a taxonomy
-level), decide how many cells each group keeps (`allocation`), draw that many cells per
-group (`drawing`), write the cell list and the tables that explain it (`summaries`).
+The flow: read the cell table once (the needed columns in memory, the others spilled to a
+temporary file) and a membership table holding the group key, where the profile names one;
+filter, group (a cell column or a taxonomy level), decide how many cells each group keeps
+(`allocation`), draw that many cells per group (`drawing`), write the cell list, the tables
+that explain it (`summaries`) and the sampled cells' full rows of the cell table, which the
+final step takes its obs from instead of reading the cell table again.
 Reproducibility does not depend on row order or threads (see `drawing`).
 """
 
 import logging
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -23,7 +26,16 @@ from .csv_tables import write_csv
 from .dataset import Dataset, load_dataset
 from .drawing import select_cells
 from .errors import AbcError, few
-from .metadata import as_arrow_strings, cell_table_columns, read_cell_columns
+from .metadata import (
+    SpilledTable,
+    arrow_frame,
+    as_arrow_strings,
+    cell_table_columns,
+    read_cell_columns,
+    read_cell_table,
+    read_cell_table_once,
+    write_cell_rows,
+)
 from .summaries import group_summary, level_views, log_figures
 from .taxonomy import read_taxonomy
 
@@ -48,6 +60,7 @@ class Sample:
     cells: pd.DataFrame  # cell_columns (+ the grouping column), sorted
     summary: pd.DataFrame  # one row per group
     levels: pd.DataFrame  # one row per taxonomy level and term
+    rows: pa.Table  # the cells' rows of the cell table (every column, the group key joined)
 
 
 def _read_given_labels(path) -> pa.Array:
@@ -121,37 +134,70 @@ def _check_cell_table(metadata_path, metadata_columns, dataset: Dataset) -> None
         )
 
 
-def read_membership(path, dataset: Dataset) -> pd.DataFrame:
-    """The membership table's (label, group) columns, one row per cell."""
+def read_membership(path, dataset: Dataset) -> pa.Table:
+    """The membership table's (label, group) columns, the first row of each cell."""
     label, group = dataset.cells.membership_label, dataset.cells.group
     columns = cell_table_columns(path)
     for column, key in ((label, "cells.membership.label"), (group, "cells.group")):
         if column not in columns:
             raise AbcError(f"{path} has no column {column!r} (it has {few(columns)}): "
                            f"{dataset.fix(key)}")  # fmt: skip
-    table = read_cell_columns(path, [label, group])
-    return table.drop_duplicates(label)
+    table = read_cell_table(path, [label, group], label)
+    first = ~arrow_frame(table.select([label]))[label].duplicated().to_numpy()
+    return table if first.all() else table.filter(first)
 
 
-def _join_membership(cells: pd.DataFrame, membership_path, dataset: Dataset) -> pd.DataFrame:
-    """The group key from the membership table; cells without a row there are left out."""
+@dataclass
+class _CellRows:
+    """The cell table's full rows, to take the sample's from. With a membership table the
+    CellTable's rows are the cell table's rows ``kept`` (those with a group), the group key
+    joined from ``members`` (one per CellTable row)."""
+
+    table: SpilledTable
+    kept: np.ndarray | None = None
+    group: str | None = None
+    members: pa.ChunkedArray | None = None
+
+    def take(self, selected: np.ndarray) -> pa.Table:
+        rows = np.flatnonzero(selected)
+        taken = self.table.take(rows if self.kept is None else self.kept[rows])
+        if self.members is None:
+            return taken
+        return _with_column(taken, self.group, self.members.take(rows))
+
+
+def _with_column(table: pa.Table, name: str, column) -> pa.Table:
+    """``table`` with ``column`` as ``name``: in place of one of that name, else last."""
+    if name in table.column_names:
+        return table.set_column(table.column_names.index(name), name, column)
+    return table.append_column(name, column)
+
+
+def _join_membership(cells: pd.DataFrame, cell_rows: _CellRows, membership_path, dataset):
+    """The group key from the membership table, into the sampling columns and the cells'
+    rows; cells without a row there are left out."""
     membership = read_membership(membership_path, dataset)
-    label = dataset.cells.label
-    keys = membership.set_index(dataset.cells.membership_label)[dataset.cells.group]
-    group = keys.reindex(cells[label].astype(object).to_numpy())
-    cells = cells.assign(**{dataset.cells.group: group.to_numpy()})
-    absent = cells[dataset.cells.group].isna()
+    group = dataset.cells.group
+    keys = arrow_frame(membership).set_index(dataset.cells.membership_label)[group]
+    where = keys.index.get_indexer(cells[dataset.cells.label].astype(object).to_numpy())
+    values = np.asarray(keys.array.take(where, allow_fill=True))  # missing where absent
+    absent = pd.isna(values)
     if absent.all():
         raise AbcError(f"no cell of the cell table is in {membership_path}: "
                        f"{dataset.fix('cells.membership')}")  # fmt: skip
+    cells = cells.assign(**{group: values})
     if absent.any():
         log.warning("%d cells are not in %s: left out", int(absent.sum()), membership_path)
-        cells = cells[~absent.to_numpy()].reset_index(drop=True)
-    return cells
+        cells = cells[~absent].reset_index(drop=True)
+    kept = np.flatnonzero(~absent)
+    members = membership.column(group).take(where[kept])
+    return cells, _CellRows(cell_rows.table, kept, group, members)
 
 
-def _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membership_path):
-    """Check the column names first (cheap), then read only the needed cell columns."""
+def _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membership_path,
+                spill):  # fmt: skip
+    """Check the column names first (cheap), then read the cell table once: the sampling's
+    columns as pandas (the CellTable), the others to ``spill`` for the sample's full rows."""
     metadata_columns = cell_table_columns(metadata_path)
     _check_cell_table(metadata_path, metadata_columns, dataset)
     known = list(metadata_columns) + ([dataset.cells.group] if membership_path else [])
@@ -159,24 +205,35 @@ def _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membersh
     check_columns([group], known, taxonomy_columns, "sampling.cluster_column")
     check_columns(list(filters), known, taxonomy_columns, "sampling.filters column")
     wanted = [*_required_columns(dataset), *dataset.cells.keep, group, *filters]
-    cells = read_cell_columns(metadata_path, [c for c in wanted if c in metadata_columns])
+    wanted = [c for c in wanted if c in metadata_columns]
+    cell_rows = _CellRows(read_cell_table_once(metadata_path, wanted, dataset.cells.label, spill))
+    cells = arrow_frame(cell_rows.table.kept)
     if membership_path:
-        cells = _join_membership(cells, membership_path, dataset)
+        cells, cell_rows = _join_membership(cells, cell_rows, membership_path, dataset)
     taxonomy = read_taxonomy(taxonomy_paths, dataset, cells[dataset.cells.group])
-    return CellTable(cells, taxonomy, dataset.cells.group, metadata_path)
+    return CellTable(cells, taxonomy, dataset.cells.group, metadata_path), cell_rows
 
 
 def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
-                 membership_path=None) -> Sample:  # fmt: skip
+                 membership_path=None, spill_dir=None) -> Sample:  # fmt: skip
     """Read, filter, group and sample the cells as the ``sampling`` config says (or take
     the cells of ``sampling['cells_file']``), and explain the result. ``dataset`` is the
-    profile (default WMB-10X); ``taxonomy_paths`` its taxonomy files (see ``taxonomy``)."""
-    dataset = dataset or load_dataset()
+    profile (default WMB-10X); ``taxonomy_paths`` its taxonomy files (see ``taxonomy``);
+    ``spill_dir`` where the cell table's other columns wait (default: the temp directory)."""
+    # the file has no name: nothing is left behind, even by a killed job
+    with tempfile.TemporaryFile(dir=spill_dir) as spill:
+        return _sample(metadata_path, taxonomy_paths, sampling, dataset or load_dataset(),
+                       membership_path, spill)  # fmt: skip
+
+
+def _sample(metadata_path, taxonomy_paths, sampling, dataset, membership_path, spill):
     group = sampling.get("cluster_column") or dataset.cells.group
     filters = sampling.get("filters") or {}
     cells_file = sampling.get("cells_file")
     given = _read_given_labels(cells_file) if cells_file else None
-    table = _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membership_path)
+    table, cell_rows = _load_table(
+        metadata_path, taxonomy_paths, group, filters, dataset, membership_path, spill
+    )
     population = filter_mask(table, filters)
     groups = table.column(group)
     if (groups.codes[population] < 0).any():
@@ -206,7 +263,7 @@ def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
     log_figures(summary, sampling)
     cells = _cell_list(table, selected, group, dataset)
     _check_one_gene_table(cells, dataset)
-    return Sample(cells, summary, levels)
+    return Sample(cells, summary, levels, cell_rows.take(selected))
 
 
 def _check_one_gene_table(cells: pd.DataFrame, dataset: Dataset) -> None:
@@ -220,8 +277,8 @@ def _check_one_gene_table(cells: pd.DataFrame, dataset: Dataset) -> None:
         )
 
 
-def write_sample(sample: Sample, cells_out, summary_out, levels_out) -> None:
-    """Write the three tables, each atomically."""
+def write_sample(sample: Sample, cells_out, summary_out, levels_out, rows_out) -> None:
+    """Write the three tables and the cells' rows, each atomically."""
     for frame, path in (
         (sample.cells, cells_out),
         (sample.summary, summary_out),
@@ -229,11 +286,15 @@ def write_sample(sample: Sample, cells_out, summary_out, levels_out) -> None:
     ):
         with atomic_path(path) as tmp:
             write_csv(frame, tmp)
+    with atomic_path(rows_out) as tmp:
+        write_cell_rows(sample.rows, tmp)
 
 
 def sample_to_files(metadata_path, taxonomy_paths, sampling, cells_out, summary_out, levels_out,
-                    dataset=None, membership_path=None):  # fmt: skip
+                    rows_out, dataset=None, membership_path=None):  # fmt: skip
     """The whole sampling step: read, sample, write; returns the ``Sample``."""
-    sample = sample_cells(metadata_path, taxonomy_paths, sampling, dataset, membership_path)
-    write_sample(sample, cells_out, summary_out, levels_out)
+    Path(rows_out).parent.mkdir(parents=True, exist_ok=True)
+    sample = sample_cells(metadata_path, taxonomy_paths, sampling, dataset, membership_path,
+                          spill_dir=Path(rows_out).parent)  # fmt: skip
+    write_sample(sample, cells_out, summary_out, levels_out, rows_out)
     return sample

@@ -6,9 +6,8 @@ rule concat:
         done=subsets_done,
         subsets=subset_paths,
         cells=OUT["cells"],
-        cell_metadata=cell_metadata_path,
+        sample_rows=SAMPLE_ROWS,
         taxonomy=taxonomy_path,
-        membership=membership_path,
         genes=genes_path,
     output:
         h5ad=OUT["expression"],

@@ -1,5 +1,9 @@
 # Stratified sampling: rare groups whole, the rest sampled to the target.
 
+# The sampled cells' rows of the cell table (every column), for the result's obs: the
+# cell table is read once per run, by sample_cells.
+SAMPLE_ROWS = f"{STATE}/sample/cell_rows.arrow"
+
 
 checkpoint sample_cells:
     input:
@@ -11,6 +15,7 @@ checkpoint sample_cells:
         cells=OUT["cells"],
         summary=OUT["summary"],
         levels=OUT["levels"],
+        rows=SAMPLE_ROWS,
         done=SAMPLE_DONE,
     log:
         f"{LOGS}/sample_cells.log",
