@@ -27,14 +27,12 @@ BASE_MB = 400  # python + numpy/pandas/scipy/h5py/anndata, measured ~200 MB
 OBS_BYTES_PER_FILE_CELL = 600  # a matrix file's obs (labels, barcodes, two categoricals)
 SUBSET_ROWS_FACTOR = 1.5  # the rows once, and margin for allocator and writer
 OBS_BYTES_PER_OUTPUT_CELL = 4096  # final obs: ~20 metadata + 5 taxonomy columns, as objects
-METADATA_READER_MB = 512  # the cell table streamed in pyarrow blocks
 STREAM_CACHE_MB = STREAM_CACHE_BYTES // MiB  # stream mode: the remote reader's block cache
 MAX_BYTES_PER_CELL = 64 * 1024  # real files: ~31 kB (10Xv2) to ~41 kB (10Xv3) a cell
 MIN_BYTES_PER_CELL = 16 * 1024  # for guessing a remote file's cell count from its size
 DISK_MB_PER_S = 20  # pessimistic shared-filesystem throughput for runtimes
 DOWNLOAD_MB_PER_S = 5  # pessimistic network throughput for download runtimes
 DOWNLOAD_SLACK_MIN = 10
-METADATA_CSV_MIN = 5  # streaming the 1 GB cell table
 
 
 def _ceil(value: float) -> int:
@@ -131,7 +129,6 @@ def concat_mem_mb(subset_paths) -> int:
     n_cells = sum(rows for rows, _, _ in _subset_shapes(subset_paths))
     return _ceil(
         BASE_MB
-        + METADATA_READER_MB
         + CONCAT_BLOCK_NNZ * 8 / MiB
         + n_cells * OBS_BYTES_PER_OUTPUT_CELL / MiB
     )
@@ -140,4 +137,4 @@ def concat_mem_mb(subset_paths) -> int:
 def concat_runtime_min(subset_paths) -> int:
     """Minutes for the concat job: reading and writing X at a slow disk's speed."""
     x_bytes = sum(nnz * per_nnz for _, nnz, per_nnz in _subset_shapes(subset_paths))
-    return 10 + METADATA_CSV_MIN + _ceil(2 * x_bytes / MiB / DISK_MB_PER_S / 60)
+    return 10 + _ceil(2 * x_bytes / MiB / DISK_MB_PER_S / 60)
