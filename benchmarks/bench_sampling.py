@@ -114,23 +114,25 @@ def write_metadata(path: Path, n_cells: int, seed: int = 0) -> None:
     tmp.replace(path)
 
 
-def write_taxonomy(path: Path) -> None:
-    """A pivoted taxonomy with 34 classes, 338 subclasses, 1,201 supertypes."""
+def taxonomy_terms() -> dict:
+    """Each cluster's terms: 34 classes, 338 subclasses, 1,201 supertypes, 5,322 clusters."""
     alias = np.arange(1, N_CLUSTERS + 1)
     supertype = (alias - 1) * 1201 // N_CLUSTERS
     subclass = supertype * 338 // 1201
     klass = subclass * 34 // 338
-    table = pa.table(
-        {
-            "cluster_alias": alias,
-            "neurotransmitter": np.where(alias % 5 == 0, "NA", "Glut"),
-            "class": [f"{k + 1:02d} class" for k in klass],
-            "subclass": [f"{s + 1:03d} subclass" for s in subclass],
-            "supertype": [f"{t + 1:04d} supertype" for t in supertype],
-            "cluster": [f"{a:04d} cluster" for a in alias],
-        }
-    )
-    pcsv.write_csv(table, path, pcsv.WriteOptions(quoting_style="none"))
+    return {
+        "cluster_alias": alias,
+        "neurotransmitter": np.where(alias % 5 == 0, "NA", "Glut"),
+        "class": [f"{k + 1:02d} class" for k in klass],
+        "subclass": [f"{s + 1:03d} subclass" for s in subclass],
+        "supertype": [f"{t + 1:04d} supertype" for t in supertype],
+        "cluster": [f"{a:04d} cluster" for a in alias],
+    }
+
+
+def write_taxonomy(path: Path) -> None:
+    """The pivoted taxonomy of ``taxonomy_terms``."""
+    pcsv.write_csv(pa.table(taxonomy_terms()), path, pcsv.WriteOptions(quoting_style="none"))
 
 
 OURS = """

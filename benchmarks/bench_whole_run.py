@@ -43,7 +43,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import yaml
-from bench_sampling import N_CELLS, N_CLUSTERS, cluster_sizes, metadata_chunk
+from bench_sampling import N_CELLS, N_CLUSTERS, cluster_sizes, metadata_chunk, taxonomy_terms
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
@@ -130,21 +130,8 @@ def write_taxonomy(directory: Path, rng: np.random.Generator) -> None:
     """The WMB taxonomy's long tables for 5,322 clusters."""
     import pandas as pd
 
-    alias = np.arange(1, N_CLUSTERS + 1)
-    supertype = (alias - 1) * 1201 // N_CLUSTERS
-    subclass = supertype * 338 // 1201
-    klass = subclass * 34 // 338
-    clusters = pd.DataFrame(
-        {
-            "cluster_alias": alias,
-            "number_of_cells": 0,
-            "class": [f"{k + 1:02d} class" for k in klass],
-            "subclass": [f"{s + 1:03d} subclass" for s in subclass],
-            "supertype": [f"{t + 1:04d} supertype" for t in supertype],
-            "cluster": [f"{a:04d} cluster" for a in alias],
-            "neurotransmitter": np.where(alias % 5 == 0, "NA", "Glut"),
-        }
-    )
+    clusters = pd.DataFrame({**taxonomy_terms(), "number_of_cells": 0})
+    alias = clusters["cluster_alias"].to_numpy()
     sets = ["class", "subclass", "supertype", "cluster", "neurotransmitter"]
     colors = pd.DataFrame(index=pd.Index(alias, name="cluster_alias"))
     for level in sets:
