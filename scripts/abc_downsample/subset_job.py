@@ -1,5 +1,6 @@
 """One subset job, whatever ``abc.transfer`` says: from the verified cached matrix
-(download), by byte ranges (stream), or the cheaper of the two per file (auto)."""
+(download), by byte ranges (stream), or per file a copy in the cache, else the cheaper of
+the two (auto)."""
 
 import logging
 from pathlib import Path
