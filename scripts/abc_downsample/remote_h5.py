@@ -266,11 +266,14 @@ def open_remote(store, key: str, max_concurrency: int, merge_gap_kb: int) -> Rem
     )
 
 
-def _stream_subset(source: RemoteCsrSource, labels, out_path, matrix: str, max_nnz: int):
+def _stream_subset(
+    source: RemoteCsrSource, labels, out_path, matrix: str, max_nnz: int, rows=None
+):
     try:
         stats = subset_matrix(
-            source.h5, labels, out_path, matrix=matrix, source=source, max_nnz=max_nnz
-        )
+            source.h5, labels, out_path, matrix=matrix, source=source, max_nnz=max_nnz,
+            rows=rows,
+        )  # fmt: skip
     except KeyError as err:
         raise AbcError(
             f"'{source.key}' lacks {err}: it is not an h5ad expression matrix; check the manifest"
@@ -339,7 +342,7 @@ def subset_auto(
         choice = plan_transfer(source, rows, link, download)
         log.info(choice.line(key))
         if choice.transfer == "stream":
-            return _stream_subset(source, labels, out_path, matrix, max_nnz)
+            return _stream_subset(source, labels, out_path, matrix, max_nnz, rows)
     return subset_local_file(fetch_cached(), cells_csv, out_path, matrix, max_nnz=max_nnz)
 
 

@@ -140,16 +140,19 @@ def subset_matrix(
     matrix: str,
     source: CsrSource | None = None,
     max_nnz: int = DEFAULT_MAX_NNZ,
+    rows: np.ndarray | None = None,
 ) -> SubsetStats:
     """Write the rows of ``cell_labels`` (in that order) of an open h5ad to ``out_path``.
 
     ``source`` reads X (default: the local file's X); obs/var always come from ``h5file``,
-    so a remote reader passes its file-like-backed h5py file and its own source.
+    so a remote reader passes its file-like-backed h5py file and its own source. ``rows``:
+    the labels' row numbers, if the caller has matched them already.
     """
     filename = os.path.basename(h5file.filename)
     with unreadable(filename, CORRUPT):
         source = source if source is not None else H5CsrSource(h5file["X"])
-        rows = rows_for_labels(read_obs_labels(h5file), cell_labels, filename)
+        if rows is None:
+            rows = rows_for_labels(read_obs_labels(h5file), cell_labels, filename)
         obs = read_table(h5file["obs"], rows, "cell_label", index=list(cell_labels))
         var = read_table(h5file["var"], None, "gene_identifier")
         writer = h5ad_writer
