@@ -313,7 +313,7 @@ def test_the_cards_say_how_each_matrix_was_read(tmp_path):
     the cache, downloads others; a job without a log is left out."""
     logs = tmp_path / "subset_matrix"
     logs.mkdir()
-    line = "x INFO {}: 10 rows, 99 non-zeros, {} MB of rows read ({})\n"
+    line = "x INFO {}: 10 rows, 99 non-zeros, {} MB read ({})\n"
     (logs / "A.log").write_text(line.format("A", "1,250.5", "stream"))
     retried = line.format("B", "0.5", "download") + line.format("B", "0.5", "stream")
     (logs / "B.log").write_text(retried)  # the last line counts
@@ -321,7 +321,8 @@ def test_the_cards_say_how_each_matrix_was_read(tmp_path):
     found = landing.transfers(tmp_path, ["A", "B", "C", "D"])
     assert found == {"stream": [1_250_500_000, 500_000], "cache": [3_000_000]}
     text = landing.transfer_text(found, 5 * 10**9)
-    assert text == "1.25 GB of rows streamed from 2 files, 1 from the cache, of 5 GB of files"
+    expected = "1.25 GB streamed (rows, obs, var) from 2 files, 1 from the cache, of 5 GB of files"
+    assert text == expected
     assert landing.transfer_text({}, 10**9) == "read, of 1 GB of files"
 
 

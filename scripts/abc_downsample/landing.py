@@ -20,7 +20,7 @@ from .units import size_text
 
 FIGURE_SIZE = (7.0, 3.7)  # inches at plots.DPI: shown unscaled next to the class table
 URI_LINE = 4000  # characters per line of the embedded figure (docutils' limit is 10,000)
-READ_LINE = re.compile(r"([\d,.]+) MB of rows read \((cache|download|stream)\)")
+READ_LINE = re.compile(r"([\d,.]+) MB read \((cache|download|stream)\)")
 
 # The report centres its landing text in a narrow column beside the rule graph: widen it and
 # start it at the top. The rules apply only while this fragment is on screen.
@@ -67,12 +67,13 @@ def transfers(logs_dir, matrices) -> dict[str, list[int]]:
 
 
 def transfer_text(found: dict[str, list[int]], file_bytes: int) -> str:
-    """E.g. "72.3 MB of rows streamed from 20 files, 4 from the cache, of 1.2 GB of files"."""
+    """E.g. "76.4 MB streamed (rows, obs, var) from 20 files, 4 from the cache, of 1.2 GB of
+    files": what a stream job fetched, headers and obs included."""
     parts = []
     if "stream" in found:
         n = len(found["stream"])
-        rows = size_text(sum(found["stream"]))
-        parts.append(f"{rows} of rows streamed from {n} file{'s' * (n != 1)}")
+        fetched = size_text(sum(found["stream"]))
+        parts.append(f"{fetched} streamed (rows, obs, var) from {n} file{'s' * (n != 1)}")
     for how, words in (("download", "downloaded whole"), ("cache", "from the cache")):
         if how in found:
             parts.append(f"{len(found[how])} {words}")

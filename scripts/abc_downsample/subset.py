@@ -41,13 +41,13 @@ class SubsetStats:
 
     rows: int
     nnz: int
-    bytes_read: int
+    bytes_read: int  # the rows' bytes from a local file; all fetched bytes when streamed
     transfer: str = "cache"  # how the matrix was read: cache, download or stream
 
     def summary(self, matrix: str) -> str:
         return (
             f"{matrix}: {self.rows:,} rows, {self.nnz:,} non-zeros, "
-            f"{self.bytes_read / 1e6:,.1f} MB of rows read ({self.transfer})"
+            f"{self.bytes_read / 1e6:,.1f} MB read ({self.transfer})"
         )
 
 
