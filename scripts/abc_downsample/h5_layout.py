@@ -143,12 +143,15 @@ class ChunkedLayout(DatasetLayout):
     def _whole_in_requests(self, plan: ChunkPlan) -> bool:
         """True if each stored chunk lies inside one request (a chunk longer than a
         request is cut in pieces, joined only once all have arrived)."""
+        stored, owner = self.request_of_chunks(plan)
+        ends = plan.fetch.requests[owner, 1]
+        return bool(np.all(self.offsets[stored] + self.sizes[stored] <= ends))
+
+    def request_of_chunks(self, plan: ChunkPlan) -> tuple[np.ndarray, np.ndarray]:
+        """The plan's stored chunks, and the request each starts in."""
         stored = plan.ids[self.sizes[plan.ids] > 0]
-        if not len(stored):
-            return True
-        requests = plan.fetch.requests
-        first = np.searchsorted(requests[:, 0], self.offsets[stored], side="right") - 1
-        return bool(np.all(self.offsets[stored] + self.sizes[stored] <= requests[first, 1]))
+        starts = plan.fetch.requests[:, 0]
+        return stored, np.searchsorted(starts, self.offsets[stored], side="right") - 1
 
     def _assemble_chunks(self, plan: ChunkPlan, blobs, starts, stops) -> np.ndarray:
         """Decode the touched chunks (in parallel: zlib releases the GIL) and copy their
@@ -228,9 +231,8 @@ class ChunkDecoder(Assembler):
         self.first = dict(zip(ids.tolist(), np.searchsorted(chunk, ids).tolist(), strict=True))
         last = np.searchsorted(chunk, ids, side="right")
         self.last = dict(zip(ids.tolist(), last.tolist(), strict=True))
-        stored = ids[layout.sizes[ids] > 0]
+        stored, owner = layout.request_of_chunks(plan)
         requests = plan.fetch.requests
-        owner = np.searchsorted(requests[:, 0], layout.offsets[stored], side="right") - 1
         # (chunk, start in its request's bytes, stored size) by request
         self.chunks_of: list[list[tuple[int, int, int]]] = [[] for _ in range(len(requests))]
         starts_in = layout.offsets[stored] - requests[owner, 0]
