@@ -39,7 +39,7 @@ def make_subsets(matrix: Path, n_cells: int, fraction: float, pieces: int) -> li
     """``pieces`` disjoint subsets of ``fraction`` of the cells each, made by our subsetter."""
     import pandas as pd
 
-    from abc_downsample.subset import subset_local_file
+    from abc_downsample.subset.local import subset_local_file
 
     folder = WORK / f"subsets-{fraction}"
     paths = [folder / f"{bench_subset.MATRIX}-{k:02d}.h5ad" for k in range(pieces)]
@@ -67,8 +67,8 @@ def write_release_tables(paths: list[Path], n_rows: int) -> dict:
     import pyarrow as pa
     import pyarrow.compute as pc
 
-    from abc_downsample.csr_rows import read_obs_index
-    from abc_downsample.metadata import read_cell_table, write_cell_rows
+    from abc_downsample.h5ad.tables import read_obs_index
+    from abc_downsample.metadata.tables import read_cell_table, write_cell_rows
 
     folder = paths[0].parent
     labels = []
@@ -143,8 +143,8 @@ def child(method: str, out: str, tables_json: str, *paths: str) -> None:
         import h5py
         import pandas as pd
 
-        from abc_downsample.concat import common_var, concat_subsets
-        from abc_downsample.csr_rows import read_obs
+        from abc_downsample.concat.build import common_var, concat_subsets
+        from abc_downsample.h5ad.tables import read_obs
 
         obs = []
         for path in paths:
@@ -152,7 +152,7 @@ def child(method: str, out: str, tables_json: str, *paths: str) -> None:
                 obs.append(read_obs(f))
         concat_subsets(list(paths), out, pd.concat(obs), common_var(list(paths)), {})
     elif method == "release":
-        from abc_downsample.concat import concat_release
+        from abc_downsample.concat.build import concat_release
 
         tables = json.loads(tables_json)
         concat_release(list(paths), out, cells_csv=tables["cells"],

@@ -52,8 +52,8 @@ def start_moto() -> tuple[subprocess.Popen, str]:
 
 
 def run_ours(endpoint: str, dest: Path, size: int, md5: str, part_mb: int, workers: int) -> None:
-    from abc_downsample.download import fetch_file
-    from abc_downsample.storage import open_store
+    from abc_downsample.cache.download import fetch_file
+    from abc_downsample.cache.store import open_store
 
     store = open_store(BUCKET, endpoint, max_pool=max(workers, 4))
     fetch_file(
@@ -103,7 +103,7 @@ def read_small_ranges(how: str, endpoint: str, size: int, count: int, workers: i
 
     ranges = small_ranges(size, count)
     if how == "ranges-ours":
-        from abc_downsample.storage import open_store
+        from abc_downsample.cache.store import open_store
 
         got = open_store(BUCKET, endpoint, max_pool=workers).read_ranges(KEY, ranges, workers)
     else:

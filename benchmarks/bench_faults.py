@@ -10,7 +10,7 @@
 Writes a matrix as ``AnnData.write_h5ad`` writes it (X chunked, h5py's automatic chunk
 size, uncompressed; real row sizes), serves it with bench_stream's range server on
 127.0.0.1 behind the tests' fault proxy (``tests/fault_proxy.py``), and runs stream
-mode's subset job (``remote_h5.subset_from_config``, plain http, 8 in flight, 10 tries
+mode's subset job (``subset.job.subset_from_config``, plain http, 8 in flight, 10 tries
 a request, 1 s read timeout) ``--runs`` times per fault, each in its own process bounded
 by ``--timeout``. Faults are drawn per request from a seeded generator (a different seed
 per run). For each fault it prints runs, runs finished (exit 0), finished identical to a
@@ -38,7 +38,7 @@ JOB = """
 import json, sys
 sys.path.insert(0, {scripts!r})
 from abc_downsample.config_check import abc_with_defaults
-from abc_downsample.remote_h5 import subset_from_config
+from abc_downsample.subset.job import subset_from_config
 from abc_downsample.rule_io import run
 run(lambda: subset_from_config(abc_with_defaults(json.loads(sys.argv[1])), *sys.argv[2:6]))
 """
@@ -47,10 +47,10 @@ DOWNLOAD_JOB = """
 import json, sys
 sys.path.insert(0, {scripts!r})
 from abc_downsample.config_check import abc_with_defaults
-from abc_downsample.download import use_cached
-from abc_downsample.manifest import FileEntry
+from abc_downsample.cache.download import use_cached
+from abc_downsample.release.manifest import FileEntry
 from abc_downsample.rule_io import run
-from abc_downsample.subset import subset_local_file
+from abc_downsample.subset.local import subset_local_file
 abc = abc_with_defaults(json.loads(sys.argv[1]))
 key, cells, out, matrix, size, md5 = sys.argv[2:8]
 entry = FileEntry("", "", "", None, key, int(size), md5, "")
@@ -70,7 +70,7 @@ FAULTS = {
 def rows_span(path: Path) -> tuple[int, int]:
     import h5py
 
-    from abc_downsample.h5_layout import dataset_layout
+    from abc_downsample.stream.layout import dataset_layout
 
     with h5py.File(path) as f:
         edges = []

@@ -80,9 +80,10 @@ JOB = """
 import time, sys
 t0 = time.perf_counter()
 sys.path.insert(0, {scripts!r})
-from abc_downsample import atomic, cache, rule_io  # the rule script's own imports
-from abc_downsample.manifest import FileEntry
-from abc_downsample.subset_job import subset_matrix_file
+from abc_downsample import atomic, rule_io
+from abc_downsample.cache import layout as cache  # the rule script's own imports
+from abc_downsample.release.manifest import FileEntry
+from abc_downsample.subset.job import subset_matrix_file
 t1 = time.perf_counter()
 # the cache filled (abc.verify "size": trusted after a stat), kept after the job
 entry = FileEntry("", "", "", None, {name!r}, {size}, "", "")

@@ -30,7 +30,7 @@ BLOCK_CELLS = 5_000
 
 
 def make_result(path: Path, n_cells: int, per_cell: int) -> None:
-    from abc_downsample.csr_rows import csr_h5ad_writer
+    from abc_downsample.h5ad.writer import csr_h5ad_writer
 
     rng = np.random.default_rng(3)
     labels = [f"cell-{i:07d}" for i in range(n_cells)]
@@ -57,7 +57,7 @@ def make_result(path: Path, n_cells: int, per_cell: int) -> None:
 CHILD = {
     "ours": """
 import sys; sys.path.insert(0, {scripts!r})
-from abc_downsample import r_export
+from abc_downsample.export import r_export
 level = None if {compression!r} == "none" else int({compression!r}.removeprefix("gzip"))
 r_export.export_for_r({result!r}, h5={out!r} + "/matrix.h5", cells={out!r} + "/cells.csv",
                       umap={out!r} + "/umap.csv", colors={out!r} + "/colors.csv",

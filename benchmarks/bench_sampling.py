@@ -25,7 +25,7 @@ import pyarrow.csv as pcsv
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from abc_downsample.metadata import CELL_METADATA_COLUMNS  # noqa: E402
+from abc_downsample.metadata.tables import CELL_METADATA_COLUMNS  # noqa: E402
 
 WORK = ROOT / "benchmarks" / "work" / "sampling"
 N_CELLS = 4_042_976
@@ -138,7 +138,7 @@ def write_taxonomy(path: Path) -> None:
 OURS = """
 import sys
 sys.path.insert(0, {scripts!r})
-from abc_downsample.sampling import sample_to_files
+from abc_downsample.sampling.sample import sample_to_files
 sample_to_files(
     {metadata!r}, {taxonomy!r}, {config!r},
     {out!r} + "/downsampled_cells.csv", {out!r} + "/sampling_summary.csv",

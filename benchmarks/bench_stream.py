@@ -11,9 +11,9 @@ the same chunks gzip-compressed. Serves it from a small S3-compatible range serv
 (moto's server copies the whole object for every ranged GET, ~0.7 ms per MB of object,
 so it cannot serve a 1 GB file by ranges), puts throttle_proxy.py in front, then times
 in separate processes:
-- stream: ``remote_h5`` (``open_remote`` + ``subset_matrix``) of a random ``--fraction``;
+- stream: ``stream.source.open_remote`` + ``subset.local.subset_matrix`` of a random ``--fraction``;
 - download: ``download.fetch_file`` (64 MB parts, 8 in flight, MD5) + ``subset_local_file``;
-- auto: ``remote_h5.subset_auto``, its link model the proxy's latency and per-connection
+- auto: ``subset.job.subset_auto``, its link model the proxy's latency and per-connection
   rate with the rest calibrated on this machine (``calibrate``: a download's rate, the
   wall time per small GET at 32 in flight, stream's chunk-decoding rate);
 - auto made to download: the same with requests made costly, for what planning adds.
@@ -179,9 +179,9 @@ def start(command: list[str]) -> tuple[subprocess.Popen, int]:
 
 
 def job_stream(endpoint: str, cells: str, out: str, workers: int, gap_kb: int) -> dict:
-    from abc_downsample.remote_h5 import open_remote
-    from abc_downsample.storage import open_store
-    from abc_downsample.subset import labels_for_matrix, subset_matrix
+    from abc_downsample.cache.store import open_store
+    from abc_downsample.stream.source import open_remote
+    from abc_downsample.subset.local import labels_for_matrix, subset_matrix
 
     start_time = time.perf_counter()
     store = open_store(BUCKET, endpoint, max_pool=workers)
@@ -218,8 +218,8 @@ def job_stream(endpoint: str, cells: str, out: str, workers: int, gap_kb: int) -
 
 
 def fetch(endpoint: str, dest: str) -> str:
-    from abc_downsample.download import fetch_file
-    from abc_downsample.storage import open_store
+    from abc_downsample.cache.download import fetch_file
+    from abc_downsample.cache.store import open_store
 
     store = open_store(BUCKET, endpoint, max_pool=8)
     Path(dest).unlink(missing_ok=True)
@@ -228,7 +228,7 @@ def fetch(endpoint: str, dest: str) -> str:
 
 
 def job_download(endpoint: str, cells: str, out: str, dest: str, workers: int) -> dict:
-    from abc_downsample.subset import subset_local_file
+    from abc_downsample.subset.local import subset_local_file
 
     start_time = time.perf_counter()
     fetch(endpoint, dest)
@@ -245,10 +245,10 @@ def job_download(endpoint: str, cells: str, out: str, dest: str, workers: int) -
 def job_auto(endpoint: str, cells: str, out: str, dest: str, link: str) -> dict:
     import logging
 
+    from abc_downsample.cache.store import open_store
     from abc_downsample.config_check import abc_with_defaults
-    from abc_downsample.remote_h5 import subset_auto
-    from abc_downsample.storage import open_store
-    from abc_downsample.transfer_plan import Link
+    from abc_downsample.stream.plan import Link
+    from abc_downsample.subset.job import subset_auto
 
     lines = []
     handler = logging.Handler()
@@ -289,7 +289,7 @@ def calibrate(endpoint: str, bare_endpoint: str, matrix: Path, dest: Path) -> di
     ``request_cpu_ms`` from 2,000 small GETs, 32 in flight, through a proxy without
     latency (CPU-bound: wall time per request), ``decode_mbps`` from decoding the file's
     compressed chunks as stream mode does (none: the default stays)."""
-    from abc_downsample.storage import open_store
+    from abc_downsample.cache.store import open_store
 
     t = time.perf_counter()
     fetch(endpoint, str(dest))
@@ -311,7 +311,12 @@ def decode_mbps(matrix: Path, n_chunks: int = 1000) -> float:
     """MB/s out of stream mode's chunk decoding (its threads) on this file, 0 if unfiltered."""
     import h5py
 
-    from abc_downsample.h5_layout import DECODE_THREADS, ChunkedLayout, dataset_layout, decode_chunk
+    from abc_downsample.stream.layout import (
+        DECODE_THREADS,
+        ChunkedLayout,
+        dataset_layout,
+        decode_chunk,
+    )
 
     with h5py.File(matrix) as f:
         layouts = [dataset_layout(f["X"][name]) for name in ("data", "indices")]
@@ -546,7 +551,7 @@ def client_engines(endpoint: str, key: str, workers: int) -> dict:
     from botocore import UNSIGNED
     from botocore.config import Config
 
-    from abc_downsample.storage import open_store
+    from abc_downsample.cache.store import open_store
 
     store = open_store(BUCKET, endpoint, max_pool=workers)
     config = Config(signature_version=UNSIGNED, max_pool_connections=workers)

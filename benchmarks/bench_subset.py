@@ -117,7 +117,7 @@ def warm(path: Path) -> None:
 def child(method: str, matrix: str, cells: str, out: str) -> None:
     start = time.perf_counter()
     if method == "ours":
-        from abc_downsample.subset import subset_local_file
+        from abc_downsample.subset.local import subset_local_file
 
         subset_local_file(matrix, cells, out, MATRIX)
     else:

@@ -14,8 +14,8 @@ import os
 import time
 from pathlib import Path
 
-from abc_downsample.cache import ensure_cached, file_md5, stamp_path
-from abc_downsample.manifest import FileEntry
+from abc_downsample.cache.verify import ensure_cached, file_md5, stamp_path
+from abc_downsample.release.manifest import FileEntry
 
 KEY = "expression_matrices/bench/bench-raw.h5ad"
 BLOCK = 64 * 1024 * 1024
@@ -33,7 +33,7 @@ def make_file(path: Path, size: int) -> None:
 
 def never_fetch(entry, dest, verify_existing):
     """The file is in the cache: a check that passes must not fetch (a wrong one would)."""
-    from abc_downsample.download import _already_there
+    from abc_downsample.cache.download import _already_there
 
     if not _already_there(dest, entry.size, entry.md5, verify_existing, logging.getLogger()):
         raise SystemExit("the cached file failed its check")

@@ -47,13 +47,13 @@ from bench_sampling import N_CELLS, N_CLUSTERS, cluster_sizes, metadata_chunk, t
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
-from abc_downsample.cache import STATE_DIR  # noqa: E402
-from abc_downsample.manifest import manifest_key  # noqa: E402
-from abc_downsample.synthetic import (  # noqa: E402
+from abc_downsample.cache.layout import STATE_DIR  # noqa: E402
+from abc_downsample.demo.release import (  # noqa: E402
     file_facts,
     long_taxonomy_tables,
     manifest_json,
 )
+from abc_downsample.release.manifest import manifest_key  # noqa: E402
 
 RELEASE = "20250531"
 CELLS_DIR = "metadata/WMB-10X/20241115"

@@ -2,9 +2,9 @@
 
 import logging
 
-from abc_downsample.concat import concat_release
-from abc_downsample.dataset import as_list, dataset_of_rule
-from abc_downsample.download import cached_input
+from abc_downsample.cache.download import cached_input
+from abc_downsample.concat.build import concat_release
+from abc_downsample.dataset.profile import as_list, dataset_of_rule
 from abc_downsample.rule_io import run
 
 

@@ -3,9 +3,9 @@ project's receipt for it. A file already in the cache is checked, not fetched ag
 
 import logging
 
-from abc_downsample.cache import write_receipt
-from abc_downsample.download import use_cached
-from abc_downsample.manifest import Manifest
+from abc_downsample.cache.download import use_cached
+from abc_downsample.cache.layout import write_receipt
+from abc_downsample.release.manifest import Manifest
 from abc_downsample.rule_io import run
 
 
@@ -13,7 +13,7 @@ def main():
     entry = Manifest.load(snakemake.input.manifest).entry_for(snakemake.params.relative_path)
     # transfer settings come from the (validated) config, not params: tuning them must
     # never rerun a job
-    use_cached(entry, snakemake.config["abc"], logging.getLogger("abc_downsample.download"))
+    use_cached(entry, snakemake.config["abc"], logging.getLogger("abc_downsample.cache.download"))
     write_receipt(snakemake.output[0], entry)
 
 

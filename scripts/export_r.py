@@ -2,7 +2,7 @@
 
 import logging
 
-from abc_downsample.r_export import export_for_r
+from abc_downsample.export.r_export import export_for_r
 from abc_downsample.rule_io import run
 
 

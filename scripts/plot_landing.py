@@ -1,7 +1,7 @@
 """Rule report_landing: the report's first screen (embedded by workflow/report/workflow.rst)."""
 
-from abc_downsample import landing, plots
-from abc_downsample.manifest import Manifest
+from abc_downsample.release.manifest import Manifest
+from abc_downsample.report import landing, plots
 from abc_downsample.rule_io import run
 from abc_downsample.run_messages import group_name
 

@@ -1,6 +1,6 @@
 """Rule plot_runtime: wall time and peak memory of every job, from the benchmark files."""
 
-from abc_downsample import plots
+from abc_downsample.report import plots
 from abc_downsample.rule_io import run
 
 

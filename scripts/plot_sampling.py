@@ -2,13 +2,13 @@
 
 import pandas as pd
 
-from abc_downsample import plots
-from abc_downsample.dataset import as_list, dataset_of_rule
-from abc_downsample.download import cached_input
+from abc_downsample.cache.download import cached_input
+from abc_downsample.dataset.profile import as_list, dataset_of_rule
 from abc_downsample.errors import AbcError
+from abc_downsample.metadata.taxonomy import read_taxonomy
+from abc_downsample.report import plots
 from abc_downsample.rule_io import run
 from abc_downsample.run_messages import group_name
-from abc_downsample.taxonomy import read_taxonomy
 
 
 def main():

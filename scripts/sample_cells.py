@@ -1,11 +1,11 @@
 """Rule script: sample the cells (or take a given list) and explain the sample."""
 
 from abc_downsample.atomic import write_done_marker
-from abc_downsample.dataset import as_list, dataset_of_rule
-from abc_downsample.download import cached_input
+from abc_downsample.cache.download import cached_input
+from abc_downsample.dataset.profile import as_list, dataset_of_rule
 from abc_downsample.rule_io import run, say
 from abc_downsample.run_messages import sample_line
-from abc_downsample.sampling import sample_to_files
+from abc_downsample.sampling.sample import sample_to_files
 
 
 def main():

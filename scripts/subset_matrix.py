@@ -8,12 +8,12 @@ download_on_host, ``input.matrix`` is the receipt of a download job that filled 
 import logging
 
 from abc_downsample.atomic import write_done_marker
-from abc_downsample.cache import entry_from_fields, read_receipt
+from abc_downsample.cache.layout import entry_from_fields, read_receipt
 from abc_downsample.rule_io import run
 
 
 def main():
-    from abc_downsample.subset_job import subset_matrix_file
+    from abc_downsample.subset.job import subset_matrix_file
 
     p, inp = snakemake.params, snakemake.input
     receipt = getattr(inp, "matrix", None)

@@ -9,9 +9,10 @@ import pytest
 import yaml
 from s3_server import MotoServer, upload_tree
 
-from abc_downsample.cache import file_md5, write_receipt
-from abc_downsample.manifest import FileEntry
-from abc_downsample.synthetic import write_release
+from abc_downsample.cache.layout import write_receipt
+from abc_downsample.cache.verify import file_md5
+from abc_downsample.demo.release import write_release
+from abc_downsample.release.manifest import FileEntry
 
 PROJECT = Path(__file__).resolve().parent.parent
 SYNTHETIC_ARGS = {"release": "20250531", "n_cells": 6000, "n_genes": 120, "seed": 0}

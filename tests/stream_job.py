@@ -11,8 +11,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
 from abc_downsample.config_check import abc_with_defaults  # noqa: E402
-from abc_downsample.remote_h5 import subset_from_config  # noqa: E402
 from abc_downsample.rule_io import run  # noqa: E402
+from abc_downsample.subset.job import subset_from_config
 
 
 def main() -> None:

@@ -8,10 +8,10 @@ from conftest import local_abc, receipts_for
 from test_csr_rows import assert_same_csr, random_csr
 from test_subset import run_rule
 
-from abc_downsample.concat import concat_release, concat_subsets, subset_labels
-from abc_downsample.dataset import load_dataset
+from abc_downsample.concat.build import concat_release, concat_subsets, subset_labels
+from abc_downsample.dataset.profile import load_dataset
 from abc_downsample.errors import AbcError
-from abc_downsample.sampling import sample_to_files
+from abc_downsample.sampling.sample import sample_to_files
 
 TAXONOMY_LEVELS = list(load_dataset().taxonomy.columns)
 

@@ -9,17 +9,10 @@ import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from abc_downsample.csr_rows import (
-    H5CsrSource,
-    batches,
-    csr_h5ad_writer,
-    read_obs,
-    read_obs_index,
-    read_rows,
-    read_var,
-    row_runs,
-)
 from abc_downsample.errors import AbcError
+from abc_downsample.h5ad.csr import H5CsrSource, batches, read_rows, row_runs
+from abc_downsample.h5ad.tables import read_obs, read_obs_index, read_var
+from abc_downsample.h5ad.writer import csr_h5ad_writer
 
 LAYOUTS = ["contiguous", "chunked-gzip", "anndata"]
 

@@ -7,10 +7,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from abc_downsample.dataset import DATASETS_DIR, dataset_from_dict, load_dataset
+from abc_downsample.dataset.profile import DATASETS_DIR, dataset_from_dict, load_dataset
 from abc_downsample.errors import AbcError
-from abc_downsample.manifest import Manifest
-from abc_downsample.sampling import sample_cells
+from abc_downsample.release.manifest import Manifest
+from abc_downsample.sampling.sample import sample_cells
 
 REAL_MANIFEST = Path(__file__).parent / "data" / "real_manifest_20250531.json"
 PROFILES = sorted(p.stem for p in DATASETS_DIR.glob("*.yaml"))
@@ -101,7 +101,7 @@ def test_a_level_missing_from_the_term_sets_names_taxonomy_levels(tmp_path):
         "cluster_alias,cluster_annotation_term_set_name,cluster_annotation_term_name\n"
         "1,Neighborhood,N1\n"
     )
-    from abc_downsample.taxonomy import read_taxonomy
+    from abc_downsample.metadata.taxonomy import read_taxonomy
 
     with pytest.raises(AbcError, match="names no term set 'neighborhood'.*fix taxonomy.levels"):
         read_taxonomy([term_set, membership], load_dataset("HMBA-10xMultiome-BG"))
@@ -114,7 +114,7 @@ def test_each_species_has_its_gene_table():
 
 def test_a_sample_across_species_says_how_to_take_one(tmp_path):
     """Human and macaque matrices have different genes: no one AnnData holds both."""
-    from abc_downsample.sampling import _check_one_gene_table
+    from abc_downsample.sampling.sample import _check_one_gene_table
 
     dataset = load_dataset("HMBA-10xMultiome-BG")
     cells = pd.DataFrame(

@@ -13,7 +13,7 @@ import pytest
 from conftest import run_snakemake
 from s3_server import MotoServer, upload_tree
 
-from abc_downsample.synthetic import write_release
+from abc_downsample.demo.release import write_release
 
 pytestmark = pytest.mark.e2e
 

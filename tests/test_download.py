@@ -15,11 +15,12 @@ from types import SimpleNamespace
 import pytest
 from s3_server import signed_client
 
-from abc_downsample.cache import cache_path, check_cached, is_stamped, read_receipt
-from abc_downsample.download import fetch_file
+from abc_downsample.cache.download import fetch_file
+from abc_downsample.cache.layout import cache_path, read_receipt
+from abc_downsample.cache.store import open_store
+from abc_downsample.cache.verify import check_cached, is_stamped
 from abc_downsample.errors import AbcError
-from abc_downsample.manifest import FileEntry
-from abc_downsample.storage import open_store
+from abc_downsample.release.manifest import FileEntry
 
 BUCKET = "allen-brain-cell-atlas"
 KEY = "test_download/expression_matrices/WMB-10Xv3/20230630/WMB-10Xv3-TH-raw.h5ad"
@@ -173,8 +174,8 @@ def test_edge_sizes_from_a_local_mirror(tmp_path, size):
 
 CHILD = """
 import sys
-from abc_downsample.download import fetch_file
-from abc_downsample.storage import open_store
+from abc_downsample.cache.download import fetch_file
+from abc_downsample.cache.store import open_store
 endpoint, key, dest, size, md5, part = sys.argv[1:7]
 fetch_file(open_store("allen-brain-cell-atlas", endpoint), key, dest, size=int(size), md5=md5,
            part_size=int(part), max_concurrency=4)

@@ -15,13 +15,12 @@ import pandas as pd
 import pytest
 import scipy.sparse as sp
 
-from abc_downsample.csr_rows import read_obs_labels
+from abc_downsample.cache.store import LocalStore
 from abc_downsample.errors import AbcError
-from abc_downsample.h5_layout import MAX_REQUEST, dataset_layout, read_elements
-from abc_downsample.h5ad_tables import read_table
-from abc_downsample.range_file import CountingStore
-from abc_downsample.remote_h5 import RemoteCsrSource
-from abc_downsample.storage import LocalStore
+from abc_downsample.h5ad.tables import read_obs_labels, read_table
+from abc_downsample.stream.layout import MAX_REQUEST, dataset_layout, read_elements
+from abc_downsample.stream.range_file import CountingStore
+from abc_downsample.stream.source import RemoteCsrSource
 
 CHUNK = 10_000  # float32 elements a chunk: 40 KB, random values barely compress
 

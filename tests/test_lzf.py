@@ -4,8 +4,8 @@ import h5py
 import numpy as np
 import pytest
 
-from abc_downsample.h5_layout import decode_chunk
-from abc_downsample.lzf import FILTER_LZF, lzf_decompress
+from abc_downsample.stream.layout import decode_chunk
+from abc_downsample.stream.lzf import FILTER_LZF, lzf_decompress
 
 
 @pytest.mark.parametrize("dtype", ["float32", "int32", "int64"])

@@ -3,7 +3,7 @@ import json
 import pytest
 
 from abc_downsample.errors import AbcError
-from abc_downsample.manifest import Manifest, manifest_key, newest_release
+from abc_downsample.release.manifest import Manifest, manifest_key, newest_release
 
 
 def _entry(path, size=10, md5="0" * 32):

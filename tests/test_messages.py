@@ -11,11 +11,11 @@ import pytest
 from conftest import SYNTHETIC_ARGS, run_snakemake
 from s3_server import MotoServer, upload_tree
 
-from abc_downsample.cache import file_md5
+from abc_downsample.cache.verify import file_md5
+from abc_downsample.demo.release import write_release
 from abc_downsample.errors import AbcError
 from abc_downsample.rule_io import run
-from abc_downsample.sampling import sample_cells
-from abc_downsample.synthetic import write_release
+from abc_downsample.sampling.sample import sample_cells
 from abc_downsample.units import size_text
 
 CELLS = "metadata/WMB-10X/20241115/cell_metadata.csv"

@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from abc_downsample import metadata
 from abc_downsample.errors import AbcError
-from abc_downsample.metadata import CELL_METADATA_COLUMNS
-from abc_downsample.taxonomy import read_pivoted
+from abc_downsample.metadata import tables as metadata
+from abc_downsample.metadata.tables import CELL_METADATA_COLUMNS
+from abc_downsample.metadata.taxonomy import read_pivoted
 
 COLUMNS = list(CELL_METADATA_COLUMNS)
 
@@ -227,11 +227,13 @@ def test_read_genes(tmp_path):
 def test_hash_labels_depends_on_the_label_only():
     import pyarrow as pa
 
+    from abc_downsample.sampling.hashing import hash_labels
+
     chunked = pa.chunked_array([["AAAC-1", "bb"], ["ccc", "AAAC-1"]])
-    hashes = metadata.hash_labels(chunked)
+    hashes = hash_labels(chunked)
     assert hashes[0] == hashes[3] and len(set(hashes[:3].tolist())) == 3
-    assert metadata.hash_labels(pa.array(["ccc"]))[0] == hashes[2]
-    assert metadata.hash_labels(["ccc"], seed=1)[0] != hashes[2]
+    assert hash_labels(pa.array(["ccc"]))[0] == hashes[2]
+    assert hash_labels(["ccc"], seed=1)[0] != hashes[2]
 
 
 @pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 from test_concat import concat_files, release  # noqa: F401 (a fixture)
 from test_scanpy_ready import write_colors
 
-from abc_downsample.r_export import export_for_r, write_10x_h5
+from abc_downsample.export.r_export import export_for_r, write_10x_h5
 from abc_downsample.rule_io import setup_logging
 
 

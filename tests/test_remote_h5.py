@@ -17,13 +17,13 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 from s3_server import MotoServer, upload_tree
 
-from abc_downsample.byte_ranges import chunks_touched, plan_requests
-from abc_downsample.csr_rows import H5CsrSource, read_rows
+from abc_downsample.cache.store import LocalStore, open_store
 from abc_downsample.errors import AbcError
-from abc_downsample.h5_layout import unshuffle
-from abc_downsample.range_file import READ_AHEAD, CountingStore, RangeFile
-from abc_downsample.remote_h5 import RemoteCsrSource
-from abc_downsample.storage import LocalStore, open_store
+from abc_downsample.h5ad.csr import H5CsrSource, read_rows
+from abc_downsample.stream.byte_ranges import chunks_touched, plan_requests
+from abc_downsample.stream.layout import unshuffle
+from abc_downsample.stream.range_file import READ_AHEAD, CountingStore, RangeFile
+from abc_downsample.stream.source import RemoteCsrSource
 
 BUCKET = "allen-brain-cell-atlas"
 PREFIX = "expression_matrices/WMB-test/20230630/"
@@ -40,7 +40,7 @@ LAYOUTS = {
         "fletcher32": True,
     },
     "chunked-raw": {"chunks": (4096,)},
-    "lzf": {"chunks": (3000,), "compression": "lzf"},  # decoded by our abc_downsample.lzf
+    "lzf": {"chunks": (3000,), "compression": "lzf"},  # decoded by our abc_downsample.stream.lzf
 }
 
 
@@ -343,7 +343,7 @@ def test_unfiltered_chunks_are_read_by_exact_ranges(files, matrix, tmp_path, lay
 
 
 def test_fletcher32_is_checked(files):
-    from abc_downsample.h5_layout import check_fletcher32
+    from abc_downsample.stream.layout import check_fletcher32
 
     with h5py.File(files[1]["shuffle-gzip-fletcher"]) as f:
         dset = f["X/data"]

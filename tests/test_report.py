@@ -22,10 +22,10 @@ import pytest
 from conftest import run_snakemake
 from PIL import Image
 
-from abc_downsample import landing, plots
-from abc_downsample.dataset import dataset_from_dict, load_dataset
+from abc_downsample.dataset.profile import dataset_from_dict, load_dataset
 from abc_downsample.errors import AbcError
-from abc_downsample.taxonomy import read_taxonomy
+from abc_downsample.metadata.taxonomy import read_taxonomy
+from abc_downsample.report import landing, plots
 
 ATLAS_GREEN = (0, 255, 0)  # a colour no palette of ours uses: seen only if the atlas's is used
 TAB_RED = (214, 39, 40)  # matplotlib's tab:red, the "after sampling" points

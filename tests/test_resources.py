@@ -10,8 +10,8 @@ from test_csr_rows import random_csr, write_h5ad
 from test_subset import file_labels, write_cells_csv
 
 from abc_downsample import resources as res
-from abc_downsample.concat import DEFAULT_BLOCK_NNZ
-from abc_downsample.csr_rows import DEFAULT_MAX_NNZ
+from abc_downsample.concat.build import DEFAULT_BLOCK_NNZ
+from abc_downsample.h5ad.csr import DEFAULT_MAX_NNZ
 
 MB = 1024 * 1024
 

@@ -17,12 +17,15 @@ from conftest import local_abc, receipts_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from abc_downsample import allocation, csv_tables, drawing, metadata, sampling
-from abc_downsample.allocation import STRATEGIES, allocate
-from abc_downsample.dataset import load_dataset
-from abc_downsample.drawing import select_cells
+from abc_downsample.dataset.profile import load_dataset
 from abc_downsample.errors import AbcError
-from abc_downsample.sampling import sample_cells
+from abc_downsample.metadata import csv_out as csv_tables
+from abc_downsample.metadata import tables as metadata
+from abc_downsample.sampling import allocation, drawing
+from abc_downsample.sampling import sample as sampling
+from abc_downsample.sampling.allocation import STRATEGIES, allocate
+from abc_downsample.sampling.drawing import select_cells
+from abc_downsample.sampling.sample import sample_cells
 
 ROOT = Path(__file__).resolve().parent.parent
 SIZES = np.array([1, 49, 50, 51])  # the edge cases around min_cluster_size=50

@@ -5,8 +5,8 @@ import numpy as np
 import pandas as pd
 from test_concat import concat_files, release  # noqa: F401 (a fixture)
 
-from abc_downsample.concat import MISSING_TERM_COLOR
-from abc_downsample.dataset import load_dataset
+from abc_downsample.concat.build import MISSING_TERM_COLOR
+from abc_downsample.dataset.profile import load_dataset
 
 TAXONOMY_LEVELS = list(load_dataset().taxonomy.columns)
 

@@ -6,8 +6,8 @@ import random
 import pytest
 from s3_server import free_port, signed_client
 
+from abc_downsample.cache.store import LocalStore, TransientError, open_store
 from abc_downsample.errors import AbcError
-from abc_downsample.storage import LocalStore, TransientError, open_store
 
 BUCKET = "allen-brain-cell-atlas"
 # Keys of our own next to the shared server's synthetic release.

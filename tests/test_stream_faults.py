@@ -20,8 +20,8 @@ import pytest
 import scipy.sparse as sp
 from s3_server import MotoServer, upload_tree
 
-from abc_downsample.h5_layout import dataset_layout
-from abc_downsample.subset import subset_local_file
+from abc_downsample.stream.layout import dataset_layout
+from abc_downsample.subset.local import subset_local_file
 
 BUCKET = "allen-brain-cell-atlas"
 PREFIX = "expression_matrices/WMB-fault/20230630"

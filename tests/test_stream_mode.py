@@ -13,11 +13,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from abc_downsample.cache.store import open_store
 from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.errors import AbcError
-from abc_downsample.remote_h5 import subset_from_config, subset_remote
-from abc_downsample.storage import open_store
-from abc_downsample.subset import subset_local_file
+from abc_downsample.subset.job import subset_from_config, subset_remote
+from abc_downsample.subset.local import subset_local_file
 
 BUCKET = "allen-brain-cell-atlas"
 
@@ -103,7 +103,7 @@ def test_stream_subset_logs_bytes_requests_and_size(release, s3, cells_csv, tmp_
     key = raw_key(release, "WMB-10Xv3-HPF")
     stream = {"max_concurrency": 4}
     abc = abc_with_defaults({"bucket": BUCKET, "endpoint_url": s3, "stream": stream})
-    with caplog.at_level("INFO", logger="abc_downsample.remote_h5"):
+    with caplog.at_level("INFO", logger="abc_downsample"):
         stats = subset_from_config(abc, key, cells_csv, tmp_path / "s.h5ad", "WMB-10Xv3-HPF")
     line = next(r.getMessage() for r in caplog.records if r.getMessage().startswith("stream "))
     assert f"fetched {stats.bytes_read / 1e6:,.1f} MB" in line and "requests" in line
@@ -165,7 +165,7 @@ SLOW_LINK = {"latency_ms": 1, "connection_mbps": 0.5, "total_mbps": 0.5}
 def test_auto_picks_the_cheaper_transfer_and_logs_its_plan(
     release, s3, cells_csv, tmp_path, caplog, matrix, link, expected
 ):
-    from abc_downsample.download import fetch_file
+    from abc_downsample.cache.download import fetch_file
 
     key = raw_key(release, matrix)
     fetched = []
@@ -185,7 +185,7 @@ def test_auto_picks_the_cheaper_transfer_and_logs_its_plan(
         "stream": {"max_concurrency": 4, "merge_gap_kb": 0},
     })  # fmt: skip
     out = tmp_path / "auto.h5ad"
-    with caplog.at_level("INFO", logger="abc_downsample.remote_h5"):
+    with caplog.at_level("INFO", logger="abc_downsample"):
         stats = subset_from_config(abc, key, cells_csv, out, matrix, fetch_cached=fetch_cached)
     plans = [r.getMessage() for r in caplog.records if r.getMessage().startswith("auto ")]
     assert len(plans) == 1 and plans[0].endswith(f": {expected}")
@@ -203,9 +203,10 @@ def test_auto_reads_a_matrix_in_the_cache_without_any_transfer(
     """A project joining a filled cache (ours, stamped; or abc_atlas_access's, checked here
     against the manifest's MD5): auto uses the file with no request at all (the endpoint is
     closed) and, not having fetched it, leaves it there (keep_matrices false)."""
-    from abc_downsample.cache import cache_path, is_stamped, write_stamp
-    from abc_downsample.manifest import Manifest
-    from abc_downsample.subset_job import subset_matrix_file
+    from abc_downsample.cache.layout import cache_path
+    from abc_downsample.cache.verify import is_stamped, write_stamp
+    from abc_downsample.release.manifest import Manifest
+    from abc_downsample.subset.job import subset_matrix_file
 
     matrix = "WMB-10Xv3-MB"
     key = raw_key(release, matrix)

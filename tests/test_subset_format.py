@@ -15,9 +15,10 @@ import pytest
 import scipy.sparse as sp
 from conftest import local_abc, receipts_for
 
-from abc_downsample.cache import read_receipt, write_stamp
+from abc_downsample.cache.layout import read_receipt
+from abc_downsample.cache.verify import write_stamp
 from abc_downsample.errors import AbcError
-from abc_downsample.subset import labels_for_matrix, subset_local_file
+from abc_downsample.subset.local import labels_for_matrix, subset_local_file
 
 SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
 MATRIX = "WMB-10Xv3-TH"
@@ -135,8 +136,8 @@ def test_an_encoding_left_to_anndata_gives_the_same_subset(tmp_path):
 JOB = """
 import json, sys
 sys.path.insert(0, {scripts!r})
-from abc_downsample.cache import read_receipt
-from abc_downsample.subset_job import subset_matrix_file
+from abc_downsample.cache.layout import read_receipt
+from abc_downsample.subset.job import subset_matrix_file
 abc = json.loads({abc!r})
 stats = subset_matrix_file(abc, read_receipt({receipt!r}), {cells!r}, {out!r}, {matrix!r}, True)
 heavy = ["pandas", "anndata", "pyarrow", "scipy", "natsort", "zarr", "urllib3"]

@@ -12,8 +12,8 @@ import pytest
 from conftest import SYNTHETIC_ARGS
 from s3_server import BUCKET, unsigned_client
 
+from abc_downsample.demo.release import ensure_release, write_release
 from abc_downsample.errors import AbcError
-from abc_downsample.synthetic import ensure_release, write_release
 
 CELLS = "metadata/WMB-10X/20241115/cell_metadata.csv"
 GENES = "metadata/WMB-10X/20241115/gene.csv"

@@ -36,8 +36,8 @@ def test_package_warnings_reach_the_terminal_and_library_chatter_does_not(tmp_pa
         import anndata  # its logger prints "... storing 'x' as categorical" to stderr
         setup_logging(sys.argv[1])
         logging.getLogger("anndata").info("... storing 'x' as categorical")
-        logging.getLogger("abc_downsample.sampling").warning("taking all\\n of them")
-        logging.getLogger("abc_downsample.sampling").info("a detail for the log")
+        logging.getLogger("abc_downsample.sampling.sample").warning("taking all\\n of them")
+        logging.getLogger("abc_downsample.sampling.sample").info("a detail for the log")
         logging.getLogger("h5py").warning("a library warning")
     """)
     log = tmp_path / "rule.log"

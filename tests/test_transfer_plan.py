@@ -7,7 +7,7 @@ as bench_stream calibrates it on the 2-core benchmark machine.
 
 import pytest
 
-from abc_downsample.transfer_plan import Link, choose
+from abc_downsample.stream.plan import Link, choose
 from abc_downsample.units import MB, MiB
 
 # latency and per connection: the proxy's; the rest measured by bench_stream.calibrate

@@ -5,6 +5,6 @@ import sys
 __version__ = "0.1.0"
 
 if "/.snakemake/scripts/" in sys.argv[0]:  # a rule script: Ctrl-C during imports is one line too
-    from .rule_io import quiet_interrupts
+    from abc_downsample.rule_io import quiet_interrupts
 
     quiet_interrupts()

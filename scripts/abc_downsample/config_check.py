@@ -5,16 +5,15 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .errors import AbcError
-from .storage import local_root
-
-DEFAULTS = Path(__file__).resolve().parents[2] / "config" / "config.yaml"
+from abc_downsample.cache.store import local_root
+from abc_downsample.errors import AbcError
+from abc_downsample.project import DEFAULT_CONFIG
 
 
 def abc_with_defaults(partial: dict) -> dict:
     """The default config's ``abc`` block with ``partial`` merged in (nested blocks too),
     for callers outside Snakemake (tests, benchmarks) of functions that take the block."""
-    abc = yaml.safe_load(DEFAULTS.read_text())["abc"]
+    abc = yaml.safe_load(DEFAULT_CONFIG.read_text())["abc"]
     for key, value in partial.items():
         abc[key] = {**abc[key], **value} if isinstance(value, dict) else value
     return abc

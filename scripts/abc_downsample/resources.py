@@ -21,7 +21,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
-from .units import CONCAT_BLOCK_NNZ, STREAM_CACHE_BYTES, SUBSET_BATCH_NNZ, MiB
+from abc_downsample.units import CONCAT_BLOCK_NNZ, STREAM_CACHE_BYTES, SUBSET_BATCH_NNZ, MiB
 
 BASE_MB = 400  # python + numpy/pandas/scipy/h5py/anndata, measured ~200 MB
 OBS_BYTES_PER_FILE_CELL = 600  # a matrix file's obs (labels, barcodes, two categoricals)

@@ -11,7 +11,7 @@ import logging
 import sys
 from collections.abc import Callable
 
-from .errors import AbcError
+from abc_downsample.errors import AbcError
 
 log = logging.getLogger("abc_downsample")
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .rule_io import PREFIX
+from abc_downsample.rule_io import PREFIX
 
 ERROR_MARK = f"{PREFIX}: error:"
 FAILED_RULE = re.compile(r"^Error in rule (\S+):$")

@@ -6,12 +6,13 @@ from snakemake.io import is_flagged
 from abc_downsample import __version__
 from abc_downsample import resources as res
 from abc_downsample.atomic import settings_key
-from abc_downsample.cache import cache_path, entry_fields, file_md5
+from abc_downsample.cache.layout import cache_path, entry_fields
+from abc_downsample.cache.verify import file_md5
 from abc_downsample.config_check import check_config
-from abc_downsample.dataset import load_dataset
-from abc_downsample import release as abc_release
+from abc_downsample.dataset.profile import load_dataset
+from abc_downsample.release import resolve as abc_release
 from abc_downsample.errors import AbcError
-from abc_downsample.storage import local_root
+from abc_downsample.cache.store import local_root
 
 
 def fail(err):
@@ -59,11 +60,11 @@ def note(message):
 
 
 def release_and_manifest():
-    """The run's release and its manifest (see abc_downsample.release)."""
+    """The run's release and its manifest (see abc_downsample.release.resolve)."""
     main = workflow.is_main_process
     release = abc_release.resolve(ABC, Path(STATE, "latest_release"), main, note)
     if config["synthetic"]["enabled"] and main:
-        from abc_downsample.synthetic import ensure_release as ensure_synthetic_release
+        from abc_downsample.demo.release import ensure_release as ensure_synthetic_release
 
         ensure_synthetic_release(
             local_root(ABC["bucket"]),
@@ -265,7 +266,7 @@ def concat_runtime(wildcards, input):
 
 
 def r_objects_mem(wildcards, input):
-    from abc_downsample.r_export import r_objects_mem_mb
+    from abc_downsample.export.r_export import r_objects_mem_mb
 
     return r_objects_mem_mb(input.h5)
 

@@ -1,5 +1,5 @@
 # The metadata tables, into the abc_atlas_access cache layout (the manifest is fetched
-# while the workflow is read: see abc_downsample.release).
+# while the workflow is read: see abc_downsample.release.resolve).
 # Cached files are never outputs (another project's Snakemake would delete them): a job
 # fetches or checks a file in the cache and writes the project's receipt for it.
 

@@ -1,0 +1,332 @@
+"""Subsets to the final h5ad, streaming: X is copied block by block, never held whole.
+
+The result is scanpy/cellxgene-ready: the atlas UMAP in ``obsm["X_umap"]``, the atlas
+colours in ``uns["<level>_colors"]`` (one per category, in category order), every group
+column categorical.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from dataclasses import dataclass
+
+import h5py
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from abc_downsample.atomic import atomic_path
+from abc_downsample.dataset.profile import Dataset, load_dataset
+from abc_downsample.errors import AbcError, few, unreadable
+from abc_downsample.h5ad.csr import check_csr_group
+from abc_downsample.h5ad.tables import read_obs_index, read_var
+from abc_downsample.h5ad.writer import csr_h5ad_writer
+from abc_downsample.metadata.tables import read_cell_rows, read_genes
+from abc_downsample.metadata.taxonomy import TaxonomyTable, read_taxonomy
+from abc_downsample.units import CONCAT_BLOCK_NNZ
+
+log = logging.getLogger(__name__)
+
+# Non-zeros copied per block: 4 M x (4 + 4 bytes) = 32 MB of buffers; bigger blocks
+# measured no faster (h5py's per-call cost is small against 16 MB reads).
+DEFAULT_BLOCK_NNZ = CONCAT_BLOCK_NNZ
+# A term the colour table does not list (scanpy needs one colour per category).
+MISSING_TERM_COLOR = "#808080"
+
+
+@dataclass
+class SubsetX:
+    """What the final X needs to know of one subset file before copying it."""
+
+    path: str
+    n_rows: int
+    n_cols: int
+    nnz: int
+    dtype: np.dtype
+    indices_dtype: np.dtype
+
+
+@dataclass
+class ConcatStats:
+    rows: int
+    nnz: int
+    files: int
+
+    def summary(self) -> str:
+        return f"concatenated {self.files} subsets: {self.rows:,} cells, {self.nnz:,} non-zeros"
+
+
+def _subset_x(path: str) -> SubsetX:
+    with unreadable(f"subset {os.path.basename(path)}"), h5py.File(path, "r") as h5file:
+        group = h5file["X"]
+        check_csr_group(group)
+        n_rows, n_cols = (int(n) for n in group.attrs["shape"])
+        return SubsetX(
+            str(path), n_rows, n_cols, len(group["data"]), group["data"].dtype,
+            group["indices"].dtype,
+        )  # fmt: skip
+
+
+def subset_labels(paths: list[str]) -> pd.Index:
+    """Cell labels of all subsets, in the subsets' order; each cell once."""
+    parts = []
+    for path in paths:
+        with unreadable(f"subset {os.path.basename(path)}"), h5py.File(path, "r") as h5file:
+            parts.append(read_obs_index(h5file))
+    labels = pd.Index(np.concatenate([p.to_numpy(object) for p in parts]), name="cell_label")
+    if labels.has_duplicates:
+        raise AbcError(
+            f"cells {few(labels[labels.duplicated()].unique())} are in more than one subset: "
+            "delete data/subsets and rerun"
+        )
+    return labels
+
+
+def common_var(paths: list[str]) -> pd.DataFrame:
+    """The genes table shared by all subsets (an `AbcError` if any differs)."""
+    first = None
+    for path in paths:
+        with unreadable(f"subset {os.path.basename(path)}"), h5py.File(path, "r") as h5file:
+            var = read_var(h5file)
+        if first is None:
+            first = var
+        elif not (var.index.equals(first.index) and var.equals(first)):
+            raise AbcError(
+                f"{os.path.basename(path)} has other genes (or another gene order) than "
+                f"{os.path.basename(paths[0])}: the release's matrix files disagree, which "
+                "rebuilding cannot fix; choose another abc.release or report it"
+            )
+    first.index = first.index.rename("gene_identifier")
+    return first
+
+
+def check_cells_match(labels: pd.Index, sample: pd.Index, cells_csv) -> None:
+    """The subsets must hold exactly the cells of the sample (else they are stale)."""
+    missing, extra = sample.difference(labels), labels.difference(sample)
+    if len(missing) or len(extra):
+        raise AbcError(
+            f"the subsets do not match {cells_csv} ({len(missing)} cells missing, e.g. "
+            f"{few(missing)}; {len(extra)} extra, e.g. {few(extra)}): they are stale; "
+            "delete data/subsets and rerun"
+        )
+
+
+def build_obs(labels: pd.Index, sample_rows, taxonomy: TaxonomyTable,
+              dataset: Dataset) -> pd.DataFrame:  # fmt: skip
+    """All cell metadata columns of ``labels`` (in order), from the sample's rows of the cell
+    table (``sample_rows``, written by sampling: the group key already joined where the
+    profile has a membership table), and the taxonomy's columns."""
+    cells = dataset.cells
+    table = read_cell_rows(sample_rows, list(labels), cells.label)
+    obs = _obs_frame(table.drop_columns([cells.label]))
+    obs.index = pd.Index(labels, name="cell_label")
+    terms = taxonomy.terms
+    rows = _aliases(terms.index).get_indexer(_aliases(obs[cells.group]))
+    if (rows < 0).any():
+        unknown = obs[cells.group][rows < 0].unique()
+        log.warning("%d cells have a %s not in the taxonomy, e.g. %s", (rows < 0).sum(),
+                    cells.group, few(unknown))  # fmt: skip
+    for level in taxonomy.columns:
+        if level == cells.group:  # no taxonomy: the group is its own level
+            continue
+        obs[level] = _per_cell(pd.Categorical(terms[level].to_numpy(object)), rows)
+    # a group, not a quantity: scanpy then colours it by category, not on a colour bar
+    obs[cells.group] = obs[cells.group].astype("category")
+    return _strings_as_categoricals(obs)
+
+
+def _obs_frame(table: pa.Table) -> pd.DataFrame:
+    """Cell metadata as pandas: text as categoricals (built from Arrow, see
+    ``_text_categorical``), other columns as Arrow converts them."""
+    columns = {}
+    for name, column in zip(table.column_names, table.columns, strict=True):
+        text = pa.types.is_dictionary(column.type) or pa.types.is_string(column.type)
+        columns[name] = _text_categorical(column) if text else column.to_pandas()
+    return pd.DataFrame(columns)
+
+
+def _text_categorical(column: pa.ChunkedArray) -> pd.Categorical:
+    """Text as ``astype("category")`` makes it (the distinct values, sorted; missing is no
+    category), from an Arrow dictionary: no Python string per cell."""
+    if not pa.types.is_dictionary(column.type):
+        column = column.dictionary_encode()
+    array = column.unify_dictionaries().combine_chunks()
+    codes = pc.fill_null(array.indices, -1).to_numpy().astype(np.int64)
+    used = np.flatnonzero(np.bincount(codes + 1, minlength=len(array.dictionary) + 1)[1:])
+    values = array.dictionary.take(used)
+    order = pc.array_sort_indices(values).to_numpy()  # code point order, as Python sorts str
+    lookup = np.full(len(array.dictionary) + 1, -1, dtype=np.int64)
+    lookup[used[order] + 1] = np.arange(len(used))
+    categories = pd.Index(values.take(order).to_numpy(zero_copy_only=False), dtype=object)
+    return pd.Categorical.from_codes(lookup[codes + 1], categories)
+
+
+def _per_cell(terms: pd.Categorical, rows: np.ndarray) -> pd.Categorical:
+    """Each cell's term (``rows``: its row of ``terms``, -1 for none), with only the terms
+    used as categories, as ``astype("category")`` of the values would make them."""
+    codes = np.where(rows >= 0, terms.codes[rows], -1)
+    return pd.Categorical.from_codes(codes, terms.categories).remove_unused_categories()
+
+
+def atlas_umap(obs: pd.DataFrame, dataset: Dataset) -> dict:
+    """``obsm`` with the atlas UMAP (the cell table's x, y) as ``X_umap``, if obs has it."""
+    columns = list(dataset.cells.umap or [])
+    if not columns:
+        return {}
+    if not all(c in obs.columns for c in columns):
+        log.warning("no %s columns in the cell metadata: the result has no X_umap (%s)",
+                    ", ".join(columns), dataset.fix("cells.umap"))  # fmt: skip
+        return {}
+    return {"X_umap": obs[columns].to_numpy(np.float64)}
+
+
+def level_colors(obs: pd.DataFrame, taxonomy: TaxonomyTable) -> dict[str, list[str]]:
+    """``uns`` entries ``<level>_colors``: the atlas colour of each category, in order.
+
+    A term (even "" or "NA") meets its colour as it is in obs; a term takes the colour of
+    its first group, as in the report. Levels without colours get none (scanpy's palette).
+    """
+    uns = {}
+    for level in taxonomy.columns:
+        term_color = taxonomy.term_colors(level)
+        if not term_color or level not in obs.columns:
+            log.warning("the taxonomy has no colours for %s: the result has no %s_colors",
+                        level, level)  # fmt: skip
+            continue
+        categories = obs[level].cat.categories
+        unknown = [term for term in categories if term not in term_color]
+        if unknown:
+            log.warning("%d %s term(s) have no colour in the taxonomy, e.g. %s: drawn in grey",
+                        len(unknown), level, few(unknown))  # fmt: skip
+        uns[f"{level}_colors"] = [term_color.get(t, MISSING_TERM_COLOR) for t in categories]
+    return uns
+
+
+def _aliases(values) -> pd.Index:
+    """Cluster aliases as text, so int and string spellings of one alias match."""
+    return pd.Index(pd.Series(values).astype(str).to_numpy(object))
+
+
+def _strings_as_categoricals(table: pd.DataFrame) -> pd.DataFrame:
+    for column in table.columns:
+        dtype = table[column].dtype
+        if pd.api.types.is_object_dtype(dtype) or pd.api.types.is_string_dtype(dtype):
+            table[column] = table[column].astype(object).astype("category")
+    return table
+
+
+def build_var(var: pd.DataFrame, genes_csv, id_column: str = "gene_identifier") -> pd.DataFrame:
+    """The subsets' genes (index, gene_symbol) with gene.csv's other columns joined."""
+    genes = read_genes(genes_csv, id_column)
+    extra = genes.drop(columns=[c for c in genes.columns if c in var.columns])
+    unknown = var.index.difference(genes.index)
+    if len(unknown):
+        log.warning("%d genes of the matrices are not in %s, e.g. %s", len(unknown), genes_csv,
+                    few(unknown))  # fmt: skip
+    return var.join(extra, how="left")
+
+
+def concat_subsets(
+    paths: list[str],
+    out_path: str | os.PathLike,
+    obs: pd.DataFrame,
+    var: pd.DataFrame,
+    uns: dict,
+    block_nnz: int = DEFAULT_BLOCK_NNZ,
+    obsm: dict | None = None,
+) -> ConcatStats:
+    """Write the subsets' rows, in order, under ``obs``/``var``/``uns``/``obsm`` to ``out_path``.
+
+    Values keep their dtype (the widest of the subsets'); memory is one block of
+    ``block_nnz`` non-zeros plus one subset's ``indptr``, whatever the output size.
+    """
+    if not paths:
+        raise AbcError("no subset files to concatenate: the sample selected no cells")
+    parts = [_subset_x(path) for path in paths]
+    n_rows = sum(p.n_rows for p in parts)
+    if n_rows != len(obs):
+        raise AbcError(
+            f"the subsets hold {n_rows} cells but obs has {len(obs)}: delete data/subsets and rerun"
+        )
+    wrong_genes = [p for p in parts if p.n_cols != len(var)]
+    if wrong_genes:
+        raise AbcError(
+            f"{os.path.basename(wrong_genes[0].path)} has {wrong_genes[0].n_cols} genes but "
+            f"var has {len(var)}: delete data/subsets and rerun"
+        )
+    nnz = sum(p.nnz for p in parts)
+    dtype = np.result_type(*(p.dtype for p in parts))
+    indices_dtype = np.result_type(*(p.indices_dtype for p in parts))
+    with (
+        atomic_path(out_path, suffix=".h5ad") as tmp,
+        csr_h5ad_writer(tmp, obs, var, uns, nnz, dtype, indices_dtype, obsm) as writer,
+    ):
+        for part in parts:
+            _copy_rows(part.path, writer, block_nnz)
+    return ConcatStats(rows=n_rows, nnz=nnz, files=len(parts))
+
+
+def _copy_rows(path: str, writer, block_nnz: int) -> None:
+    """Append all rows of one subset file to ``writer``, ``block_nnz`` values at a time."""
+    with unreadable(
+        f"subset {os.path.basename(path)}"
+    ):  # read errors only: write errors keep their own message
+        h5file = h5py.File(path, "r")
+    with h5file:
+        group = h5file["X"]
+        data, indices = group["data"], group["indices"]
+        first = writer.nnz
+        size = len(data)
+        data_buf = np.empty(min(block_nnz, size), data.dtype)
+        indices_buf = np.empty(min(block_nnz, size), indices.dtype)
+        for start in range(0, size, block_nnz):
+            stop = min(start + block_nnz, size)
+            n = stop - start
+            with unreadable(f"subset {os.path.basename(path)}"):
+                data.read_direct(data_buf, np.s_[start:stop], np.s_[0:n])
+                indices.read_direct(indices_buf, np.s_[start:stop], np.s_[0:n])
+            writer.append_values(data_buf[:n], indices_buf[:n])
+        indptr = group["indptr"][:].astype(np.int64)
+        if len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != size:
+            raise AbcError(f"X of {os.path.basename(path)} is inconsistent: delete it and rerun")
+        writer.append_row_ends(indptr[1:] + first)
+
+
+def concat_release(
+    paths: list[str],
+    out_path: str | os.PathLike,
+    *,
+    cells_csv,
+    sample_rows,
+    taxonomy,
+    genes,
+    provenance: dict,
+    colors=None,
+    dataset: Dataset | None = None,
+    block_nnz: int = DEFAULT_BLOCK_NNZ,
+) -> ConcatStats:
+    """The final h5ad: subsets' X, full cell metadata + taxonomy, genes, provenance, the
+    atlas UMAP and colours. ``sample_rows`` is the sample's rows of the cell table (written
+    by sampling), ``taxonomy`` the taxonomy's file(s) (see ``taxonomy``), ``colors`` a
+    colour table of its own where there is one, ``dataset`` the profile (default WMB-10X)."""
+    dataset = dataset or load_dataset()
+    paths = [str(p) for p in paths]
+    labels = subset_labels(paths)
+    # the sample: its labels, and its group keys (the one level of a dataset without taxonomy)
+    wanted = ("cell_label", dataset.cells.group)
+    sample = pd.read_csv(
+        cells_csv, usecols=lambda c: c in wanted, dtype=str, keep_default_na=False
+    )
+    check_cells_match(labels, pd.Index(sample["cell_label"]), cells_csv)
+    var = build_var(common_var(paths), genes, dataset.genes.id)
+    files = [taxonomy] if isinstance(taxonomy, (str, os.PathLike)) else list(taxonomy or [])
+    files += [colors] if colors else []
+    groups = None if files else sample[dataset.cells.group]
+    table = read_taxonomy(files, dataset, groups, annotations=True)
+    obs = build_obs(labels, sample_rows, table, dataset)
+    uns = {"abc_downsample": dict(provenance), **level_colors(obs, table)}
+    return concat_subsets(
+        paths, out_path, obs, var, uns, block_nnz=block_nnz, obsm=atlas_umap(obs, dataset)
+    )

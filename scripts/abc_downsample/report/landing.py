@@ -1,0 +1,197 @@
+"""The report's first screen: what was made, from what, what was lost per class, the cost.
+
+``write_landing`` writes an HTML fragment (no <html>) that the report's workflow
+description (workflow/report/workflow.rst) embeds as raw HTML: headline cards, the cells per
+group figure (embedded as a data URI) and the cells kept per class.
+"""
+
+import base64
+import io
+import re
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+import pandas as pd
+
+from abc_downsample.atomic import atomic_path
+from abc_downsample.report import plots
+from abc_downsample.report.html import escape
+from abc_downsample.units import size_text
+
+FIGURE_SIZE = (7.0, 3.7)  # inches at plots.DPI: shown unscaled next to the class table
+URI_LINE = 4000  # characters per line of the embedded figure (docutils' limit is 10,000)
+READ_LINE = re.compile(r"([\d,.]+) MB read \((cache|download|stream)\)")
+
+# The report centres its landing text in a narrow column beside the rule graph: widen it and
+# start it at the top. The rules apply only while this fragment is on screen.
+LANDING_CSS = """
+div.h-screen:has(#abc-landing){align-items:flex-start;justify-content:flex-start}
+div.py-2:has(#abc-landing){flex:1 1 auto;min-width:0}
+.prose:has(#abc-landing){max-width:none}
+#abc-landing{font-size:14px;line-height:1.35}
+#abc-landing .cards{display:flex;gap:10px;flex-wrap:wrap;margin:8px 0 12px;max-width:1200px}
+#abc-landing .card{border:1px solid #cbd5e1;border-radius:6px;padding:6px 12px;
+flex:1 1 0;min-width:150px}
+#abc-landing .card b{display:block;font-size:22px;color:#0f172a}
+#abc-landing .card span{display:block;color:#475569;font-size:12px}
+#abc-landing .row{display:flex;gap:14px;align-items:flex-start;flex-wrap:wrap}
+#abc-landing img{margin:0;max-width:100%}
+#abc-landing .classes{max-height:420px;overflow:auto;border:1px solid #e2e8f0}
+#abc-landing table{margin:0;font-size:12px;border-collapse:collapse}
+#abc-landing th{position:sticky;top:0;background:#f1f5f9}
+#abc-landing th,#abc-landing td{padding:1px 8px;border-bottom:1px solid #e2e8f0}
+#abc-landing td.n{text-align:right;font-variant-numeric:tabular-nums;min-width:4.5em}
+#abc-landing p{margin:4px 0}
+"""
+
+
+def read_matrix_sizes(manifest, matrices, variant: str) -> dict[str, int]:
+    """Bytes of each needed matrix file, from the manifest."""
+    return {m: manifest.matrix_file(m, variant).size for m in matrices}
+
+
+def transfers(logs_dir, matrices) -> dict[str, list[int]]:
+    """How each subset job read its matrix (cache, download, stream), with its bytes of
+    rows, from the jobs' last log lines; a job without one is not counted."""
+    found: dict[str, list[int]] = {}
+    for matrix in matrices:
+        path = Path(logs_dir, "subset_matrix", f"{matrix}.log")
+        try:
+            matches = READ_LINE.findall(path.read_text(errors="replace"))
+        except OSError:
+            continue
+        if matches:
+            megabytes, how = matches[-1]
+            found.setdefault(how, []).append(int(float(megabytes.replace(",", "")) * 1e6))
+    return found
+
+
+def transfer_text(found: dict[str, list[int]], file_bytes: int) -> str:
+    """E.g. "76.4 MB streamed (rows, obs, var) from 20 files, 4 from the cache, of 1.2 GB of
+    files": what a stream job fetched, headers and obs included."""
+    parts = []
+    if "stream" in found:
+        n = len(found["stream"])
+        fetched = size_text(sum(found["stream"]))
+        parts.append(f"{fetched} streamed (rows, obs, var) from {n} file{'s' * (n != 1)}")
+    for how, words in (("download", "downloaded whole"), ("cache", "from the cache")):
+        if how in found:
+            parts.append(f"{len(found[how])} {words}")
+    return f"{', '.join(parts) or 'read'}, of {size_text(file_bytes)} of files"
+
+
+def figure_uri(summary: pd.DataFrame, min_size: int, group_name: str) -> str:
+    """The cells per group figure, small enough for the first screen, as a data URI."""
+    ordered = summary.sort_values(["size", "selected"], ascending=False)
+    fig, ax = plt.subplots(figsize=FIGURE_SIZE, layout="constrained")
+    size, selected = ordered["size"].to_numpy(), ordered["selected"].to_numpy()
+    plots.draw_rank(ax, size, selected, min_size, group_name)
+    buffer = io.BytesIO()
+    fig.savefig(buffer, dpi=plots.DPI, format="png")
+    plt.close(fig)
+    encoded = base64.b64encode(buffer.getvalue()).decode("ascii")
+    # in lines: docutils refuses longer ones; a browser drops newlines from a URL
+    lines = [encoded[i : i + URI_LINE] for i in range(0, len(encoded), URI_LINE)]
+    return "data:image/png;base64," + "\n".join(lines)
+
+
+def _card(value: str, caption: str, detail: str) -> str:
+    return (
+        f"<div class='card'><b>{escape(value)}</b>{escape(caption)}"
+        f"<span>{escape(detail)}</span></div>"
+    )
+
+
+def headline_cards(summary, counts, source: dict, bench: pd.DataFrame, group_name: str) -> str:
+    """Cells, groups kept whole, files and bytes read, and the cost, as four boxes."""
+    before, after = int(summary["size"].sum()), int(summary["selected"].sum())
+    whole = summary["kept_whole"].to_numpy(bool)
+    share = f"{after / before:.1%} of the cells" if before else "no cells"
+    cards = [
+        _card(f"{after:,} of {before:,}", "cells kept", share),
+        _card(
+            f"{whole.sum():,} of {len(summary):,}",
+            f"{group_name}s kept whole",
+            f"every cell of {group_name}s under {source['min_size']} cells; "
+            f"{int(summary.loc[whole, 'selected'].sum()):,} cells",
+        ),
+        _card(
+            f"{len(counts)} of {source['release_matrices']}",
+            "matrix files read",
+            source["bytes_text"],
+        ),
+        _card(*_cost(bench)),
+    ]
+    return f"<div class='cards'>{''.join(cards)}</div>"
+
+
+def _cost(bench: pd.DataFrame) -> tuple[str, str, str]:
+    if bench.empty:
+        return "–", "run cost", "no benchmark files"
+    peak = bench.loc[bench["max_rss_mb"].idxmax()] if bench["max_rss_mb"].notna().any() else None
+    memory = f"peak {peak['max_rss_mb']:,.0f} MB ({peak['rule']})" if peak is not None else ""
+    minutes = bench["seconds"].sum() / 60
+    spent = f"{minutes:,.1f} job-min" if minutes < 120 else f"{minutes / 60:,.1f} job-hours"
+    return spent, "run cost", f"{len(bench)} jobs measured; {memory}"
+
+
+def class_table(levels: pd.DataFrame) -> str:
+    """Cells per top-level term (class for WMB) before and after, with the share kept as a
+    bar behind the number."""
+    top = plots.top_level(levels)
+    rows = levels[levels["level"] == top].sort_values("term")
+    if rows.empty:
+        return "<p>No taxonomy classes in the sampling levels table.</p>"
+    body = []
+    for term, before, after in rows[["term", "cells_before", "cells_after"]].itertuples(
+        index=False
+    ):
+        kept = after / before if before else 0.0
+        bar = f"background:linear-gradient(90deg,#fecaca {kept:.1%},transparent {kept:.1%})"
+        body.append(
+            f"\n<tr><td>{escape(str(term))}</td><td class='n'>{before:,}</td>"
+            f"<td class='n'>{after:,}</td><td class='n' style='{bar}'>{kept:.1%}</td></tr>"
+        )
+    head = f"<tr><th>{escape(top)}</th><th>before</th><th>after</th><th>kept</th></tr>"
+    return (
+        f"<div><b>What each {escape(top)} kept</b> ({len(rows)} terms)"
+        f"<div class='classes'><table><thead>{head}</thead><tbody>{''.join(body)}</tbody>"
+        "</table></div></div>"
+    )
+
+
+def landing_fragment(summary, levels, counts, source: dict, bench, group_name: str) -> str:
+    """The whole first screen, as lines of HTML (for an indented rst raw block)."""
+    figure = figure_uri(summary, source["min_size"], group_name)
+    parts = [
+        f"<style>{' '.join(LANDING_CSS.split())}</style><div id='abc-landing'>",
+        f"<p>{escape(source['release_text'])}</p>",
+        headline_cards(summary, counts, source, bench, group_name),
+        "<div class='row'>",
+        f"<img alt='cells per {escape(group_name)} before and after sampling' src='{figure}'>",
+        class_table(levels),
+        "</div></div>",
+    ]
+    return "\n".join(parts)
+
+
+def source_facts(manifest, counts, variant: str, transfer: str, logs_dir, min_size) -> dict:
+    """Release, matrix files and bytes read, for the cards."""
+    matrices = list(counts["feature_matrix_label"])
+    sizes = read_matrix_sizes(manifest, matrices, variant)
+    in_release = {
+        e.name for e in manifest.entries if e.kind == "expression_matrices" and e.variant == variant
+    }
+    return {
+        "release_matrices": len(in_release),
+        "bytes_text": transfer_text(transfers(logs_dir, matrices), sum(sizes.values())),
+        "min_size": min_size,
+        "release_text": (
+            f"Release {manifest.version} · {variant} matrices · abc.transfer: {transfer}"
+        ),
+    }
+
+
+def write_landing(out, fragment: str) -> None:
+    with atomic_path(out, suffix=".html") as tmp:
+        tmp.write_text(fragment + "\n", encoding="utf-8")

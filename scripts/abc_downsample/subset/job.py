@@ -1,0 +1,174 @@
+"""One subset job, whatever ``abc.transfer`` says: from the verified cached matrix
+(download), by byte ranges (stream), or per file a copy in the cache, else the cheaper of
+the two (auto). The whole orchestration of a subset job is here; ``local`` subsets an open
+file, ``stream`` reads a remote one.
+
+Imports stay light (h5py, numpy and the standard library): every subset job imports this
+module; the S3 client (urllib3) only when a job reads the bucket.
+"""
+
+import logging
+import os
+from pathlib import Path
+
+from abc_downsample.cache.download import use_cached
+from abc_downsample.cache.verify import forget, is_trusted
+from abc_downsample.errors import AbcError
+from abc_downsample.h5ad.csr import DEFAULT_MAX_NNZ
+from abc_downsample.h5ad.tables import read_obs_labels
+from abc_downsample.release.manifest import FileEntry
+from abc_downsample.stream.plan import Choice, Link, choose
+from abc_downsample.stream.source import RemoteCsrSource, open_remote
+from abc_downsample.subset.local import (
+    SubsetStats,
+    labels_for_matrix,
+    rows_for_labels,
+    subset_local_file,
+    subset_matrix,
+)
+from abc_downsample.units import MiB
+
+log = logging.getLogger(__name__)
+
+
+def subset_matrix_file(
+    abc: dict, entry: FileEntry, cells_csv, out_path, matrix: str, downloaded: bool = False
+) -> SubsetStats:
+    """The sampled cells of ``entry``'s matrix to ``out_path``, from the verified cached
+    file (downloaded into the cache first if need be) or by byte ranges, as ``abc.transfer``
+    says. ``downloaded``: a download job of this project fetched it (download_on_host)."""
+    cache_dir = abc["cache_dir"]
+    # any copy of the manifest's size counts (ours, another project's, abc_atlas_access's):
+    # it is verified before use, a corrupt one fetched again
+    in_cache = is_trusted(cache_dir, entry, "size")
+    if _reads_the_cache(abc, in_cache):
+        stats = subset_local_file(use_cached(entry, abc, log), cells_csv, out_path, matrix)
+        fetched = not in_cache
+        stats.transfer = "download" if fetched else "cache"
+    else:
+        fetches = []
+
+        def fetch_cached() -> Path:
+            fetches.append(True)
+            return use_cached(entry, abc, log)
+
+        stats = subset_from_config(
+            abc, entry.relative_path, cells_csv, out_path, matrix, fetch_cached=fetch_cached
+        )
+        fetched = bool(fetches)
+        stats.transfer = "download" if fetched else "stream"
+    # keep_matrices false: what this project fetched is deleted after use; a file that was
+    # in the shared cache before (another project's, another tool's) is left alone
+    if (fetched or downloaded) and not abc["keep_matrices"]:
+        forget(cache_dir, entry)
+    return stats
+
+
+def _reads_the_cache(abc: dict, in_cache: bool) -> bool:
+    """Download mode; auto where the cache already holds the file (no transfer: offline
+    reruns and a filled cache need no network) or compute nodes have no internet."""
+    transfer = abc["transfer"]
+    if transfer != "auto":
+        return transfer == "download"
+    return in_cache or abc["download_on_host"]
+
+
+def _stream_subset(
+    source: RemoteCsrSource, labels, out_path, matrix: str, max_nnz: int, rows=None
+):
+    try:
+        stats = subset_matrix(
+            source.h5, labels, out_path, matrix=matrix, source=source, max_nnz=max_nnz,
+            rows=rows,
+        )  # fmt: skip
+    except KeyError as err:
+        raise AbcError(
+            f"'{source.key}' lacks {err}: it is not an h5ad expression matrix; check the manifest"
+        ) from None
+    stats.bytes_read = source.stats.bytes
+    log.info(source.summary())
+    return stats
+
+
+def subset_remote(
+    store,
+    key: str,
+    cells_csv,
+    out_path,
+    matrix: str,
+    *,
+    max_concurrency: int = 32,
+    merge_gap_kb: int = 64,
+    max_nnz: int = DEFAULT_MAX_NNZ,
+) -> SubsetStats:
+    """Stream mode's ``subset_local_file``: the cells of ``matrix`` from the remote ``key``.
+
+    Only the manifest-listed object is read, by byte ranges; nothing is written but
+    ``out_path``. Logs one line with bytes, requests and the file size.
+    """
+    labels = labels_for_matrix(cells_csv, matrix)
+    with open_remote(store, key, max_concurrency, merge_gap_kb) as source:
+        return _stream_subset(source, labels, out_path, matrix, max_nnz)
+
+
+def plan_transfer(source: RemoteCsrSource, rows, link: Link, download: dict) -> Choice:
+    """Auto's choice for ``rows`` of an open remote file (already-read bytes are sunk)."""
+    plan = source.plan_rows(rows)
+    return choose(
+        link,
+        stream_requests=plan.requests,
+        stream_bytes=plan.nbytes,
+        decoded_bytes=plan.decoded_bytes,
+        stream_concurrency=source.max_concurrency,
+        file_bytes=source.size,
+        part_bytes=download["part_size_mb"] * MiB,
+        download_concurrency=download["max_concurrency"],
+        spent_bytes=source.stats.bytes,
+    )
+
+
+def subset_auto(
+    store,
+    key: str,
+    cells_csv,
+    out_path,
+    matrix: str,
+    fetch_cached,
+    *,
+    link: Link,
+    download: dict,
+    max_concurrency: int = 32,
+    merge_gap_kb: int = 64,
+    max_nnz: int = DEFAULT_MAX_NNZ,
+) -> SubsetStats:
+    """Plan both ways from the remote file's layout, ``indptr`` and obs, then stream the
+    rows or call ``fetch_cached()`` (the verified cached file's path) and subset that."""
+    labels = labels_for_matrix(cells_csv, matrix)
+    with open_remote(store, key, max_concurrency, merge_gap_kb) as source:
+        rows = rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(key))
+        choice = plan_transfer(source, rows, link, download)
+        log.info(choice.line(key))
+        if choice.transfer == "stream":
+            return _stream_subset(source, labels, out_path, matrix, max_nnz, rows)
+    return subset_local_file(fetch_cached(), cells_csv, out_path, matrix, max_nnz=max_nnz)
+
+
+def subset_from_config(
+    abc: dict, key: str, cells_csv, out_path, matrix: str, fetch_cached=None
+) -> SubsetStats:
+    """The rule script's entry for ``abc.transfer`` stream and auto (``fetch_cached``: a
+    callable returning the verified cached file's path, used when auto picks download)."""
+    from abc_downsample.cache.store import store_from_config
+
+    stream = abc["stream"]
+    store = store_from_config(abc, read_timeout=float(stream["timeout_s"]))
+    tuning = {"max_concurrency": stream["max_concurrency"], "merge_gap_kb": stream["merge_gap_kb"]}
+    remote = getattr(store, "endpoint", None) is not None
+    if abc["transfer"] == "auto" and fetch_cached is not None and remote:
+        link = Link.from_config(abc["link"])
+        download = abc["download"]
+        return subset_auto(
+            store, key, cells_csv, out_path, matrix, fetch_cached, link=link,
+            download=download, **tuning,
+        )  # fmt: skip
+    return subset_remote(store, key, cells_csv, out_path, matrix, **tuning)
