@@ -14,14 +14,15 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from abc_downsample.demo import release as wmb
-from abc_downsample.demo.release import (
-    _barcodes,
-    _cluster_sizes,
-    _counts,
-    _csv,
-    _log2_cpm,
-    _write_bytes,
+from abc_downsample.demo.common import (
+    cluster_sizes,
+    csv_bytes,
+    log2_cpm,
+    long_taxonomy_tables,
+    random_barcodes,
+    random_counts,
+    write_bytes,
+    write_h5ad,
 )
 
 
@@ -83,18 +84,18 @@ def write_dataset(root: Path, name: str, rng: np.random.Generator, wmb_genes) ->
     files = {}
     columns = [c for c in cells.columns if not c.startswith("_")]
     if shape.membership:  # the group key lives in a table of its own; a few cells lack a row
-        files[f"{shape.taxonomy_dir}/cell_to_cluster_membership.csv"] = _csv(
+        files[f"{shape.taxonomy_dir}/cell_to_cluster_membership.csv"] = csv_bytes(
             cells.loc[cells.index % 97 != 5, ["cell_label", "cluster_alias"]]
         )
         columns.remove("cluster_alias")
-    files[f"{shape.metadata}/cell_metadata.csv"] = _csv(cells[columns])
+    files[f"{shape.metadata}/cell_metadata.csv"] = csv_bytes(cells[columns])
     files.update(_taxonomy_files(rng, shape, clusters))
     gene_tables = {}
     for table, prefix in shape.genes:
         gene_tables[table] = _genes(rng, prefix)
-        files[f"{shape.metadata}/{table}.csv"] = _csv(gene_tables[table])
+        files[f"{shape.metadata}/{table}.csv"] = csv_bytes(gene_tables[table])
     for path, data in files.items():
-        _write_bytes(root / path, data)
+        write_bytes(root / path, data)
     for index, (label, _) in enumerate(shape.matrices):
         tables = list(gene_tables.values()) or [wmb_genes]
         genes = tables[min(index, len(tables) - 1)]  # one per species, or one for all
@@ -106,7 +107,7 @@ def write_dataset(root: Path, name: str, rng: np.random.Generator, wmb_genes) ->
 
 def _clusters(rng, shape: Shape) -> pd.DataFrame:
     """One row per cluster: its key, size and a term per level (nested) and annotation."""
-    sizes = _cluster_sizes(rng, N_CELLS)
+    sizes = cluster_sizes(rng, N_CELLS)
     n = len(sizes)
     table = pd.DataFrame({"number_of_cells": rng.permutation(sizes)})
     table.insert(0, "cluster_alias", rng.permutation(n) + shape.alias_start)
@@ -130,8 +131,8 @@ def _taxonomy_files(rng, shape: Shape, clusters: pd.DataFrame) -> dict:
     if shape.taxonomy == "long":
         sets = (*shape.levels, *shape.annotations)
         colors = clusters.set_index("cluster_alias")
-        tables = wmb.long_taxonomy_tables(clusters, colors, sets, "CCN2024")
-        return {f"{shape.taxonomy_dir}/{k}": _csv(v) for k, v in tables.items()}
+        tables = long_taxonomy_tables(clusters, colors, sets, "CCN2024")
+        return {f"{shape.taxonomy_dir}/{k}": csv_bytes(v) for k, v in tables.items()}
     if shape.taxonomy == "pivoted":  # the Aging mouse's cluster_mapping_pivot
         leaf = shape.levels[-1]
         pivot = pd.DataFrame(
@@ -144,7 +145,7 @@ def _taxonomy_files(rng, shape: Shape, clusters: pd.DataFrame) -> dict:
                 **{level: clusters[level] for level in shape.levels[:-1]},
             }
         ).sort_values("cluster_alias")
-        return {f"{shape.taxonomy_dir}/cluster_mapping_pivot.csv": _csv(pivot)}
+        return {f"{shape.taxonomy_dir}/cluster_mapping_pivot.csv": csv_bytes(pivot)}
     return {}
 
 
@@ -165,7 +166,7 @@ def _cells(rng, shape: Shape, clusters: pd.DataFrame, name: str) -> pd.DataFrame
     keys = np.repeat(group.to_numpy(), clusters["number_of_cells"].to_numpy())
     labels = pd.Series([], dtype=object)
     while len(labels) < n or labels.duplicated().any():
-        barcodes = _barcodes(rng, n)
+        barcodes = random_barcodes(rng, n)
         labels = pd.Series(_labels(rng, shape, n, barcodes))
     shares = np.array([share for _, share in shape.matrices])
     matrix = np.array([m for m, _ in shape.matrices])[rng.choice(len(shares), n, p=shares)]
@@ -220,7 +221,7 @@ def _genes(rng, prefix: str) -> pd.DataFrame:
 def _write_matrices(root: Path, rng, shape: Shape, label: str, mine: pd.DataFrame, genes):
     """``<label>-raw.h5ad`` and ``-log2.h5ad``: the cells plus extras, rows shuffled."""
     extra = max(3, len(mine) // 30)
-    barcodes = _barcodes(rng, extra)
+    barcodes = random_barcodes(rng, extra)
     extra_labels = [f"{lab}-extra" for lab in _labels(rng, shape, extra, barcodes)]
     labels = np.concatenate([mine["cell_label"].to_numpy(object), extra_labels])
     labels = labels[rng.permutation(len(labels))]
@@ -228,8 +229,8 @@ def _write_matrices(root: Path, rng, shape: Shape, label: str, mine: pd.DataFram
                        index=pd.Index(labels, name="cell_label"))  # fmt: skip
     var = pd.DataFrame({"gene_symbol": genes["gene_symbol"].to_numpy()},
                        index=pd.Index(genes["gene_identifier"].to_numpy(), name="gene_identifier"))
-    counts = _counts(rng, len(obs), len(var))
-    for variant, matrix in (("raw", counts), ("log2", _log2_cpm(counts))):
+    counts = random_counts(rng, len(obs), len(var))
+    for variant, matrix in (("raw", counts), ("log2", log2_cpm(counts))):
         uns = {"normalization": "raw" if variant == "raw" else "log2(CPM+1)"}
         path = root / f"{shape.matrix_dir}/{label}-{variant}.h5ad"
-        wmb._write_h5ad(path, obs, var, uns, matrix, shape.storage)
+        write_h5ad(path, obs, var, uns, matrix, shape.storage)

@@ -14,12 +14,16 @@ categorical with naturally sorted categories (``strings_to_categoricals``).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from abc_downsample.h5ad.encoding import STRINGS, encode, encoding_of
 from abc_downsample.units import MiB
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 # Below this share of the rows, a string column's selected rows are read one by one (h5py
 # point selection): h5py makes a Python object of every string it reads. Numbers are read

@@ -6,12 +6,16 @@ from __future__ import annotations
 import contextlib
 import os
 from collections.abc import Iterator
+from typing import TYPE_CHECKING
 
 import h5py
 import numpy as np
 
 from abc_downsample.h5ad.encoding import STRINGS, encode
 from abc_downsample.h5ad.tables import Table, write_table
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 
 class CsrWriter:
