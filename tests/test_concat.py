@@ -243,7 +243,7 @@ def test_rule_script_under_snakemake(release):
     receipts_for(release["dir"], "taxonomy.csv", "gene.csv")
     (release["dir"] / "cell_metadata.csv").unlink()
     rule = CONCAT_RULE.replace("SUBSETS", subsets).replace("ABC", repr(local_abc(release["dir"])))
-    result = run_rule(release["dir"], rule, "concat_subsets.py")
+    result = run_rule(release["dir"], rule, "concat.py")
     assert result.returncode == 0, result.stderr[-2000:]
     final = ad.read_h5ad(release["dir"] / "data" / "downsampled_expression.h5ad")
     assert final.shape == (37, N_GENES) and final.uns["abc_downsample"]["seed"] == 7

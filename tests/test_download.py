@@ -258,7 +258,7 @@ def test_rule_script_downloads_from_a_local_mirror(tmp_path, payload, md5):
     root = logging.getLogger()
     saved = root.handlers[:], root.level
     try:
-        runpy.run_path(str(SCRIPTS / "download_file.py"), init_globals={"snakemake": smk})
+        runpy.run_path(str(SCRIPTS / "download_metadata.py"), init_globals={"snakemake": smk})
     finally:
         root.handlers[:], _ = saved
         root.setLevel(saved[1])

@@ -146,7 +146,7 @@ def test_offline_rerun_after_a_code_change(tmp_path, own_bucket):
     config = config_for(own_bucket["proxy"].url, cache_dir=str(cache))
     config_file = tmp_path / "config.yaml"
     ok_clone(clone, work, config, config_file)
-    script = clone / "scripts" / "download_file.py"
+    script = clone / "scripts" / "download_metadata.py"
     script.write_text(script.read_text() + "\n# a change a git pull brings\n")
     shutil.rmtree(work / "data" / ".abc" / "releases")  # and a fresh project copy
     offline = config_for(f"http://127.0.0.1:{free_port()}", cache_dir=str(cache))

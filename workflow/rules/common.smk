@@ -12,6 +12,7 @@ from abc_downsample.config_check import check_config
 from abc_downsample.dataset.profile import load_dataset
 from abc_downsample.release import resolve as abc_release
 from abc_downsample.errors import AbcError
+from abc_downsample.project import CONFIG_SCHEMA
 from abc_downsample.cache.store import local_root
 
 
@@ -22,16 +23,14 @@ def fail(err):
 
 
 try:
-    check_config(
-        config, os.path.join(workflow.basedir, "workflow/schemas/config.schema.yaml")
-    )
+    check_config(config, CONFIG_SCHEMA)
 except AbcError as err:
     fail(err)
 
 ABC = config["abc"]
 try:
     # everything specific to the dataset: config/datasets/<abc.dataset>.yaml (or a path)
-    DATASET = load_dataset(ABC["dataset"], Path(workflow.basedir, "config", "datasets"))
+    DATASET = load_dataset(ABC["dataset"])
 except AbcError as err:
     fail(err)
 # the profile's group key unless the config names another grouping column
@@ -64,7 +63,9 @@ def release_and_manifest():
     main = workflow.is_main_process
     release = abc_release.resolve(ABC, Path(STATE, "latest_release"), main, note)
     if config["synthetic"]["enabled"] and main:
-        from abc_downsample.demo.release import ensure_release as ensure_synthetic_release
+        from abc_downsample.demo.release import (
+            ensure_release as ensure_synthetic_release,
+        )
 
         ensure_synthetic_release(
             local_root(ABC["bucket"]),

@@ -24,4 +24,4 @@ rule concat:
         provenance=provenance,
         dataset=DATASET.raw,
     script:
-        "../../scripts/concat_subsets.py"
+        "../../scripts/concat.py"

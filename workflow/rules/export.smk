@@ -46,4 +46,4 @@ rule r_objects:
         # R holds the whole matrix: ~32 bytes a non-zero at its peak
         mem_mb=r_objects_mem,
     script:
-        "../../scripts/build_r_objects.R"
+        "../../scripts/r_objects.R"

@@ -133,4 +133,4 @@ rule report_landing:
         benchmarks=BENCH,
         logs=LOGS,
     script:
-        "../../scripts/plot_landing.py"
+        "../../scripts/report_landing.py"

@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from abc_downsample.cache.layout import read_receipt
+from abc_downsample.cache.layout import read_receipt, write_receipt
 from abc_downsample.cache.lock import STALL_SECONDS, file_lock
 from abc_downsample.cache.progress import PROGRESS_SECONDS, Progress
 from abc_downsample.cache.verify import check_cached, ensure_cached
@@ -170,6 +170,16 @@ def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log) 
 def cached_input(receipt: str | os.PathLike, abc: dict, log=_default_log) -> Path:
     """The cached file a rule's input receipt stands for, verified (see `use_cached`)."""
     return use_cached(read_receipt(receipt), abc, log)
+
+
+def cache_with_receipt(manifest, relative_path: str, receipt, abc: dict) -> None:
+    """A download job: the file of ``manifest`` (a `Manifest`) into the cache, verified
+    (checked, not fetched again, if already there), then the project's ``receipt`` for it.
+    Transfer settings come from the config's ``abc`` block, never from a rule's params:
+    tuning them must never rerun a job."""
+    entry = manifest.entry_for(relative_path)
+    use_cached(entry, abc, _default_log)
+    write_receipt(receipt, entry)
 
 
 # -- the resume record -------------------------------------------------------------------
