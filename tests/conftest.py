@@ -1,4 +1,9 @@
-"""Shared fixtures: a synthetic release, a moto S3 server holding it, a snakemake runner."""
+"""Shared fixtures: a synthetic release, a moto S3 server holding it, a snakemake runner.
+
+Two tiers: ``tests/unit`` (fast: the developer's loop, ``pytest tests/unit``) and
+``tests/e2e`` (the real snakemake command against a local S3 server, fault injection,
+SLURM, R, a browser), marked ``e2e`` here by their folder.
+"""
 
 import os
 import subprocess
@@ -15,7 +20,17 @@ from abc_downsample.demo.release import write_release
 from abc_downsample.release.manifest import FileEntry
 
 PROJECT = Path(__file__).resolve().parent.parent
+E2E = Path(__file__).resolve().parent / "e2e"
+ERROR = "abc-downsample: error:"  # how every one-line error starts
+RESULT = "data/downsampled_expression.h5ad"  # the result, under a run's work dir
 SYNTHETIC_ARGS = {"release": "20250531", "n_cells": 6000, "n_genes": 120, "seed": 0}
+
+
+def pytest_collection_modifyitems(items):
+    """Everything under tests/e2e is the e2e tier (``-m "not e2e"`` is the fast one)."""
+    for item in items:
+        if E2E in Path(item.path).parents:
+            item.add_marker(pytest.mark.e2e)
 
 
 @pytest.fixture(scope="session")
@@ -101,6 +116,14 @@ def run_snakemake(
     return subprocess.run(
         command, capture_output=True, text=True, env=clean_env(env), timeout=timeout
     )
+
+
+def snakemake_ok(workdir, *args, config) -> str:
+    """Run snakemake, fail with its output if it fails; return stdout + stderr."""
+    result = run_snakemake(workdir, "--show-failed-logs", *args, config=config)
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-6000:]
+    return output
 
 
 @pytest.fixture(name="run_snakemake")

@@ -105,7 +105,6 @@ def in_our_code(process: subprocess.Popen) -> bool:
     return False
 
 
-@pytest.mark.e2e
 def test_ctrl_c_during_a_run_ends_our_job_with_one_line(tmp_path):
     # one job at a time: a job just starting would be in Snakemake's own preamble, whose
     # imports print Snakemake's traceback (not ours to change)
@@ -118,7 +117,6 @@ def test_ctrl_c_during_a_run_ends_our_job_with_one_line(tmp_path):
     assert "Traceback" not in output and "KeyboardInterrupt" not in output, output[-4000:]
 
 
-@pytest.mark.e2e
 def test_after_kill_9_unlock_then_a_plain_rerun_finishes(tmp_path):
     workdir = tmp_path / "run"
     killed = stop_when(workdir, lambda _: (workdir / CELLS).exists(), signal.SIGKILL)

@@ -9,14 +9,9 @@ from pathlib import Path
 
 import anndata as ad
 import pandas as pd
-import pytest
 import yaml
-from conftest import PROJECT, clean_env, snakefile
-
-pytestmark = pytest.mark.e2e
-
-CELLS = "metadata/WMB-10X/20241115/cell_metadata.csv"
-RESULT = "data/downsampled_expression.h5ad"
+from conftest import PROJECT, RESULT, clean_env, snakefile
+from synthetic_paths import CELLS
 
 
 def start(workdir: Path, config: dict) -> subprocess.Popen:

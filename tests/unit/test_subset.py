@@ -10,13 +10,12 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import local_abc, receipts_for
+from conftest import PROJECT, local_abc, receipts_for
 from test_csr_rows import assert_same_csr, random_csr, write_h5ad
 
 from abc_downsample.errors import AbcError
 from abc_downsample.subset.local import labels_for_matrix, subset_local_file
 
-PROJECT = Path(__file__).resolve().parent.parent
 N_FILE = 80  # rows in the matrix file; the last 10 are not in the sample's metadata
 
 

@@ -18,15 +18,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from s3_server import MotoServer, upload_tree
+from conftest import PROJECT
+from s3_server import BUCKET, MotoServer, upload_tree
 
 from abc_downsample.stream.layout import dataset_layout
 from abc_downsample.subset.local import subset_local_file
 
-BUCKET = "allen-brain-cell-atlas"
 PREFIX = "expression_matrices/WMB-fault/20230630"
 MATRIX = "WMB-fault"
-JOB = Path(__file__).resolve().parent / "stream_job.py"
+JOB = PROJECT / "tests" / "stream_job.py"
 N_CELLS, N_GENES = 3000, 2000
 JOB_SECONDS = 90  # a job that has not ended by then hangs
 

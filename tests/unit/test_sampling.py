@@ -13,7 +13,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.feather as feather
 import pytest
-from conftest import local_abc, receipts_for
+from conftest import PROJECT, local_abc, receipts_for
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -27,7 +27,6 @@ from abc_downsample.sampling.allocation import STRATEGIES, allocate
 from abc_downsample.sampling.drawing import select_cells
 from abc_downsample.sampling.sample import sample_cells
 
-ROOT = Path(__file__).resolve().parent.parent
 SIZES = np.array([1, 49, 50, 51])  # the edge cases around min_cluster_size=50
 
 
@@ -548,7 +547,7 @@ def run_rule(tmp_path, metadata, taxonomy, settings_):
                 metadata=str(receipts[Path(metadata).name]),
                 taxonomy=str(receipts[Path(taxonomy).name]),
                 sampling=settings_,
-                script=str(ROOT / "scripts" / "sample_cells.py"),
+                script=str(PROJECT / "scripts" / "sample_cells.py"),
             )
         )
     )
@@ -556,7 +555,6 @@ def run_rule(tmp_path, metadata, taxonomy, settings_):
     return subprocess.run(command, cwd=tmp_path, capture_output=True, text=True)
 
 
-@pytest.mark.e2e
 def test_rule_script_writes_the_three_files_and_the_rows(release, tmp_path):
     metadata, taxonomy, _ = release
     result = run_rule(tmp_path, metadata, taxonomy, config(target_cells=300))
@@ -574,7 +572,6 @@ def test_rule_script_writes_the_three_files_and_the_rows(release, tmp_path):
     assert "population 1000 cells" in log
 
 
-@pytest.mark.e2e
 def test_rule_script_reports_a_user_error_in_one_line(release, tmp_path):
     metadata, taxonomy, _ = release
     result = run_rule(tmp_path, metadata, taxonomy, config(target_cells=10))

@@ -10,17 +10,14 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_snakemake
+from conftest import RESULT, run_snakemake
 from s3_server import MotoServer, upload_tree
 
 from abc_downsample.demo.release import write_release
 
-pytestmark = pytest.mark.e2e
-
 RELEASE = "20250531"
 TARGET = 600
 MIN_CLUSTER = 30
-RESULT = "data/downsampled_expression.h5ad"
 # dataset -> what the test reads independently and the config it runs with
 DATASETS = {
     "WHB-10Xv3": {

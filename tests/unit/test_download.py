@@ -13,7 +13,8 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from s3_server import signed_client
+from conftest import PROJECT
+from s3_server import BUCKET, signed_client
 
 from abc_downsample.cache.download import fetch_file
 from abc_downsample.cache.layout import cache_path, read_receipt
@@ -22,11 +23,10 @@ from abc_downsample.cache.verify import check_cached, is_stamped
 from abc_downsample.errors import AbcError
 from abc_downsample.release.manifest import FileEntry
 
-BUCKET = "allen-brain-cell-atlas"
 KEY = "test_download/expression_matrices/WMB-10Xv3/20230630/WMB-10Xv3-TH-raw.h5ad"
 SIZE = 6 * 1024 * 1024 + 12345
 PART = 256 * 1024
-SCRIPTS = Path(__file__).resolve().parents[1] / "scripts"
+SCRIPTS = PROJECT / "scripts"
 
 
 @pytest.fixture(scope="module")

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Stop the daemons tests/slurm/start_local_slurm.sh started under BASE, by their recorded
+# Stop the daemons tests/e2e/slurm/start_local_slurm.sh started under BASE, by their recorded
 # PIDs only (TERM, then KILL after 10 s): slurmd and slurmctld first, then slurmdbd (so the
 # controller can flush its accounting), then MariaDB and munged. Leaves BASE itself (its
 # configs, state and logs) in place.
-#   tests/slurm/stop_local_slurm.sh BASE      (or BASE=... in the environment)
+#   tests/e2e/slurm/stop_local_slurm.sh BASE      (or BASE=... in the environment)
 set -uo pipefail
 BASE=${1:-${BASE:-}}
 [ -n "$BASE" ] || { echo "usage: $0 BASE_DIR" >&2; exit 2; }

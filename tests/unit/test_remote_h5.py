@@ -15,7 +15,7 @@ import pytest
 import scipy.sparse as sp
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from s3_server import MotoServer, upload_tree
+from s3_server import BUCKET, MotoServer, upload_tree
 
 from abc_downsample.cache.store import LocalStore, open_store
 from abc_downsample.errors import AbcError
@@ -25,7 +25,6 @@ from abc_downsample.stream.layout import unshuffle
 from abc_downsample.stream.range_file import READ_AHEAD, CountingStore, RangeFile
 from abc_downsample.stream.source import RemoteCsrSource
 
-BUCKET = "allen-brain-cell-atlas"
 PREFIX = "expression_matrices/WMB-test/20230630/"
 N_ROWS, N_COLS = 1200, 3000
 

@@ -1,24 +1,23 @@
 import copy
-from pathlib import Path
 
 import pytest
 import yaml
+from conftest import PROJECT
 
 from abc_downsample.config_check import check_config
 from abc_downsample.errors import AbcError
 
-ROOT = Path(__file__).resolve().parents[1]
-SCHEMA = ROOT / "workflow/schemas/config.schema.yaml"
+SCHEMA = PROJECT / "workflow/schemas/config.schema.yaml"
 
 
 def _default():
-    return yaml.safe_load((ROOT / "config/config.yaml").read_text())
+    return yaml.safe_load((PROJECT / "config/config.yaml").read_text())
 
 
 def test_shipped_configs_are_valid():
     check_config(_default(), SCHEMA)
     demo = _default()
-    for section, values in yaml.safe_load((ROOT / "config/demo.yaml").read_text()).items():
+    for section, values in yaml.safe_load((PROJECT / "config/demo.yaml").read_text()).items():
         demo[section].update(values)
     check_config(demo, SCHEMA)
 

@@ -2,17 +2,17 @@
 release manifest (20250531, byte for byte) lists them; a bad profile fails in one line
 naming the key."""
 
-from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import PROJECT
 
 from abc_downsample.dataset.profile import DATASETS_DIR, dataset_from_dict, load_dataset
 from abc_downsample.errors import AbcError
 from abc_downsample.release.manifest import Manifest
 from abc_downsample.sampling.sample import sample_cells
 
-REAL_MANIFEST = Path(__file__).parent / "data" / "real_manifest_20250531.json"
+REAL_MANIFEST = PROJECT / "tests" / "data" / "real_manifest_20250531.json"
 PROFILES = sorted(p.stem for p in DATASETS_DIR.glob("*.yaml"))
 # feature_matrix_labels of each dataset in the real release
 MATRICES = {

@@ -4,12 +4,11 @@ import os
 import random
 
 import pytest
-from s3_server import free_port, signed_client
+from s3_server import BUCKET, free_port, signed_client
 
 from abc_downsample.cache.store import LocalStore, TransientError, open_store
 from abc_downsample.errors import AbcError
 
-BUCKET = "allen-brain-cell-atlas"
 # Keys of our own next to the shared server's synthetic release.
 KEY = "test_storage/expression_matrices/WMB-10Xv2-TH-raw.h5ad"
 OTHER = "test_storage/metadata/cell metadata+.csv"  # a space and a plus: URL quoting

@@ -13,14 +13,14 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
-from conftest import local_abc, receipts_for
+from conftest import PROJECT, local_abc, receipts_for
 
 from abc_downsample.cache.layout import read_receipt
 from abc_downsample.cache.verify import write_stamp
 from abc_downsample.errors import AbcError
 from abc_downsample.subset.local import labels_for_matrix, subset_local_file
 
-SCRIPTS = Path(__file__).resolve().parent.parent / "scripts"
+SCRIPTS = PROJECT / "scripts"
 MATRIX = "WMB-10Xv3-TH"
 N_CELLS, N_GENES = 400, 30
 

@@ -8,18 +8,16 @@ and the outputs are compared.
 
 from pathlib import Path
 
-import h5py
-import numpy as np
 import pandas as pd
 import pytest
+from h5_compare import assert_same_h5
+from s3_server import BUCKET
 
 from abc_downsample.cache.store import open_store
 from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.errors import AbcError
 from abc_downsample.subset.job import subset_from_config, subset_remote
 from abc_downsample.subset.local import subset_local_file
-
-BUCKET = "allen-brain-cell-atlas"
 
 
 @pytest.fixture(scope="module")
@@ -48,37 +46,6 @@ def cells_csv(release, tmp_path_factory):
 
 def raw_key(release, matrix: str) -> str:
     return release["matrices"][matrix]["raw"]
-
-
-def h5_tree(path) -> dict:
-    """Every group's and dataset's attributes and every dataset's values, by name."""
-    tree = {}
-
-    def visit(name, node):
-        attrs = {k: np.asarray(v).tolist() for k, v in node.attrs.items()}
-        value = node[()] if isinstance(node, h5py.Dataset) else None
-        dtype = node.dtype.str if isinstance(node, h5py.Dataset) else None
-        tree[name] = (attrs, dtype, value)
-
-    with h5py.File(path) as f:
-        f.visititems(visit)
-    return tree
-
-
-def h5_differences(a, b) -> list[str]:
-    """Names of the groups/datasets whose attributes, dtype or values differ."""
-    tree_a, tree_b = h5_tree(a), h5_tree(b)
-    differ = sorted(tree_a.keys() ^ tree_b.keys())
-    for name in tree_a.keys() & tree_b.keys():
-        (attrs, dtype, value), (other_attrs, other_dtype, other_value) = tree_a[name], tree_b[name]
-        same_value = value is None or np.array_equal(value, other_value)
-        if attrs != other_attrs or dtype != other_dtype or not same_value:
-            differ.append(name)
-    return sorted(differ)
-
-
-def assert_same_h5(a, b) -> None:
-    assert h5_differences(a, b) == []
 
 
 @pytest.mark.parametrize("matrix", ["WMB-10Xv2-TH", "WMB-10Xv3-MB"])
@@ -118,31 +85,6 @@ def test_a_cell_missing_from_the_remote_file_is_one_line(release, s3, tmp_path):
     with pytest.raises(AbcError, match="'NO-SUCH-CELL' missing from WMB-10Xv2-TH-raw.h5ad"):
         subset_remote(store, raw_key(release, "WMB-10Xv2-TH"), cells, out, "WMB-10Xv2-TH")
     assert not out.exists() and list(tmp_path.iterdir()) == [cells]
-
-
-@pytest.mark.e2e
-def test_workflow_in_stream_mode_matches_download_mode(tmp_path, s3_endpoint):
-    """The real snakemake command, both modes, same config otherwise: same final file."""
-    from conftest import run_snakemake
-
-    config = {
-        "abc": {"bucket": BUCKET, "endpoint_url": s3_endpoint, "cache_dir": "abc_data"},
-        "sampling": {"target_cells": 1500, "min_cluster_size": 50},
-    }
-    results = {}
-    for transfer in ("download", "stream"):
-        config["abc"]["transfer"] = transfer
-        workdir = tmp_path / transfer
-        run = run_snakemake(workdir, "--show-failed-logs", config=config)
-        assert run.returncode == 0, (run.stdout + run.stderr)[-6000:]
-        results[transfer] = workdir
-    final = "data/downsampled_expression.h5ad"
-    differ = h5_differences(results["download"] / final, results["stream"] / final)
-    assert differ == []
-    stream_dir = results["stream"]
-    assert not (stream_dir / "abc_data" / "expression_matrices").exists()
-    logs = list((stream_dir / "data").rglob("subset_matrix/*.log"))
-    assert logs and all("requests from a" in log.read_text() for log in logs)
 
 
 # -- abc.transfer: auto ---------------------------------------------------------------------

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # Start a throw-away single-node SLURM (Debian 12, Slurm 22.05) with slurmdbd accounting,
 # for tests/test_slurm.py. No systemd: every daemon runs in the foreground under setsid,
-# its PID recorded in $BASE/pids; tests/slurm/stop_local_slurm.sh stops exactly those.
+# its PID recorded in $BASE/pids; tests/e2e/slurm/stop_local_slurm.sh stops exactly those.
 #
-#   tests/slurm/start_local_slurm.sh BASE     (or BASE=... in the environment)
+#   tests/e2e/slurm/start_local_slurm.sh BASE     (or BASE=... in the environment)
 #
 # Everything lives under BASE: configs, munge key and socket, state, logs, MariaDB datadir.
 # Nothing in /etc is read or written, so a machine with a SLURM of its own keeps it. To use

@@ -2,7 +2,7 @@
 
 Runs only with RUN_SLURM_TESTS=1 (.ci/run sets it once the Debian SLURM packages and the
 plugin are installed): it needs root and starts munged, MariaDB, slurmdbd, slurmctld and
-slurmd on 127.0.0.1 (tests/slurm/start_local_slurm.sh), with every config, key and state in
+slurmd on 127.0.0.1 (tests/e2e/slurm/start_local_slurm.sh), with every config, key and state in
 a temporary directory found through SLURM_CONF: the machine's /etc is neither read nor written.
 With RUN_SLURM_TESTS=1 a missing prerequisite fails the test instead of skipping it.
 
@@ -27,7 +27,7 @@ import yaml
 from conftest import PROJECT, run_snakemake
 
 PLUGIN_DIR = PROJECT / ".slurm-plugin"
-SCRIPTS = PROJECT / "tests" / "slurm"
+SCRIPTS = PROJECT / "tests" / "e2e" / "slurm"
 PACKAGES = "slurmctld slurmd slurm-client slurmdbd munge mariadb-server"
 CLUSTER_RULES = {"sample_cells", "subset_matrix", "concat"}
 HOST_RULES = {"download_metadata", "download_matrix"}  # with abc.download_on_host: true

@@ -13,14 +13,10 @@ from pathlib import Path
 
 import anndata as ad
 import pandas as pd
-import pytest
 import yaml
-from conftest import PROJECT, clean_env, run_snakemake
+from conftest import PROJECT, RESULT, clean_env, run_snakemake
 from s3_server import free_port, signed_client
 
-pytestmark = pytest.mark.e2e
-
-RESULT = "data/downsampled_expression.h5ad"
 CELLS = "data/downsampled_cells.csv"
 
 

@@ -14,11 +14,10 @@ import pandas as pd
 import pytest
 import scipy.io
 import scipy.sparse as sp
-from test_workflow_e2e import PIVOTED, RESULT, snakemake_ok, workflow_config
+from conftest import RESULT, snakemake_ok
+from synthetic_paths import COLORS, PIVOTED
+from test_workflow import workflow_config
 
-pytestmark = pytest.mark.e2e
-
-COLORS = "metadata/WMB-taxonomy/20231215/views/cluster_to_cluster_annotation_membership_color.csv"
 LEVELS = ["neurotransmitter", "class", "subclass", "supertype", "cluster"]
 R_PACKAGES = ["Seurat", "SingleCellExperiment", "DropletUtils", "hdf5r"]
 

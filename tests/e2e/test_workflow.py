@@ -14,23 +14,15 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_snakemake
+from conftest import RESULT, snakemake_ok
 from s3_server import free_port
-
-pytestmark = pytest.mark.e2e
+from synthetic_paths import CELLS, GENES, MEMBERSHIP, PIVOTED
 
 TARGET = 1500
 MIN_CLUSTER = 50
 RELEASE = "20250531"
-CELLS = "metadata/WMB-10X/20241115/cell_metadata.csv"
-GENES = "metadata/WMB-10X/20241115/gene.csv"
-PIVOTED = (
-    "metadata/WMB-taxonomy/20231215/views/cluster_to_cluster_annotation_membership_pivoted.csv"
-)
 # the taxonomy the workflow reads (the long tables; the pivoted view is their pivot)
-MEMBERSHIP = "metadata/WMB-taxonomy/20231215/cluster_to_cluster_annotation_membership.csv"
 LEVELS = ["neurotransmitter", "class", "subclass", "supertype", "cluster"]
-RESULT = "data/downsampled_expression.h5ad"
 
 
 def workflow_config(endpoint_url: str, transfer: str = "download") -> dict:
@@ -46,13 +38,6 @@ def workflow_config(endpoint_url: str, transfer: str = "download") -> dict:
         "sampling": {"target_cells": TARGET, "min_cluster_size": MIN_CLUSTER},
     }
 
-
-def snakemake_ok(workdir, *args, config) -> str:
-    """Run snakemake, fail with its output if it fails; return stdout + stderr."""
-    result = run_snakemake(workdir, "--show-failed-logs", *args, config=config)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-6000:]
-    return output
 
 
 def jobs_run(output: str) -> Counter:
