@@ -178,13 +178,23 @@ def start(command: list[str]) -> tuple[subprocess.Popen, int]:
 # -- the two jobs (each in its own process, for a clean peak RSS) --------------------------
 
 
+def bench_store(endpoint: str, workers: int):
+    """Our store as a job opens it (the config's retries and timeouts), ``workers`` wide."""
+    from abc_downsample.cache.store import store_from_config
+    from abc_downsample.config_check import abc_with_defaults
+
+    abc = abc_with_defaults(
+        {"bucket": BUCKET, "endpoint_url": endpoint, "stream": {"max_concurrency": workers}}
+    )
+    return store_from_config(abc, "stream")
+
+
 def job_stream(endpoint: str, cells: str, out: str, workers: int, gap_kb: int) -> dict:
-    from abc_downsample.cache.store import open_store
     from abc_downsample.stream.source import open_remote
     from abc_downsample.subset.local import labels_for_matrix, subset_matrix
 
     start_time = time.perf_counter()
-    store = open_store(BUCKET, endpoint, max_pool=workers)
+    store = bench_store(endpoint, workers)
     labels = labels_for_matrix(cells, MATRIX)
     rows = {"bytes": 0, "requests": 0}
     with open_remote(store, KEY, workers, gap_kb) as source:
@@ -219,11 +229,11 @@ def job_stream(endpoint: str, cells: str, out: str, workers: int, gap_kb: int) -
 
 def fetch(endpoint: str, dest: str) -> str:
     from abc_downsample.cache.download import fetch_file
-    from abc_downsample.cache.store import open_store
 
-    store = open_store(BUCKET, endpoint, max_pool=8)
+    store = bench_store(endpoint, 8)
     Path(dest).unlink(missing_ok=True)
-    fetch_file(store, KEY, dest, size=store.size(KEY), md5=None, max_concurrency=8)
+    settings = {"part_size": 64 * 2**20, "max_concurrency": 8, "retries": 5}
+    fetch_file(store, KEY, dest, size=store.size(KEY), md5=None, **settings)
     return dest
 
 
@@ -245,7 +255,6 @@ def job_download(endpoint: str, cells: str, out: str, dest: str, workers: int) -
 def job_auto(endpoint: str, cells: str, out: str, dest: str, link: str) -> dict:
     import logging
 
-    from abc_downsample.cache.store import open_store
     from abc_downsample.config_check import abc_with_defaults
     from abc_downsample.stream.plan import Link
     from abc_downsample.subset.job import subset_auto
@@ -256,11 +265,12 @@ def job_auto(endpoint: str, cells: str, out: str, dest: str, link: str) -> dict:
     logging.getLogger("abc_downsample").addHandler(handler)
     logging.getLogger("abc_downsample").setLevel(logging.INFO)
     start_time = time.perf_counter()
-    store = open_store(BUCKET, endpoint, max_pool=32)
+    store = bench_store(endpoint, 32)
     model = Link.from_config(abc_with_defaults({"link": json.loads(link)})["link"])
     stats = subset_auto(
         store, KEY, cells, out, MATRIX, lambda: fetch(endpoint, dest),
         link=model, download=abc_with_defaults({"download": {"max_concurrency": 8}})["download"],
+        max_concurrency=32, merge_gap_kb=64,
     )  # fmt: skip
     plan = next(line for line in lines if line.startswith("auto "))
     return {"seconds": time.perf_counter() - start_time, "plan": plan, "rows": stats.rows}
@@ -289,13 +299,12 @@ def calibrate(endpoint: str, bare_endpoint: str, matrix: Path, dest: Path) -> di
     ``request_cpu_ms`` from 2,000 small GETs, 32 in flight, through a proxy without
     latency (CPU-bound: wall time per request), ``decode_mbps`` from decoding the file's
     compressed chunks as stream mode does (none: the default stays)."""
-    from abc_downsample.cache.store import open_store
 
     t = time.perf_counter()
     fetch(endpoint, str(dest))
     figures = {"total_mbps": matrix.stat().st_size / 1e6 / (time.perf_counter() - t)}
     dest.unlink()
-    bare = open_store(BUCKET, bare_endpoint, max_pool=32)
+    bare = bench_store(bare_endpoint, 32)
     small = [(i * 65536, i * 65536 + 4096) for i in range(2000)]
     bare.read_ranges(KEY, small[:64], max_workers=32)  # open the connections
     t = time.perf_counter()
@@ -551,9 +560,8 @@ def client_engines(endpoint: str, key: str, workers: int) -> dict:
     from botocore import UNSIGNED
     from botocore.config import Config
 
-    from abc_downsample.cache.store import open_store
 
-    store = open_store(BUCKET, endpoint, max_pool=workers)
+    store = bench_store(endpoint, workers)
     config = Config(signature_version=UNSIGNED, max_pool_connections=workers)
     client = boto3.client("s3", endpoint_url=endpoint, region_name="us-west-2", config=config)
 

@@ -34,7 +34,7 @@ def main():
             plots.read_summary(inp.summary), params.min_cluster_size, out.sizes, group
         ),
     )
-    for level, path in zip(params.levels, (out.classes, out.subclasses), strict=True):
+    for level, path in zip(params.levels, (out.level1, out.level2), strict=True):
         plots.draw_safely(
             path,
             f"Cells per {level}",

@@ -15,7 +15,9 @@ import yaml
 from s3_server import MotoServer, upload_tree
 
 from abc_downsample.cache.layout import write_receipt
+from abc_downsample.cache.store import open_store
 from abc_downsample.cache.verify import file_md5
+from abc_downsample.config_check import abc_with_defaults, default_config
 from abc_downsample.demo.release import write_release
 from abc_downsample.release.manifest import FileEntry
 
@@ -24,6 +26,43 @@ E2E = Path(__file__).resolve().parent / "e2e"
 ERROR = "abc-downsample: error:"  # how every one-line error starts
 RESULT = "data/downsampled_expression.h5ad"  # the result, under a run's work dir
 SYNTHETIC_ARGS = {"release": "20250531", "n_cells": 6000, "n_genes": 120, "seed": 0}
+
+
+# The config's defaults (config/config.yaml), the one copy tests take transport settings from.
+DEFAULT_ABC = abc_with_defaults({})
+DEFAULT_OUTPUT = default_config()["output"]  # the results' file names inside output.dir
+
+
+def store_of(bucket: str, endpoint_url: str | None = None, **settings):
+    """``open_store`` with the config's default retries, pool and timeout, or ``settings``."""
+    download = DEFAULT_ABC["download"]
+    defaults = {
+        "retries": download["retries"],
+        "max_pool": DEFAULT_ABC["stream"]["max_concurrency"],
+        "read_timeout": download["timeout_s"],
+    }
+    return open_store(bucket, endpoint_url, **{**defaults, **settings})
+
+
+def fetch_settings(**settings) -> dict:
+    """``fetch_file``'s transfer settings: the config's defaults, or ``settings``."""
+    download = DEFAULT_ABC["download"]
+    defaults = {
+        "part_size": download["part_size_mb"] * 2**20,
+        "max_concurrency": download["max_concurrency"],
+        "retries": download["retries"],
+    }
+    return {**defaults, **settings}
+
+
+def stream_settings(**settings) -> dict:
+    """``RemoteCsrSource``'s settings: the config's defaults, or ``settings``."""
+    stream = DEFAULT_ABC["stream"]
+    defaults = {
+        "max_concurrency": stream["max_concurrency"],
+        "merge_gap": stream["merge_gap_kb"] * 1024,
+    }
+    return {**defaults, **settings}
 
 
 def pytest_collection_modifyitems(items):

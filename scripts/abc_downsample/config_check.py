@@ -1,19 +1,30 @@
-"""Config validation with one-line messages (Snakemake's validate() prints a schema dump)."""
+"""Config validation with one-line messages (Snakemake's validate() prints a schema dump),
+and the defaults as config/config.yaml writes them."""
 
+import functools
 from pathlib import Path
 
 import jsonschema
 import yaml
 
-from abc_downsample.cache.store import local_root
 from abc_downsample.errors import AbcError
 from abc_downsample.project import DEFAULT_CONFIG
+
+
+@functools.cache
+def _defaults_text() -> str:
+    return DEFAULT_CONFIG.read_text()
+
+
+def default_config() -> dict:
+    """config/config.yaml as it ships: the one place every default is written."""
+    return yaml.safe_load(_defaults_text())
 
 
 def abc_with_defaults(partial: dict) -> dict:
     """The default config's ``abc`` block with ``partial`` merged in (nested blocks too),
     for callers outside Snakemake (tests, benchmarks) of functions that take the block."""
-    abc = yaml.safe_load(DEFAULT_CONFIG.read_text())["abc"]
+    abc = default_config()["abc"]
     for key, value in partial.items():
         abc[key] = {**abc[key], **value} if isinstance(value, dict) else value
     return abc
@@ -62,6 +73,8 @@ def _short(err: jsonschema.ValidationError) -> str:
 
 
 def _check_combinations(config: dict) -> None:
+    from abc_downsample.cache.store import local_root  # the S3 client: only when checking
+
     abc = config["abc"]
     if config["synthetic"]["enabled"] and local_root(abc["bucket"]) is None:
         raise AbcError(

@@ -21,6 +21,7 @@ import h5py
 import numpy as np
 import pandas as pd
 
+from abc_downsample.cells_csv import MATRIX
 from abc_downsample.units import CONCAT_BLOCK_NNZ, STREAM_CACHE_BYTES, SUBSET_BATCH_NNZ, MiB
 
 BASE_MB = 400  # python + numpy/pandas/scipy/h5py/anndata, measured ~200 MB
@@ -55,7 +56,7 @@ def sample_counts(cells_csv) -> dict[str, int]:
 
 @functools.lru_cache(maxsize=4)
 def _sample_counts(path: str, mtime_ns: int, size: int) -> dict[str, int]:
-    column = "feature_matrix_label"
+    column = MATRIX
     labels = pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False)[column]
     return {str(k): int(v) for k, v in labels.value_counts().items()}
 

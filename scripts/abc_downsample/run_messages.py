@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from abc_downsample.cells_csv import MATRIX
 from abc_downsample.rule_io import PREFIX
 
 ERROR_MARK = f"{PREFIX}: error:"
@@ -47,8 +48,8 @@ def sample_figures(summary: pd.DataFrame, matrix_labels: pd.Series) -> dict:
 def read_sample_figures(summary_csv, cells_csv) -> dict:
     """`sample_figures` of a sample's files."""
     summary = pd.read_csv(summary_csv, usecols=["size", "selected", "kept_whole"])
-    matrices = pd.read_csv(cells_csv, usecols=["feature_matrix_label"], dtype=str)
-    return sample_figures(summary, matrices["feature_matrix_label"])
+    matrices = pd.read_csv(cells_csv, usecols=[MATRIX], dtype=str)
+    return sample_figures(summary, matrices[MATRIX])
 
 
 def _cells_and_groups(fig: dict, groups: str) -> str:
@@ -62,7 +63,7 @@ def _cells_and_groups(fig: dict, groups: str) -> str:
 def sample_line(sample, cluster_column: str) -> str:
     """What the sampling job says once: the sample (a ``sampling.Sample``), and how many
     matrix files it needs."""
-    fig = sample_figures(sample.summary, sample.cells["feature_matrix_label"])
+    fig = sample_figures(sample.summary, sample.cells[MATRIX])
     files = "file" if fig["matrices"] == 1 else "files"
     return (
         f"sample: {_cells_and_groups(fig, groups_name(cluster_column))}; "

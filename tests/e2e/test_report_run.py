@@ -20,8 +20,8 @@ from PIL import Image
 
 FIGURES = [
     "group_sizes.png",
-    "cells_per_class.png",
-    "cells_per_subclass.png",
+    "cells_per_level1_class.png",
+    "cells_per_level2_subclass.png",
     "cells_per_matrix.png",
     "runtime.png",
 ]
@@ -137,7 +137,7 @@ def test_class_figure_uses_the_atlas_colours(report_run, synthetic_release):
     pivoted = pd.read_csv(root / f"{views}_pivoted.csv", keep_default_na=False)
     colors = pd.read_csv(root / f"{views}_color.csv", keep_default_na=False)
     class_colors = pivoted.merge(colors, on="cluster_alias").drop_duplicates("class")
-    figure = report_run / "data" / "report" / "cells_per_class.png"
+    figure = report_run / "data" / "report" / "cells_per_level1_class.png"
     for hex_color in class_colors["class_color"]:
         rgb = tuple(int(hex_color[i : i + 2], 16) for i in (1, 3, 5))
         assert count_color(figure, rgb, tolerance=2) > 100, f"{hex_color} is not drawn"

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import PROJECT, run_snakemake
+from conftest import DEFAULT_OUTPUT, PROJECT, run_snakemake
 
 PLUGIN_DIR = PROJECT / ".slurm-plugin"
 SCRIPTS = PROJECT / "tests" / "e2e" / "slurm"
@@ -249,7 +249,7 @@ def slurm_jobs(result) -> list[dict]:
 
 
 def output_path(workdir: Path, key: str) -> Path:
-    return workdir / demo_config()["output"][key]
+    return workdir / OUT_DIR / DEFAULT_OUTPUT[key]
 
 
 def test_failed_jobs_are_retried_then_the_run_stops_with_the_rest_done(runs):
@@ -265,7 +265,7 @@ def test_failed_jobs_are_retried_then_the_run_stops_with_the_rest_done(runs):
     cells = pd.read_csv(output_path(runs["local_dir"], "cells"))
     n_subsets = cells["feature_matrix_label"].nunique()
     assert len([p for p in written if p.startswith(subsets)]) == n_subsets - 1
-    assert demo_config()["output"]["expression"] not in written
+    assert f"{OUT_DIR}/{DEFAULT_OUTPUT['expression']}" not in written
 
     by_wildcards = {
         job["wildcards"]: job for job in slurm_jobs(failing) if job["rule"] == FAULT_RULE

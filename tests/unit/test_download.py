@@ -13,13 +13,13 @@ from pathlib import Path
 from types import SimpleNamespace
 
 import pytest
-from conftest import PROJECT
+from conftest import PROJECT, fetch_settings, store_of
 from s3_server import BUCKET, signed_client
 
 from abc_downsample.cache.download import fetch_file
 from abc_downsample.cache.layout import cache_path, read_receipt
-from abc_downsample.cache.store import open_store
 from abc_downsample.cache.verify import check_cached, is_stamped
+from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.errors import AbcError
 from abc_downsample.release.manifest import FileEntry
 
@@ -52,9 +52,9 @@ def dest(tmp_path):
 
 
 def fetch(proxy, dest, md5, **kwargs):
-    store = open_store(BUCKET, proxy.url, retries=kwargs.pop("store_retries", 5))
+    store = store_of(BUCKET, proxy.url, retries=kwargs.pop("store_retries", 5))
     options = {"part_size": PART, "max_concurrency": 4, "retries": 3} | kwargs
-    fetch_file(store, KEY, dest, size=SIZE, md5=md5, **options)
+    fetch_file(store, KEY, dest, size=SIZE, md5=md5, **fetch_settings(**options))
 
 
 def leftovers(dest: Path) -> list[str]:
@@ -97,9 +97,9 @@ def test_md5_mismatch_twice_is_an_error_and_leaves_no_file(proxy, dest, payload)
 
 
 def test_size_disagreeing_with_the_bucket_is_an_error(proxy, dest, md5):
-    store = open_store(BUCKET, proxy.url)
+    store = store_of(BUCKET, proxy.url)
     with pytest.raises(AbcError, match=rf"is {SIZE} bytes in .*the manifest says {SIZE + 1}"):
-        fetch_file(store, KEY, dest, size=SIZE + 1, md5=md5)
+        fetch_file(store, KEY, dest, size=SIZE + 1, md5=md5, **fetch_settings())
     assert proxy.bytes_served == 0
     assert not dest.exists()
 
@@ -107,9 +107,10 @@ def test_size_disagreeing_with_the_bucket_is_an_error(proxy, dest, md5):
 def test_failure_after_the_last_retry_names_file_and_cause(proxy, dest, md5):
     proxy.fail_first = 10_000
     proxy.fail_methods = ("GET",)  # the size check passes, every part fails
-    store = open_store(BUCKET, proxy.url, retries=2)
+    store = store_of(BUCKET, proxy.url, retries=2)
     with pytest.raises(AbcError) as err:
-        fetch_file(store, KEY, dest, size=SIZE, md5=md5, part_size=PART, retries=2)
+        settings = fetch_settings(part_size=PART, retries=2)
+        fetch_file(store, KEY, dest, size=SIZE, md5=md5, **settings)
     message = str(err.value)
     assert KEY in message and str(dest) in message and "HTTP 50" in message
     assert "rerun to resume" in message and "\n" not in message
@@ -163,9 +164,10 @@ def test_edge_sizes_from_a_local_mirror(tmp_path, size):
     (tmp_path / "mirror" / "d").mkdir(parents=True)
     (tmp_path / "mirror" / "d" / "f.bin").write_bytes(body)
     dest = tmp_path / "cache" / "d" / "f.bin"
-    store = open_store(str(tmp_path / "mirror"))
+    store = store_of(str(tmp_path / "mirror"))
     md5 = hashlib.md5(body).hexdigest()
-    fetch_file(store, "d/f.bin", dest, size=size, md5=md5, part_size=PART, max_concurrency=3)
+    fetch_file(store, "d/f.bin", dest, size=size, md5=md5,
+               **fetch_settings(part_size=PART, max_concurrency=3))
     assert dest.read_bytes() == body
     assert leftovers(dest) == [dest.name]
 
@@ -175,10 +177,12 @@ def test_edge_sizes_from_a_local_mirror(tmp_path, size):
 CHILD = """
 import sys
 from abc_downsample.cache.download import fetch_file
-from abc_downsample.cache.store import open_store
+from abc_downsample.cache.store import store_from_config
+from abc_downsample.config_check import abc_with_defaults
 endpoint, key, dest, size, md5, part = sys.argv[1:7]
-fetch_file(open_store("allen-brain-cell-atlas", endpoint), key, dest, size=int(size), md5=md5,
-           part_size=int(part), max_concurrency=4)
+abc = abc_with_defaults({"bucket": "allen-brain-cell-atlas", "endpoint_url": endpoint})
+fetch_file(store_from_config(abc), key, dest, size=int(size), md5=md5, part_size=int(part),
+           max_concurrency=4, retries=abc["download"]["retries"])
 """
 
 
@@ -244,14 +248,13 @@ def test_rule_script_downloads_from_a_local_mirror(tmp_path, payload, md5):
         output=[str(receipt)],
         params=SimpleNamespace(relative_path=KEY),
         config={
-            "abc": {
-                "bucket": str(mirror),
-                "endpoint_url": None,
-                "cache_dir": str(tmp_path / "cache"),
-                "verify": "stamp",
-                "download": {"part_size_mb": 1, "max_concurrency": 3, "retries": 2},
-                "stream": {"max_concurrency": 2, "merge_gap_kb": 64},
-            }
+            "abc": abc_with_defaults(
+                {
+                    "bucket": str(mirror),
+                    "cache_dir": str(tmp_path / "cache"),
+                    "download": {"part_size_mb": 1, "max_concurrency": 3, "retries": 2},
+                }
+            )
         },
         log=[str(tmp_path / "download.log")],
     )

@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import scipy.sparse as sp
+from conftest import stream_settings
 
 from abc_downsample.cache.store import LocalStore
 from abc_downsample.errors import AbcError
@@ -132,7 +133,7 @@ def test_obs_and_var_are_read_from_what_opening_fetched(tmp_path):
         rows = np.arange(0, len(want_labels), 13)
         want_obs = read_table(local["obs"], rows, "cell_label")
         want_var = read_table(local["var"], None, "gene_identifier")
-    with RemoteCsrSource(store, "m.h5ad") as remote:
+    with RemoteCsrSource(store, "m.h5ad", **stream_settings()) as remote:
         opened = store.stats.requests
         labels = read_obs_labels(remote.h5)
         obs = read_table(remote.h5["obs"], rows, "cell_label")

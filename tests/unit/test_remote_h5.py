@@ -13,11 +13,12 @@ import h5py
 import numpy as np
 import pytest
 import scipy.sparse as sp
+from conftest import store_of, stream_settings
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from s3_server import BUCKET, MotoServer, upload_tree
 
-from abc_downsample.cache.store import LocalStore, open_store
+from abc_downsample.cache.store import LocalStore
 from abc_downsample.errors import AbcError
 from abc_downsample.h5ad.csr import H5CsrSource, read_rows
 from abc_downsample.stream.byte_ranges import chunks_touched, plan_requests
@@ -109,10 +110,10 @@ def s3(files):
 @pytest.fixture(params=["s3", "local"])
 def store(request, files):
     if request.param == "local":
-        return open_store(str(files[0]))
+        return store_of(str(files[0]))
     proxy = request.getfixturevalue("proxy")
     proxy.reset()
-    return open_store(BUCKET, proxy.url)
+    return store_of(BUCKET, proxy.url)
 
 
 def key_of(name: str) -> str:
@@ -199,7 +200,7 @@ def test_range_file_reads_ahead_on_sequential_misses_and_stays_bounded(files):
     """A walk through the file in small reads costs a few growing requests, not one a block."""
     root, paths = files
     local = paths["contiguous"].read_bytes()
-    counting = CountingStore(open_store(str(root)))
+    counting = CountingStore(store_of(str(root)))
     block = 512
     rf = RangeFile(counting, key_of("contiguous"), len(local), block=block, cache_bytes=0)
     pieces = [rf.read(700) for _ in range(-(-len(local) // 700))]
@@ -220,7 +221,7 @@ def test_remote_rows_are_identical_to_local_h5py(store, files, layout):
     runs = [(0, 3), (10, 11), (500, 640), (N_ROWS - 2, N_ROWS)]
     with (
         h5py.File(files[1][layout]) as f,
-        RemoteCsrSource(store, key_of(layout), merge_gap=256) as remote,
+        RemoteCsrSource(store, key_of(layout), **stream_settings(merge_gap=256)) as remote,
     ):
         local = H5CsrSource(f["X"])
         assert (remote.n_rows, remote.n_cols) == (local.n_rows, local.n_cols)
@@ -237,10 +238,10 @@ def test_remote_rows_are_identical_to_local_h5py(store, files, layout):
 
 def test_row_bytes_fetched_are_bounded_by_the_selection(proxy, files, matrix):
     """5 % of the rows: the proxy serves the selected bytes plus bridged gaps, no more."""
-    store = open_store(BUCKET, proxy.url)
+    store = store_of(BUCKET, proxy.url)
     rows = np.sort(np.random.default_rng(9).choice(N_ROWS, N_ROWS // 20, replace=False))
     gap = 512
-    with RemoteCsrSource(store, key_of("contiguous"), merge_gap=gap) as remote:
+    with RemoteCsrSource(store, key_of("contiguous"), **stream_settings(merge_gap=gap)) as remote:
         proxy.reset()
         before = remote.stats.bytes
         read_rows(remote, rows)
@@ -257,9 +258,9 @@ def test_row_bytes_fetched_are_bounded_by_the_selection(proxy, files, matrix):
 def test_transient_errors_are_retried(proxy, files, matrix):
     proxy.reset()
     proxy.fail_first = 2  # every key's first two answers are 500/503
-    store = open_store(BUCKET, proxy.url, retries=4)
+    store = store_of(BUCKET, proxy.url, retries=4)
     rows = np.arange(0, N_ROWS, 7)
-    with RemoteCsrSource(store, key_of("gzip")) as remote:
+    with RemoteCsrSource(store, key_of("gzip"), **stream_settings()) as remote:
         got = read_rows(remote, rows)
     assert np.array_equal(got.toarray(), matrix[rows].toarray())
     proxy.reset()
@@ -267,18 +268,18 @@ def test_transient_errors_are_retried(proxy, files, matrix):
 
 def test_unknown_compression_is_refused_in_one_line(store):
     with pytest.raises(AbcError, match=r"scale.*abc.transfer: download") as err:
-        RemoteCsrSource(store, key_of("scaleoffset"))
+        RemoteCsrSource(store, key_of("scaleoffset"), **stream_settings())
     assert "\n" not in str(err.value)
 
 
 def test_a_file_that_is_not_hdf5_is_refused(tmp_path):
     (tmp_path / "x.h5ad").write_bytes(b"not an hdf5 file" * 100)
     with pytest.raises(AbcError, match="not a readable HDF5 file"):
-        RemoteCsrSource(open_store(str(tmp_path)), "x.h5ad")
+        RemoteCsrSource(store_of(str(tmp_path)), "x.h5ad", **stream_settings())
 
 
 def test_summary_names_bytes_requests_and_size(store):
-    with RemoteCsrSource(store, key_of("contiguous")) as remote:
+    with RemoteCsrSource(store, key_of("contiguous"), **stream_settings()) as remote:
         remote.read_runs([(0, 50)])
         line = remote.summary()
     assert f"{remote.stats.requests:,} requests" in line
@@ -332,7 +333,8 @@ def test_unfiltered_chunks_are_read_by_exact_ranges(files, matrix, tmp_path, lay
         (root / PREFIX / "anndata.h5ad").unlink(missing_ok=True)
         ad.AnnData(matrix).write_h5ad(root / PREFIX / "anndata.h5ad")
     rows = np.sort(np.random.default_rng(4).choice(N_ROWS, N_ROWS // 20, replace=False))
-    with RemoteCsrSource(open_store(str(root)), key_of(layout), merge_gap=0) as remote:
+    settings = stream_settings(merge_gap=0)
+    with RemoteCsrSource(store_of(str(root)), key_of(layout), **settings) as remote:
         assert remote.layouts[0].chunk_len < matrix.nnz  # chunked indeed
         before = remote.stats.bytes
         got = read_rows(remote, rows)
@@ -359,7 +361,8 @@ def test_plan_counts_the_compressed_chunks_decoded(files, matrix, layout):
     unfiltered or contiguous file decodes nothing."""
     root, paths = files
     rows = np.sort(np.random.default_rng(5).choice(N_ROWS, N_ROWS // 20, replace=False))
-    with RemoteCsrSource(open_store(str(root)), key_of(layout), merge_gap=0) as remote:
+    settings = stream_settings(merge_gap=0)
+    with RemoteCsrSource(store_of(str(root)), key_of(layout), **settings) as remote:
         plan = remote.plan_rows(rows)
         before = remote.stats.bytes, remote.stats.requests
         read_rows(remote, rows)

@@ -4,9 +4,10 @@ import os
 import random
 
 import pytest
+from conftest import store_of
 from s3_server import BUCKET, free_port, signed_client
 
-from abc_downsample.cache.store import LocalStore, TransientError, open_store
+from abc_downsample.cache.store import LocalStore, TransientError
 from abc_downsample.errors import AbcError
 
 # Keys of our own next to the shared server's synthetic release.
@@ -41,9 +42,9 @@ def mirror(tmp_path, objects):
 @pytest.fixture(params=["s3", "local", "file-url"])
 def store(request, objects):
     if request.param == "s3":
-        return open_store(BUCKET, request.getfixturevalue("s3"))
+        return store_of(BUCKET, request.getfixturevalue("s3"))
     root = request.getfixturevalue("mirror")
-    store = open_store(root.as_uri() if request.param == "file-url" else str(root))
+    store = store_of(root.as_uri() if request.param == "file-url" else str(root))
     assert isinstance(store, LocalStore)
     return store
 
@@ -79,7 +80,7 @@ def test_missing_key_names_the_key_and_the_fix(store):
 
 
 def test_unknown_bucket_is_named(s3):
-    store = open_store("no-such-bucket", s3)
+    store = store_of("no-such-bucket", s3)
     for call in (lambda: store.size(KEY), lambda: store.list_keys("releases/")):
         with pytest.raises(AbcError, match="bucket 'no-such-bucket' does not exist"):
             call()
@@ -87,7 +88,7 @@ def test_unknown_bucket_is_named(s3):
 
 def test_unreachable_endpoint_names_the_endpoint_and_the_fix():
     endpoint = f"http://127.0.0.1:{free_port()}"
-    store = open_store(BUCKET, endpoint, retries=2)
+    store = store_of(BUCKET, endpoint, retries=2)
     with pytest.raises(TransientError) as err:
         store.read_range(KEY, 0, 10)
     message = str(err.value)
@@ -98,7 +99,7 @@ def test_unreachable_endpoint_names_the_endpoint_and_the_fix():
 def test_endpoint_from_the_environment(s3, objects, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3)
-    store = open_store(BUCKET)
+    store = store_of(BUCKET)
     assert store.endpoint == s3
     assert store.read_range(KEY, 0, 100) == objects[KEY][:100]
 
@@ -106,7 +107,7 @@ def test_endpoint_from_the_environment(s3, objects, monkeypatch):
 def test_aws_urls_are_regional_and_virtual_hosted(monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.delenv("AWS_ENDPOINT_URL_S3", raising=False)
-    store = open_store(BUCKET)
+    store = store_of(BUCKET)
     assert store._url("a b/c.csv") == (
         "https://allen-brain-cell-atlas.s3.us-west-2.amazonaws.com/a%20b/c.csv"
     )
@@ -114,7 +115,7 @@ def test_aws_urls_are_regional_and_virtual_hosted(monkeypatch):
 
 def test_server_errors_are_retried(proxy, objects):
     proxy.fail_first = 3
-    store = open_store(BUCKET, proxy.url, retries=5)
+    store = store_of(BUCKET, proxy.url, retries=5)
     assert store.size(KEY) == len(objects[KEY])
     assert store.read_range(KEY, 10, 20000) == objects[KEY][10:20000]
     assert proxy.requests >= 4 + 1  # three refusals then the HEAD, then the GET
@@ -123,7 +124,7 @@ def test_server_errors_are_retried(proxy, objects):
 def test_cut_connections_are_retried(proxy, objects):
     proxy.cut_first = 2
     proxy.cut_after = 500
-    store = open_store(BUCKET, proxy.url, retries=5)
+    store = store_of(BUCKET, proxy.url, retries=5)
     assert store.read_range(KEY, 0, 100_000) == objects[KEY][:100_000]
     assert proxy.cut_first == 0
 
@@ -131,7 +132,7 @@ def test_cut_connections_are_retried(proxy, objects):
 def test_cut_stream_continues_where_it_stopped(proxy, objects):
     proxy.cut_first = 3
     proxy.cut_after = 100_000
-    store = open_store(BUCKET, proxy.url, retries=5)
+    store = store_of(BUCKET, proxy.url, retries=5)
     data = objects[KEY]
     assert b"".join(store.iter_range(KEY, 0, len(data))) == data
     assert proxy.cut_first == 0
@@ -141,32 +142,32 @@ def test_cut_stream_continues_where_it_stopped(proxy, objects):
 def test_stalled_answers_time_out_and_are_retried(proxy, objects):
     proxy.stall_first = 2
     proxy.stall_seconds = 3.0
-    store = open_store(BUCKET, proxy.url, retries=4, read_timeout=0.5)
+    store = store_of(BUCKET, proxy.url, retries=4, read_timeout=0.5)
     assert store.read_range(KEY, 0, 1000) == objects[KEY][:1000]
     assert proxy.stall_first == 0
 
 
 def test_persistent_server_errors_end_in_a_clear_error(proxy):
     proxy.fail_first = 100
-    store = open_store(BUCKET, proxy.url, retries=3)
+    store = store_of(BUCKET, proxy.url, retries=3)
     with pytest.raises(TransientError, match=r"after 3 tries \(HTTP 50[03]"):
         store.read_range(KEY, 0, 10)
 
 
 def test_local_directory_must_exist(tmp_path):
     with pytest.raises(AbcError, match="is not a directory"):
-        open_store(str(tmp_path / "absent"))
+        store_of(str(tmp_path / "absent"))
 
 
 def test_local_read_past_the_end_is_an_error(mirror, objects):
-    store = open_store(str(mirror))
+    store = store_of(str(mirror))
     size = len(objects[KEY])
     with pytest.raises(AbcError, match="truncated"):
         store.read_range(KEY, size - 10, size + 10)
 
 
 def test_local_store_is_not_fooled_by_a_directory(mirror):
-    store = open_store(str(mirror))
+    store = store_of(str(mirror))
     os.makedirs(mirror / "releases" / "20250531")
     with pytest.raises(AbcError, match="is not in"):
         store.size("releases/20250531")

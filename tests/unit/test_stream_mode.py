@@ -10,10 +10,10 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
+from conftest import fetch_settings, store_of
 from h5_compare import assert_same_h5
 from s3_server import BUCKET
 
-from abc_downsample.cache.store import open_store
 from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.errors import AbcError
 from abc_downsample.subset.job import subset_from_config, subset_remote
@@ -56,8 +56,10 @@ def test_stream_subset_is_bit_identical_to_download_subset(
     local_out, remote_out = tmp_path / "download.h5ad", tmp_path / "stream" / "subset.h5ad"
     local = subset_local_file(f"{release['root']}/{key}", cells_csv, local_out, matrix)
     proxy.reset()
-    store = open_store(BUCKET, proxy.url)
-    remote = subset_remote(store, key, cells_csv, remote_out, matrix, merge_gap_kb=1)
+    store = store_of(BUCKET, proxy.url)
+    remote = subset_remote(
+        store, key, cells_csv, remote_out, matrix, max_concurrency=32, merge_gap_kb=1
+    )
     assert remote.rows == local.rows > 0 and remote.nnz == local.nnz
     assert_same_h5(local_out, remote_out)
     assert remote_out.read_bytes() == local_out.read_bytes()
@@ -80,10 +82,11 @@ def test_stream_subset_logs_bytes_requests_and_size(release, s3, cells_csv, tmp_
 def test_a_cell_missing_from_the_remote_file_is_one_line(release, s3, tmp_path):
     cells = tmp_path / "cells.csv"
     cells.write_text("cell_label,feature_matrix_label\nNO-SUCH-CELL,WMB-10Xv2-TH\n")
-    store = open_store(BUCKET, s3)
+    store = store_of(BUCKET, s3)
     out = tmp_path / "out.h5ad"
     with pytest.raises(AbcError, match="'NO-SUCH-CELL' missing from WMB-10Xv2-TH-raw.h5ad"):
-        subset_remote(store, raw_key(release, "WMB-10Xv2-TH"), cells, out, "WMB-10Xv2-TH")
+        subset_remote(store, raw_key(release, "WMB-10Xv2-TH"), cells, out, "WMB-10Xv2-TH",
+                      max_concurrency=32, merge_gap_kb=64)
     assert not out.exists() and list(tmp_path.iterdir()) == [cells]
 
 
@@ -114,11 +117,12 @@ def test_auto_picks_the_cheaper_transfer_and_logs_its_plan(
 
     def fetch_cached():
         dest = tmp_path / "cache" / key
-        fetch_file(open_store(BUCKET, s3), key, dest, size=store.size(key), md5=None)
+        fetch_file(store_of(BUCKET, s3), key, dest, size=store.size(key), md5=None,
+                   **fetch_settings())
         fetched.append(dest)
         return dest
 
-    store = open_store(BUCKET, s3)
+    store = store_of(BUCKET, s3)
     abc = abc_with_defaults({
         "bucket": BUCKET,
         "endpoint_url": s3,

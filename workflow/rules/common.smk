@@ -37,7 +37,11 @@ except AbcError as err:
 config["sampling"]["cluster_column"] = (
     config["sampling"]["cluster_column"] or DATASET.cells.group
 )
-OUT = config["output"]
+# every output under output.dir, by the names config.output gives
+OUT = {
+    key: value if key == "dir" else f"{config['output']['dir']}/{value}"
+    for key, value in config["output"].items()
+}
 CACHE = ABC["cache_dir"]
 LOGS = f"{OUT['dir']}/logs"
 BENCH = f"{OUT['dir']}/benchmarks"

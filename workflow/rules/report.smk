@@ -3,10 +3,15 @@
 from abc_downsample.run_messages import group_name
 
 REPORT = f"{OUT['dir']}/report"
+# the report's two level figures: the profile's top two levels; a dataset without taxonomy
+# has one, its group key (taxonomy.read_taxonomy)
+_LEVELS = list(DATASET.taxonomy.levels) or [DATASET.cells.group]
+REPORT_LEVELS = (_LEVELS + _LEVELS[-1:])[:2]
 REPORT_SAMPLING = {
     "sizes": f"{REPORT}/group_sizes.png",
-    "classes": f"{REPORT}/cells_per_class.png",
-    "subclasses": f"{REPORT}/cells_per_subclass.png",
+    # named after their level, and numbered: a one-level dataset draws its level twice
+    "level1": f"{REPORT}/cells_per_level1_{REPORT_LEVELS[0]}.png",
+    "level2": f"{REPORT}/cells_per_level2_{REPORT_LEVELS[1]}.png",
     "matrices": f"{REPORT}/cells_per_matrix.png",
     "table": f"{REPORT}/sampling_summary.html",
 }
@@ -15,10 +20,6 @@ REPORT_RUNTIME = {"figure": f"{REPORT}/runtime.png", "table": f"{REPORT}/runtime
 REPORT_LANDING = f"{REPORT}/landing.html"
 # how figures name a sampling group
 GROUP = group_name(config["sampling"]["cluster_column"])
-# the report's two level figures: the profile's top two levels; a dataset without taxonomy
-# has one, its group key (taxonomy.read_taxonomy)
-_LEVELS = list(DATASET.taxonomy.levels) or [DATASET.cells.group]
-REPORT_LEVELS = (_LEVELS + _LEVELS[-1:])[:2]
 SAMPLE_CATEGORY = "1. What the sample kept"
 COST_CATEGORY = "2. What the run cost"
 
@@ -43,14 +44,14 @@ rule plot_sampling:
             category=SAMPLE_CATEGORY,
             labels={"figure": f"1. cells per {GROUP}, before and after"},
         ),
-        classes=report(
-            REPORT_SAMPLING["classes"],
+        level1=report(
+            REPORT_SAMPLING["level1"],
             caption="../report/cells_per_level.rst",
             category=SAMPLE_CATEGORY,
             labels={"figure": f"2. cells per {REPORT_LEVELS[0]}"},
         ),
-        subclasses=report(
-            REPORT_SAMPLING["subclasses"],
+        level2=report(
+            REPORT_SAMPLING["level2"],
             caption="../report/cells_per_level.rst",
             category=SAMPLE_CATEGORY,
             labels={"figure": f"3. cells per {REPORT_LEVELS[1]}"},

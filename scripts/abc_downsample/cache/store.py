@@ -27,10 +27,8 @@ from abc_downsample.units import MiB
 
 log = logging.getLogger(__name__)
 
-DEFAULT_BUCKET = "allen-brain-cell-atlas"
 REGION = "us-west-2"
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
-READ_TIMEOUT = 120.0  # seconds without a byte before a request counts as failed
 CONNECT_TIMEOUT = 15.0
 
 
@@ -212,7 +210,7 @@ class S3Store(Store):
         endpoint_url: str | None,
         retries: int,
         max_pool: int,
-        read_timeout: float = READ_TIMEOUT,
+        read_timeout: float,
     ):
         self.bucket = bucket
         self.retries = max(1, retries)
@@ -455,14 +453,15 @@ def local_root(bucket: str) -> Path | None:
 
 
 def open_store(
-    bucket: str = DEFAULT_BUCKET,
+    bucket: str,
     endpoint_url: str | None = None,
     *,
-    retries: int = 5,
-    max_pool: int = 32,
-    read_timeout: float = READ_TIMEOUT,
+    retries: int,
+    max_pool: int,
+    read_timeout: float,
 ) -> Store:
-    """Open an S3 bucket (anonymous, us-west-2) or a local directory mirroring its layout."""
+    """Open an S3 bucket (anonymous, us-west-2) or a local directory mirroring its layout.
+    ``read_timeout``: seconds without a byte before a request counts as failed."""
     if not bucket:
         raise AbcError("abc.bucket is empty: set it to an S3 bucket name or a local directory")
     root = local_root(bucket)
@@ -477,14 +476,15 @@ def open_store(
     return LocalStore(root.resolve())
 
 
-def store_from_config(abc: dict, read_timeout: float = READ_TIMEOUT) -> Store:
-    """The store of the validated config's ``abc`` block: the one place that opens it."""
+def store_from_config(abc: dict, mode: str = "download") -> Store:
+    """The store of the validated config's ``abc`` block: the one place that opens it.
+    ``mode`` (download or stream) says whose read timeout applies."""
     return open_store(
         abc["bucket"],
         abc["endpoint_url"],
         retries=abc["download"]["retries"],
         max_pool=max(abc["download"]["max_concurrency"], abc["stream"]["max_concurrency"], 4),
-        read_timeout=read_timeout,
+        read_timeout=float(abc[mode]["timeout_s"]),
     )
 
 

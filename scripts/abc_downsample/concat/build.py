@@ -18,6 +18,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from abc_downsample.atomic import atomic_path
+from abc_downsample.cells_csv import CELL_LABEL
 from abc_downsample.dataset.profile import Dataset, load_dataset
 from abc_downsample.errors import AbcError, few, unreadable
 from abc_downsample.h5ad.csr import check_csr_group
@@ -75,7 +76,7 @@ def subset_labels(paths: list[str]) -> pd.Index:
     for path in paths:
         with unreadable(f"subset {os.path.basename(path)}"), h5py.File(path, "r") as h5file:
             parts.append(read_obs_index(h5file))
-    labels = pd.Index(np.concatenate([p.to_numpy(object) for p in parts]), name="cell_label")
+    labels = pd.Index(np.concatenate([p.to_numpy(object) for p in parts]), name=CELL_LABEL)
     if labels.has_duplicates:
         raise AbcError(
             f"cells {few(labels[labels.duplicated()].unique())} are in more than one subset: "
@@ -121,7 +122,7 @@ def build_obs(labels: pd.Index, sample_rows, taxonomy: TaxonomyTable,
     cells = dataset.cells
     table = read_cell_rows(sample_rows, list(labels), cells.label)
     obs = _obs_frame(table.drop_columns([cells.label]))
-    obs.index = pd.Index(labels, name="cell_label")
+    obs.index = pd.Index(labels, name=CELL_LABEL)
     terms = taxonomy.terms
     rows = _aliases(terms.index).get_indexer(_aliases(obs[cells.group]))
     if (rows < 0).any():
@@ -315,11 +316,11 @@ def concat_release(
     paths = [str(p) for p in paths]
     labels = subset_labels(paths)
     # the sample: its labels, and its group keys (the one level of a dataset without taxonomy)
-    wanted = ("cell_label", dataset.cells.group)
+    wanted = (CELL_LABEL, dataset.cells.group)
     sample = pd.read_csv(
         cells_csv, usecols=lambda c: c in wanted, dtype=str, keep_default_na=False
     )
-    check_cells_match(labels, pd.Index(sample["cell_label"]), cells_csv)
+    check_cells_match(labels, pd.Index(sample[CELL_LABEL]), cells_csv)
     var = build_var(common_var(paths), genes, dataset.genes.id)
     files = [taxonomy] if isinstance(taxonomy, (str, os.PathLike)) else list(taxonomy or [])
     files += [colors] if colors else []

@@ -19,8 +19,6 @@ from abc_downsample.errors import AbcError
 from abc_downsample.project import DATASET_SCHEMA as SCHEMA
 from abc_downsample.project import DATASETS_DIR
 
-DEFAULT = "WMB-10X"
-
 
 @dataclass(frozen=True)
 class Table:
@@ -116,8 +114,12 @@ def profile_path(name_or_path: str, datasets_dir: Path = DATASETS_DIR) -> Path:
     return path
 
 
-def load_dataset(name_or_path: str = DEFAULT, datasets_dir: Path = DATASETS_DIR) -> Dataset:
-    """The checked profile of ``abc.dataset`` (a name or a path)."""
+def load_dataset(name_or_path: str | None = None, datasets_dir: Path = DATASETS_DIR) -> Dataset:
+    """The checked profile of ``abc.dataset`` (a name or a path; None: the config's default)."""
+    if name_or_path is None:
+        from abc_downsample.config_check import default_config
+
+        name_or_path = default_config()["abc"]["dataset"]
     path = profile_path(name_or_path, datasets_dir)
     try:
         raw = yaml.safe_load(path.read_text())
@@ -188,10 +190,10 @@ def check_profile(raw, source: str) -> None:
 
 
 def dataset_of_rule(params, abc: dict) -> Dataset:
-    """The profile a rule passes as ``params.dataset`` (WMB-10X's when it passes none)."""
+    """The profile a rule passes as ``params.dataset`` (``abc.dataset``'s when it passes none)."""
     raw = params.get("dataset") if hasattr(params, "get") else None
     if raw is None:
-        return load_dataset(abc.get("dataset", DEFAULT))
+        return load_dataset(abc.get("dataset"))
     return dataset_from_dict(dict(raw), abc.get("dataset", "(profile)"))
 
 

@@ -17,6 +17,7 @@ import pandas as pd
 from anndata.io import read_elem
 
 from abc_downsample.atomic import atomic_path
+from abc_downsample.cells_csv import CELL_LABEL
 from abc_downsample.concat.build import DEFAULT_BLOCK_NNZ
 from abc_downsample.errors import AbcError, unreadable
 from abc_downsample.h5ad.csr import check_csr_group
@@ -122,7 +123,7 @@ def cell_tables(h5ad_path) -> dict[str, pd.DataFrame]:
         umap = read_elem(h5file["obsm"][UMAP_KEY])[:, :2] if has_umap else np.empty((len(obs), 0))
         uns = h5file.get("uns", {})
         colors = {k: read_elem(uns[k]) for k in uns if k.endswith("_colors")}
-    obs.index.name = "cell_label"
+    obs.index.name = CELL_LABEL
     umap_table = pd.DataFrame(umap, index=obs.index, columns=["UMAP_1", "UMAP_2"][: umap.shape[1]])
     return {"cells": obs, "umap": umap_table, "colors": color_table(obs, colors)}
 

@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from abc_downsample.atomic import atomic_path
+from abc_downsample.cells_csv import MATRIX
 from abc_downsample.report import plots
 from abc_downsample.report.html import escape
 from abc_downsample.units import size_text
@@ -177,7 +178,7 @@ def landing_fragment(summary, levels, counts, source: dict, bench, group_name: s
 
 def source_facts(manifest, counts, variant: str, transfer: str, logs_dir, min_size) -> dict:
     """Release, matrix files and bytes read, for the cards."""
-    matrices = list(counts["feature_matrix_label"])
+    matrices = list(counts[MATRIX])
     sizes = read_matrix_sizes(manifest, matrices, variant)
     in_release = {
         e.name for e in manifest.entries if e.kind == "expression_matrices" and e.variant == variant

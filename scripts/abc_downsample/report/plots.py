@@ -22,6 +22,7 @@ import numpy as np  # noqa: E402
 import pandas as pd  # noqa: E402
 
 from abc_downsample.atomic import atomic_path  # noqa: E402
+from abc_downsample.cells_csv import DATASET_LABEL, MATRIX  # noqa: E402
 from abc_downsample.errors import AbcError  # noqa: E402
 from abc_downsample.report.html import cards, escape, table, write_page  # noqa: E402
 
@@ -74,7 +75,7 @@ def read_levels(path) -> pd.DataFrame:
 
 def read_matrix_counts(cells_path) -> pd.DataFrame:
     """Sampled cells per matrix file: feature_matrix_label, dataset_label, cells."""
-    columns = ["feature_matrix_label", "dataset_label"]
+    columns = [MATRIX, DATASET_LABEL]
     wanted = columns.__contains__  # a callable: absent columns get our message, not pandas'
     cells = _read_csv(cells_path, columns, "sampled cells", usecols=wanted, dtype=str)
     return cells.value_counts(columns).rename("cells").reset_index()
@@ -331,18 +332,18 @@ def plot_matrix_counts(counts: pd.DataFrame, out) -> None:
     """Sampled cells taken from each matrix file, coloured by dataset."""
     if counts.empty:
         raise AbcError("no cells were sampled: check sampling.filters")
-    counts = counts.sort_values("feature_matrix_label")
-    datasets = sorted(counts["dataset_label"].unique())
+    counts = counts.sort_values(MATRIX)
+    datasets = sorted(counts[DATASET_LABEL].unique())
     palette = dict(zip(datasets, term_color_list(datasets, None), strict=True))
     y = np.arange(len(counts))[::-1]
     fig, ax = plt.subplots(figsize=(10, 1.8 + 0.32 * len(counts)), layout="constrained")
-    ax.barh(y, counts["cells"], color=counts["dataset_label"].map(palette))
+    ax.barh(y, counts["cells"], color=counts[DATASET_LABEL].map(palette))
     for yi, n in zip(y, counts["cells"], strict=True):
         ax.text(n, yi, f" {n:,}", va="center", fontsize=9)
     ax.set(yticks=y, ylim=(-0.7, len(counts) - 0.3))
     ax.set_xlim(0, counts["cells"].max() * 1.15)
     ax.xaxis.set_major_formatter(NUMBERS)
-    ax.set_yticklabels(counts["feature_matrix_label"], fontsize=9)
+    ax.set_yticklabels(counts[MATRIX], fontsize=9)
     ax.set_xlabel("sampled cells")
     ax.set_ylabel("expression matrix file")
     handles = [plt.Rectangle((0, 0), 1, 1, color=palette[d]) for d in datasets]

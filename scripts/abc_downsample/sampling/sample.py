@@ -21,6 +21,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from abc_downsample.atomic import atomic_path
+from abc_downsample.cells_csv import CELL_LABEL, DATASET_LABEL, MATRIX
 from abc_downsample.dataset.profile import Dataset, load_dataset
 from abc_downsample.errors import AbcError, few
 from abc_downsample.metadata.csv_out import write_csv
@@ -43,13 +44,12 @@ log = logging.getLogger(__name__)
 
 # downsampled_cells.csv names these columns alike for every dataset (the profile's names
 # are renamed), then the group column and the profile's cells.keep
-LABEL, MATRIX, DATASET_LABEL = "cell_label", "feature_matrix_label", "dataset_label"
 
 
 def cell_columns(dataset: Dataset) -> list[str]:
     """The columns of downsampled_cells.csv (the keep columns where present), before the
     sampling group's own."""
-    return list(dict.fromkeys([LABEL, dataset.cells.group, MATRIX, DATASET_LABEL,
+    return list(dict.fromkeys([CELL_LABEL, dataset.cells.group, MATRIX, DATASET_LABEL,
                                *dataset.cells.keep]))  # fmt: skip
 
 
@@ -67,9 +67,9 @@ def _read_given_labels(path) -> pa.Array:
     path = Path(path)
     if not path.is_file():
         raise AbcError(f"sampling.cells_file {path} does not exist: fix the path or set it null")
-    if "cell_label" not in cell_table_columns(path):
+    if CELL_LABEL not in cell_table_columns(path):
         raise AbcError(f"sampling.cells_file {path} has no cell_label column: add one")
-    labels = read_cell_columns(path, ["cell_label"])["cell_label"]
+    labels = read_cell_columns(path, [CELL_LABEL])[CELL_LABEL]
     labels = as_arrow_strings(labels).combine_chunks().drop_null()
     if len(labels) == 0:
         raise AbcError(f"sampling.cells_file {path} lists no cells: give a non-empty list")
@@ -96,7 +96,7 @@ def _given_selection(labels, given: pa.Array, population: np.ndarray, path) -> n
 def _cell_list(table: CellTable, selected: np.ndarray, group: str, dataset) -> pd.DataFrame:
     """The selected cells' output columns, sorted by matrix then label."""
     c = dataset.cells
-    renamed = {c.label: LABEL, c.matrix: MATRIX, c.dataset: DATASET_LABEL}
+    renamed = {c.label: CELL_LABEL, c.matrix: MATRIX, c.dataset: DATASET_LABEL}
     keep = [k for k in c.keep if k in table.cells.columns]
     columns = dict.fromkeys([c.label, c.group, c.matrix, c.dataset, *keep, group])
     rows = np.flatnonzero(selected)
@@ -110,7 +110,7 @@ def _cell_list(table: CellTable, selected: np.ndarray, group: str, dataset) -> p
                 pd.Categorical.from_codes(coded_column.codes[rows], coded_column.categories)
             )
         out[renamed.get(column, column)] = values
-    return pd.DataFrame(out).sort_values([MATRIX, LABEL], ignore_index=True)
+    return pd.DataFrame(out).sort_values([MATRIX, CELL_LABEL], ignore_index=True)
 
 
 def _required_columns(dataset: Dataset) -> dict[str, str]:

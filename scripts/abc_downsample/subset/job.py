@@ -97,8 +97,8 @@ def subset_remote(
     out_path,
     matrix: str,
     *,
-    max_concurrency: int = 32,
-    merge_gap_kb: int = 64,
+    max_concurrency: int,
+    merge_gap_kb: int,
     max_nnz: int = DEFAULT_MAX_NNZ,
 ) -> SubsetStats:
     """Stream mode's ``subset_local_file``: the cells of ``matrix`` from the remote ``key``.
@@ -137,8 +137,8 @@ def subset_auto(
     *,
     link: Link,
     download: dict,
-    max_concurrency: int = 32,
-    merge_gap_kb: int = 64,
+    max_concurrency: int,
+    merge_gap_kb: int,
     max_nnz: int = DEFAULT_MAX_NNZ,
 ) -> SubsetStats:
     """Plan both ways from the remote file's layout, ``indptr`` and obs, then stream the
@@ -161,7 +161,7 @@ def subset_from_config(
     from abc_downsample.cache.store import store_from_config
 
     stream = abc["stream"]
-    store = store_from_config(abc, read_timeout=float(stream["timeout_s"]))
+    store = store_from_config(abc, "stream")
     tuning = {"max_concurrency": stream["max_concurrency"], "merge_gap_kb": stream["merge_gap_kb"]}
     remote = getattr(store, "endpoint", None) is not None
     if abc["transfer"] == "auto" and fetch_cached is not None and remote:

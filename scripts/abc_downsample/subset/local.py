@@ -16,6 +16,7 @@ import h5py
 import numpy as np
 
 from abc_downsample.atomic import atomic_path
+from abc_downsample.cells_csv import CELL_LABEL, MATRIX
 from abc_downsample.errors import AbcError, few, unreadable
 from abc_downsample.h5ad.csr import DEFAULT_MAX_NNZ, CsrSource, H5CsrSource, read_row_arrays
 from abc_downsample.h5ad.tables import read_obs, read_obs_labels, read_table, read_var
@@ -24,7 +25,7 @@ from abc_downsample.h5ad.writer import csr_h5ad_writer, h5ad_writer
 log = logging.getLogger(__name__)
 
 CORRUPT = "the file may be truncated or corrupt; delete it and rerun"
-LABEL_COLUMNS = ("cell_label", "feature_matrix_label")
+LABEL_COLUMNS = (CELL_LABEL, MATRIX)
 
 
 @dataclass
@@ -145,7 +146,7 @@ def subset_matrix(
         source = source if source is not None else H5CsrSource(h5file["X"])
         if rows is None:
             rows = rows_for_labels(read_obs_labels(h5file), cell_labels, filename)
-        obs = read_table(h5file["obs"], rows, "cell_label", index=list(cell_labels))
+        obs = read_table(h5file["obs"], rows, CELL_LABEL, index=list(cell_labels))
         var = read_table(h5file["var"], None, "gene_identifier")
         writer = h5ad_writer
         if obs is None or var is None:
@@ -166,7 +167,7 @@ def _frames(h5file: h5py.File, rows: np.ndarray):
     """obs rows and var as pandas tables, for encodings `h5ad_tables` does not copy
     (nullable or numeric-categorical columns: not in the ABC files, so pandas is rare)."""
     obs = read_obs(h5file).iloc[rows]
-    obs.index = obs.index.rename("cell_label")
+    obs.index = obs.index.rename(CELL_LABEL)
     var = read_var(h5file)
     var.index = var.index.rename("gene_identifier")
     return obs, var
