@@ -9,3 +9,6 @@ DATASETS_DIR = CONFIG_DIR / "datasets"
 SCHEMAS_DIR = PROJECT / "workflow" / "schemas"
 CONFIG_SCHEMA = SCHEMAS_DIR / "config.schema.yaml"
 DATASET_SCHEMA = SCHEMAS_DIR / "dataset.schema.yaml"
+# the public bucket's release manifests shipped with the workflow (releases never change):
+# parsing the workflow needs no network for them
+SHIPPED_RELEASES = PROJECT / "workflow" / "resources"

@@ -12,7 +12,7 @@ from abc_downsample.errors import AbcError
 from abc_downsample.release.manifest import Manifest
 from abc_downsample.sampling.sample import sample_cells
 
-REAL_MANIFEST = PROJECT / "tests" / "data" / "real_manifest_20250531.json"
+REAL_MANIFEST = PROJECT / "workflow" / "resources" / "releases" / "20250531" / "manifest.json"
 PROFILES = sorted(p.stem for p in DATASETS_DIR.glob("*.yaml"))
 # feature_matrix_labels of each dataset in the real release
 MATRICES = {

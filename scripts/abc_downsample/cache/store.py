@@ -408,14 +408,20 @@ def _finish(resp, complete: bool) -> None:
     resp.release_conn()
 
 
+def configured_endpoint(endpoint_url: str | None) -> str | None:
+    """The S3 endpoint a store talks to: abc.endpoint_url, else boto's environment
+    variables; None is AWS itself."""
+    return (
+        endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
+    )
+
+
 def _boto_client(endpoint_url: str | None, max_pool: int):
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
 
-    configured = (
-        endpoint_url or os.environ.get("AWS_ENDPOINT_URL_S3") or os.environ.get("AWS_ENDPOINT_URL")
-    )
+    configured = configured_endpoint(endpoint_url)
     # AWS itself: regional virtual-hosted URLs; other endpoints: let botocore choose (path).
     addressing = "auto" if configured else "virtual"
     config = Config(

@@ -12,8 +12,10 @@ from pathlib import Path
 
 from abc_downsample.atomic import write_if_changed
 from abc_downsample.cache.layout import cache_path
-from abc_downsample.cache.store import local_root, store_from_config
+from abc_downsample.cache.store import configured_endpoint, local_root, store_from_config
+from abc_downsample.config_check import default_config
 from abc_downsample.errors import AbcError
+from abc_downsample.project import SHIPPED_RELEASES
 from abc_downsample.release.manifest import Manifest, manifest_key, newest_release
 
 
@@ -49,9 +51,10 @@ def _recorded(record: Path) -> str:
 def project_manifest(abc: dict, release: str, dest: Path, main: bool) -> Manifest:
     """The release's manifest, copied into the project at ``dest``.
 
-    Releases never change, so a copy in the project or in the cache is used as it is (also
-    offline); a local mirror (the demo's synthetic bucket) is read again, as it may be
-    rebuilt. The cache keeps it at its ``abc_atlas_access`` path. Jobs read ``dest``.
+    Releases never change, so a copy in the project, in the cache or shipped with the
+    workflow (the public bucket's) is used as it is (also offline); a local mirror (the
+    demo's synthetic bucket) is read again, as it may be rebuilt. The cache keeps it at its
+    ``abc_atlas_access`` path. Jobs read ``dest``.
     """
     if not main:
         return Manifest.load(dest)
@@ -60,10 +63,20 @@ def project_manifest(abc: dict, release: str, dest: Path, main: bool) -> Manifes
     found = None if mirror else _read(dest)
     if found is None:
         cached = cache_path(abc["cache_dir"], key)
-        found = (None if mirror else _read(cached)) or _download(abc, key)
+        found = None if mirror else _read(cached) or _shipped(abc, key)
+        found = found or _download(abc, key)
         write_if_changed(cached, found[0])
         write_if_changed(dest, found[0])
     return found[1]
+
+
+def _shipped(abc: dict, key: str) -> tuple[bytes, Manifest] | None:
+    """The workflow's own copy of a public release's manifest (none for other buckets or
+    endpoints: a mirror may hold other files under the same release)."""
+    public = default_config()["abc"]["bucket"]
+    if abc["bucket"] != public or configured_endpoint(abc["endpoint_url"]) is not None:
+        return None
+    return _read(cache_path(SHIPPED_RELEASES, key))
 
 
 def _read(path: Path) -> tuple[bytes, Manifest] | None:
