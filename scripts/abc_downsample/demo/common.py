@@ -12,6 +12,7 @@ import pandas as pd
 
 from abc_downsample.atomic import atomic_path
 from abc_downsample.errors import AbcError
+from abc_downsample.h5ad.encoding import encode
 
 BUCKET_URL = "https://allen-brain-cell-atlas.s3.us-west-2.amazonaws.com/"
 
@@ -118,8 +119,7 @@ def write_h5ad(path: Path, obs, var, uns: dict, csr, storage: str) -> None:
         ad.AnnData(obs=obs, var=var, uns=uns).write_h5ad(tmp)
         with h5py.File(tmp, "a") as f:
             x = f.create_group("X")
-            x.attrs["encoding-type"] = "csr_matrix"
-            x.attrs["encoding-version"] = "0.1.0"
+            encode(x, "csr_matrix")
             x.attrs["shape"] = np.array([len(obs), len(var)], dtype=np.int64)
             for name, values in (("data", data), ("indices", indices), ("indptr", indptr)):
                 if storage in STORAGE_FILTERS:
