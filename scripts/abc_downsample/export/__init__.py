@@ -1,0 +1,1 @@
+"""Rules export_r and r_objects: the result for R."""

@@ -1,0 +1,1 @@
+"""The release's CSV tables: the cell and gene tables, the taxonomy."""

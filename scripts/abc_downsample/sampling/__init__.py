@@ -1,0 +1,1 @@
+"""Stage sample_cells: stratified sampling that keeps rare groups whole."""
