@@ -80,34 +80,25 @@ NEIGHBORHOODS = {
 def write(root: Path, rng: np.random.Generator, ctx) -> dict[str, dict]:
     """Write both halves and their taxonomy; return {dataset: what tests need}."""
     macosko, libraries = _macosko_cells(rng, ctx.n_cells)
+    listed = macosko[macosko["_in_metadata"]]
     aibs = _aibs_cells(rng, ctx)
-    listed = pd.concat([macosko[macosko["_in_metadata"]], aibs], ignore_index=True)
-    # one cell of each half surely without a cluster, then about 1 % more at random
-    left_out = [macosko["cell_label"].iloc[0], aibs["cell_label"].iloc[0]]
-    candidates = listed[~listed["cell_label"].isin(left_out)].reset_index(drop=True)
-    clusters, taxonomy = groups(
-        rng, TAXONOMY, candidates, 0.99, _parents(rng), _leaf_name, integer_aliases,
-        _transmitters,
-    )  # fmt: skip
-    taxonomy.update(_neighborhood_embeddings(rng, taxonomy, clusters))
+    taxonomy = _taxonomy(rng, listed, aibs)
     shared = write_tables(root, TAXONOMY.directory, taxonomy)
     genes = macosko_genes(rng, ctx.wmb_genes)
-    macosko_files = write_tables(root, MACOSKO_METADATA, _macosko_tables(rng, macosko, libraries,
-                                                                          genes))  # fmt: skip
-    matrices = write_matrices(root, rng, MATRIX_DIR, macosko, ["cell_barcode", "library_label"],
-                              genes)  # fmt: skip
+    tables = _macosko_tables(rng, listed, libraries, genes)
+    macosko_files = write_tables(root, MACOSKO_METADATA, tables)
+    obs = ["cell_barcode", "library_label"]
+    matrices = write_matrices(root, rng, MATRIX_DIR, macosko, obs, genes)
     aibs_files = write_tables(root, AIBS_METADATA, _aibs_tables(rng, aibs, ctx))
     assigned = set(taxonomy["cell_to_cluster_membership"]["cell_label"])
-    wmb_labels = set(ctx.wmb_cells["cell_label"])
-    used = dict.fromkeys(aibs["feature_matrix_label"])
+    aibs_matrices = {m: ctx.wmb_matrices[m] for m in dict.fromkeys(aibs["feature_matrix_label"])}
     return {
-        MACOSKO: _info(MACOSKO_METADATA, f"{MACOSKO_METADATA}/gene.csv", matrices,
-                       macosko[macosko["_in_metadata"]], assigned,
-                       macosko_files + shared + matrix_keys(matrices)),
+        MACOSKO: _info(MACOSKO_METADATA, f"{MACOSKO_METADATA}/gene.csv", matrices, listed,
+                       assigned, [*macosko_files, *shared, *matrix_keys(matrices)]),
         AIBS: {
-            **_info(AIBS_METADATA, f"{ctx.wmb_metadata}/gene.csv",
-                    {m: ctx.wmb_matrices[m] for m in used}, aibs, assigned, aibs_files + shared),
-            "n_not_in_wmb": int((~aibs["cell_label"].isin(wmb_labels)).sum()),
+            **_info(AIBS_METADATA, f"{ctx.wmb_metadata}/gene.csv", aibs_matrices, aibs,
+                    assigned, [*aibs_files, *shared]),
+            "n_not_in_wmb": int((~aibs["cell_label"].isin(ctx.wmb_cells["cell_label"])).sum()),
         },
     }  # fmt: skip
 
@@ -167,8 +158,7 @@ def _macosko_cells(rng: np.random.Generator, n_cells: int):
     return population(rng, shares, n_cells, make), libraries
 
 
-def _macosko_tables(rng, cells, libraries, genes) -> dict[str, pd.DataFrame]:
-    listed = cells[cells["_in_metadata"]]
+def _macosko_tables(rng, listed, libraries, genes) -> dict[str, pd.DataFrame]:
     donors = sorted(set(libraries["donor_label"]))
     return {
         "cell_metadata": listed[COLUMNS],
@@ -243,6 +233,18 @@ def _aibs_tables(rng, cells: pd.DataFrame, ctx) -> dict[str, pd.DataFrame]:
 
 
 # ---- the shared taxonomy --------------------------------------------------------------
+
+
+def _taxonomy(rng, macosko: pd.DataFrame, aibs: pd.DataFrame) -> dict[str, pd.DataFrame]:
+    """The taxonomy's tables over both halves' cells: one cell of each surely without a
+    cluster, about 1 % more at random."""
+    left_out = [macosko["cell_label"].iloc[0], aibs["cell_label"].iloc[0]]
+    listed = pd.concat([macosko, aibs], ignore_index=True)
+    candidates = listed[~listed["cell_label"].isin(left_out)].reset_index(drop=True)
+    clusters, taxonomy = groups(rng, TAXONOMY, candidates, 0.99, _parents(rng), _leaf_name,
+                                integer_aliases, _transmitters)  # fmt: skip
+    taxonomy.update(_neighborhood_embeddings(rng, taxonomy, clusters))
+    return taxonomy
 
 
 def _parents(rng: np.random.Generator) -> list[tuple[str, str, str, str]]:

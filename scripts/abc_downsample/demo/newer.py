@@ -5,6 +5,7 @@ the same whichever other datasets a synthetic release holds."""
 import zlib
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -35,21 +36,20 @@ class Family:
     write: Callable[[Path, np.random.Generator, Context], dict[str, dict]]
 
 
-def _one(module, name: str | None = None):
-    """A family of one dataset: ``module.write`` wrapped to return {dataset: info}."""
-    dataset = name or module.NAME
-    if name is None:
-        return lambda root, rng, ctx: {dataset: module.write(root, rng, ctx)}
-    return lambda root, rng, ctx: {dataset: module.write(root, rng, ctx, name)}
+def _alone(name: str, write) -> Callable:
+    """The ``write`` of a family of one dataset: ``write(root, rng, ctx)`` gives its info."""
+    return lambda root, rng, ctx: {name: write(root, rng, ctx)}
 
 
 FAMILIES = (
     Family("Consensus-WMB", consensus.RELEASE, (consensus.MACOSKO, consensus.AIBS),
            consensus.write),
-    Family(dev_mouse.NAME, dev_mouse.RELEASE, (dev_mouse.NAME,), _one(dev_mouse)),
-    *(Family(name, sea_ad.RELEASE, (name,), _one(sea_ad, name)) for name in sea_ad.SHAPES),
+    Family(dev_mouse.NAME, dev_mouse.RELEASE, (dev_mouse.NAME,),
+           _alone(dev_mouse.NAME, dev_mouse.write)),
+    *(Family(name, sea_ad.RELEASE, (name,), _alone(name, partial(sea_ad.write, name=name)))
+      for name in sea_ad.SHAPES),
     Family(hmba_subcortex.NAME, hmba_subcortex.RELEASE, (hmba_subcortex.NAME,),
-           _one(hmba_subcortex)),
+           _alone(hmba_subcortex.NAME, hmba_subcortex.write)),
 )  # fmt: skip
 FAMILY_OF = {name: family for family in FAMILIES for name in family.datasets}
 RELEASES = tuple(sorted({family.release for family in FAMILIES}))

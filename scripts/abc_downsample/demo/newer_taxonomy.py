@@ -43,9 +43,6 @@ class TaxonomyShape:
     membership_label: bool = True  # cell_to_cluster_membership has a ``label`` column
     shared_colors: bool = False  # the two lowest levels reuse colours between terms
 
-    def key(self, name: str) -> str:
-        return f"{self.directory}/{name}.csv"
-
     def set_label(self, level: Level) -> str:
         if level is self.annotation:
             return f"CCN{self.date}_{level.code}"
@@ -54,6 +51,12 @@ class TaxonomyShape:
     def term_label(self, level: Level, number: int, pad: int | None = None) -> str:
         width = pad or len(str(level.real_terms))
         return f"CS{self.date}_{level.code}_{number:0{width}d}"
+
+    def above(self, level: Level) -> Level | None:
+        """The level whose terms are ``level``'s parents (none for the top and annotation)."""
+        if level is self.annotation or level is self.levels[0]:
+            return None
+        return self.levels[self.levels.index(level) - 1]
 
     @property
     def term_sets(self) -> tuple[Level, ...]:
@@ -128,14 +131,13 @@ def taxonomy_tables(
 def _term_sets(shape: TaxonomyShape) -> pd.DataFrame:
     rows = []
     for order, level in enumerate(shape.term_sets):
-        depth = shape.levels.index(level) if level in shape.levels else 0
-        parent = shape.set_label(shape.levels[depth - 1]) if depth > 0 else ""
+        above = shape.above(level)
         rows.append({
             "label": shape.set_label(level),
             "name": level.name,
             "description": f"{level.name} level of the taxonomy",
             "order": order,
-            "parent_term_set_label": parent,
+            "parent_term_set_label": shape.set_label(above) if above else "",
         })  # fmt: skip
     table = pd.DataFrame(rows)
     if shape.name_first:
@@ -149,9 +151,7 @@ def _terms(rng: np.random.Generator, shape: TaxonomyShape, clusters: pd.DataFram
     for set_order, level in enumerate(shape.term_sets):
         names = list(dict.fromkeys(clusters[level.name]))
         colors = _colors(rng, shape, level, names)
-        in_hierarchy = level in shape.levels
-        depth = shape.levels.index(level) if in_hierarchy else 0
-        above = shape.levels[depth - 1] if in_hierarchy and depth > 0 else None
+        above = shape.above(level)
         parent_of = {}
         if above:
             parent_of = dict(zip(clusters[level.name], clusters[above.name], strict=True))
