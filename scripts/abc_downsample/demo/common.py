@@ -28,6 +28,8 @@ STORAGE_FILTERS = {
     "chunked": {"compression": "gzip"},
     "gzip-shuffle": {"compression": "gzip", "shuffle": True},
     "lzf": {"compression": "lzf"},
+    # the upstream h5ad builder of 2026 (abc_validator.anndata_utils): gzip level 4
+    "gzip4": {"compression": "gzip", "compression_opts": 4},
 }
 
 
@@ -82,6 +84,11 @@ def long_taxonomy_tables(clusters: pd.DataFrame, colors: pd.DataFrame, sets, pre
         "cluster_annotation_term.csv": term_table,
         "cluster_to_cluster_annotation_membership.csv": membership,
     }
+
+
+def random_colors(rng: np.random.Generator, terms) -> dict[str, str]:
+    """A ``#RRGGBB`` colour per term, in the order given."""
+    return {t: "#" + "".join(f"{v:02X}" for v in rng.integers(0, 256, 3)) for t in terms}
 
 
 def random_barcodes(rng: np.random.Generator, n: int) -> np.ndarray:
