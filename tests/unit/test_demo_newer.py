@@ -12,12 +12,12 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from conftest import PROJECT
 from newer_truth import DATASETS, manifest, read_csv, read_truth, source_rows
 
 from abc_downsample.demo.release import ensure_release, write_release
 from abc_downsample.errors import AbcError
 
-PROJECT = Path(__file__).resolve().parent.parent
 NEWER = tuple(DATASETS)
 ARGS = {"n_cells": 400, "n_genes": 20, "seed": 0}
 RELEASES = ["20240330", "20250531", "20251031", "20260131", "20260711", "20261031"]
