@@ -16,9 +16,10 @@ def main():
         cells_csv=inp.cells,
         sample_rows=inp.sample_rows,
         taxonomy=[cached_input(path, abc) for path in as_list(inp.taxonomy)],
-        genes=cached_input(inp.genes, abc),
+        genes=next((cached_input(path, abc) for path in as_list(inp.get("genes"))), None),
         provenance=dict(snakemake.params.provenance),
         dataset=dataset_of_rule(snakemake.params, abc),
+        population=inp.population,
     )
     logging.getLogger("abc_downsample").info(stats.summary())
 

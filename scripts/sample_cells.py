@@ -5,13 +5,13 @@ from abc_downsample.cache.download import cached_input
 from abc_downsample.dataset.profile import as_list, dataset_of_rule
 from abc_downsample.rule_io import run, say
 from abc_downsample.run_messages import sample_line
-from abc_downsample.sampling.sample import sample_to_files
+from abc_downsample.sampling.sample import SideTables, sample_to_files
 
 
 def main():
     inp, out, abc = snakemake.input, snakemake.output, snakemake.config["abc"]
     sampling = dict(snakemake.params.sampling)
-    membership = [cached_input(path, abc) for path in as_list(inp.get("membership"))]
+    side = SideTables(*(_one_cached(inp.get(role), abc) for role in ("membership", "embedding")))
     sample = sample_to_files(
         cached_input(inp.cell_metadata, abc),
         [cached_input(path, abc) for path in as_list(inp.taxonomy)],
@@ -21,11 +21,17 @@ def main():
         out.levels,
         out.rows,
         dataset=dataset_of_rule(snakemake.params, abc),
-        membership_path=membership[0] if membership else None,
+        side=side,
     )
     write_done_marker(out.done, snakemake.params.settings)
     # once, early: Snakemake's own progress count grows as this checkpoint adds the jobs
     say(sample_line(sample, sampling["cluster_column"]))
+
+
+def _one_cached(receipts, abc):
+    """The cached file of a rule input that is one receipt or none."""
+    paths = [cached_input(path, abc) for path in as_list(receipts)]
+    return paths[0] if paths else None
 
 
 run(main, snakemake.log[0])

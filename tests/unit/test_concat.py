@@ -229,6 +229,7 @@ config["abc"] = ABC
 rule concat:
     input:
         subsets=[SUBSETS], cells="cells.csv", sample_rows=".abc/sample/cell_rows.arrow",
+        population=".abc/sample/population.json",
         taxonomy="receipts/taxonomy.csv.json", genes="receipts/gene.csv.json"
     output: h5ad="data/downsampled_expression.h5ad"
     params: provenance={"release": "20250531", "seed": 7, "variant": "raw"}

@@ -1,5 +1,6 @@
 """Sampling strategies, the drawing of cells, filters, given cell lists and the summaries."""
 
+import json
 import logging
 import shutil
 import subprocess
@@ -521,6 +522,7 @@ rule sample_cells:
         summary="out/sampling_summary.csv",
         levels="out/sampling_levels.csv",
         rows="out/.abc/sample/cell_rows.arrow",
+        population="out/.abc/sample/population.json",
         done="out/sample.done.json",
     params:
         sampling={sampling!r},
@@ -564,8 +566,11 @@ def test_rule_script_writes_the_three_files_and_the_rows(release, tmp_path):
     rows = feather.read_table(tmp_path / "out" / ".abc" / "sample" / "cell_rows.arrow")
     assert sorted(rows.column("cell_label").to_pylist()) == sorted(cells["cell_label"])
     assert sorted(p.name for p in (tmp_path / "out" / ".abc" / "sample").iterdir()) == [
-        "cell_rows.arrow"
+        "cell_rows.arrow", "population.json"
     ], "no spilled file left behind"
+    assert json.loads((tmp_path / "out" / ".abc" / "sample" / "population.json").read_text()) == {
+        "cells": 1000, "without_group": 0, "unassigned": "drop", "membership": ""
+    }
     assert pd.read_csv(tmp_path / "out" / "sampling_summary.csv")["selected"].sum() == 300
     assert (tmp_path / "out" / "sampling_levels.csv").stat().st_size > 0
     log = (tmp_path / "out" / "logs" / "sample_cells.log").read_text()

@@ -9,7 +9,8 @@ from abc_downsample.atomic import settings_key
 from abc_downsample.cache.layout import cache_path, entry_fields
 from abc_downsample.cache.verify import file_md5
 from abc_downsample.config_check import check_config
-from abc_downsample.dataset.profile import load_dataset
+from abc_downsample.dataset.choose import run_dataset
+from abc_downsample.dataset.profile import dataset_name
 from abc_downsample.release import resolve as abc_release
 from abc_downsample.errors import AbcError
 from abc_downsample.project import CONFIG_SCHEMA
@@ -28,15 +29,6 @@ except AbcError as err:
     fail(err)
 
 ABC = config["abc"]
-try:
-    # everything specific to the dataset: config/datasets/<abc.dataset>.yaml (or a path)
-    DATASET = load_dataset(ABC["dataset"])
-except AbcError as err:
-    fail(err)
-# the profile's group key unless the config names another grouping column
-config["sampling"]["cluster_column"] = (
-    config["sampling"]["cluster_column"] or DATASET.cells.group
-)
 # every output under output.dir, by the names config.output gives
 OUT = {
     key: value if key == "dir" else f"{config['output']['dir']}/{value}"
@@ -73,7 +65,7 @@ def release_and_manifest():
 
         ensure_synthetic_release(
             local_root(ABC["bucket"]),
-            {**config["synthetic"], "release": release, "dataset": DATASET.name},
+            {**config["synthetic"], "release": release, "dataset": dataset_name(ABC)},
         )
     path = f"{STATE}/releases/{release}/manifest.json"
     return release, path, abc_release.project_manifest(ABC, release, Path(path), main)
@@ -81,8 +73,23 @@ def release_and_manifest():
 
 try:
     RELEASE, MANIFEST, MANIFEST_DATA = release_and_manifest()
+    # everything specific to the dataset: a profile file, else inferred from the release
+    DATASET = run_dataset(
+        ABC["dataset"],
+        MANIFEST_DATA,
+        ABC,
+        Path(
+            STATE, "releases", RELEASE, "profiles", f"{Path(ABC['dataset']).stem}.yaml"
+        ),
+        workflow.is_main_process,
+        note,
+    )
 except AbcError as err:
     fail(err)
+# the profile's group key unless the config names another grouping column
+config["sampling"]["cluster_column"] = (
+    config["sampling"]["cluster_column"] or DATASET.cells.group
+)
 
 
 def cells_file_digest():
@@ -160,13 +167,22 @@ def membership_path(wildcards=None):
     return [metadata_path(membership)] if membership else []
 
 
+def embedding_path(wildcards=None):
+    """The per-cell table holding the atlas's 2-d coordinates, where the profile names one."""
+    embedding = DATASET.cells.embedding
+    return [metadata_path(embedding)] if embedding else []
+
+
 def taxonomy_path(wildcards=None):
     """The taxonomy's tables in the profile's format (none for a dataset without one)."""
     return [metadata_path(table) for table in DATASET.taxonomy.tables()]
 
 
 def genes_path(wildcards=None):
-    """The gene table of the sampled matrices (one table: sample_cells checks it)."""
+    """The gene table of the sampled matrices (one table: sample_cells checks it); none
+    where the profile names none (the matrices' own genes)."""
+    if DATASET.genes is None:
+        return []
     return metadata_path(DATASET.genes.table_for(needed_matrices()[0]))
 
 

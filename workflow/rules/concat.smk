@@ -7,6 +7,7 @@ rule concat:
         subsets=subset_paths,
         cells=OUT["cells"],
         sample_rows=SAMPLE_ROWS,
+        population=SAMPLE_POPULATION,
         taxonomy=taxonomy_path,
         genes=genes_path,
     output:

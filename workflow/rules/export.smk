@@ -25,7 +25,7 @@ rule export_r:
     resources:
         mem_mb=1024,
     params:
-        genome=DATASET.genes.genome,
+        genome=DATASET.genes.genome if DATASET.genes else "unknown",
     script:
         "../../scripts/export_r.py"
 

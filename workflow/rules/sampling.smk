@@ -3,6 +3,8 @@
 # The sampled cells' rows of the cell table (every column), for the result's obs: the
 # cell table is read once per run, by sample_cells.
 SAMPLE_ROWS = f"{STATE}/sample/cell_rows.arrow"
+# what the cell table held: cells, and cells without a group (the report and uns say it)
+SAMPLE_POPULATION = f"{STATE}/sample/population.json"
 
 
 checkpoint sample_cells:
@@ -10,12 +12,14 @@ checkpoint sample_cells:
         cell_metadata=cell_metadata_path,
         taxonomy=taxonomy_path,
         membership=membership_path,
+        embedding=embedding_path,
         cells_file=config["sampling"]["cells_file"] or [],
     output:
         cells=OUT["cells"],
         summary=OUT["summary"],
         levels=OUT["levels"],
         rows=SAMPLE_ROWS,
+        population=SAMPLE_POPULATION,
         done=SAMPLE_DONE,
     log:
         f"{LOGS}/sample_cells.log",

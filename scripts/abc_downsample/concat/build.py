@@ -7,9 +7,11 @@ column categorical.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from dataclasses import dataclass
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -26,6 +28,7 @@ from abc_downsample.h5ad.tables import read_obs_index, read_var
 from abc_downsample.h5ad.writer import csr_h5ad_writer
 from abc_downsample.metadata.tables import read_cell_rows, read_genes
 from abc_downsample.metadata.taxonomy import TaxonomyTable, read_taxonomy
+from abc_downsample.sampling.side_tables import UNASSIGNED
 from abc_downsample.units import CONCAT_BLOCK_NNZ
 
 log = logging.getLogger(__name__)
@@ -125,10 +128,10 @@ def build_obs(labels: pd.Index, sample_rows, taxonomy: TaxonomyTable,
     obs.index = pd.Index(labels, name=CELL_LABEL)
     terms = taxonomy.terms
     rows = _aliases(terms.index).get_indexer(_aliases(obs[cells.group]))
-    if (rows < 0).any():
-        unknown = obs[cells.group][rows < 0].unique()
+    unknown = set(obs[cells.group][rows < 0].astype(str).unique()) - {UNASSIGNED}
+    if unknown:  # unassigned cells (sampling.unassigned: keep) have no terms by design
         log.warning("%d cells have a %s not in the taxonomy, e.g. %s", (rows < 0).sum(),
-                    cells.group, few(unknown))  # fmt: skip
+                    cells.group, few(sorted(unknown)))  # fmt: skip
     for level in taxonomy.columns:
         if level == cells.group:  # no taxonomy: the group is its own level
             continue
@@ -306,12 +309,14 @@ def concat_release(
     provenance: dict,
     colors=None,
     dataset: Dataset | None = None,
+    population=None,
     block_nnz: int = DEFAULT_BLOCK_NNZ,
 ) -> ConcatStats:
     """The final h5ad: subsets' X, full cell metadata + taxonomy, genes, provenance, the
     atlas UMAP and colours. ``sample_rows`` is the sample's rows of the cell table (written
     by sampling), ``taxonomy`` the taxonomy's file(s) (see ``taxonomy``), ``colors`` a
-    colour table of its own where there is one, ``dataset`` the profile (default WMB-10X)."""
+    colour table of its own where there is one, ``dataset`` the profile (default: the
+    config's), ``population`` the sample's population record (sampling writes it)."""
     dataset = dataset or load_dataset()
     paths = [str(p) for p in paths]
     labels = subset_labels(paths)
@@ -321,13 +326,18 @@ def concat_release(
         cells_csv, usecols=lambda c: c in wanted, dtype=str, keep_default_na=False
     )
     check_cells_match(labels, pd.Index(sample[CELL_LABEL]), cells_csv)
-    var = build_var(common_var(paths), genes, dataset.genes.id)
+    var = common_var(paths)
+    if genes is not None:  # else the matrices' own genes (their var) alone
+        var = build_var(var, genes, dataset.genes.id)
     files = [taxonomy] if isinstance(taxonomy, (str, os.PathLike)) else list(taxonomy or [])
     files += [colors] if colors else []
     groups = None if files else sample[dataset.cells.group]
     table = read_taxonomy(files, dataset, groups, annotations=True)
     obs = build_obs(labels, sample_rows, table, dataset)
-    uns = {"abc_downsample": dict(provenance), **level_colors(obs, table)}
+    provenance = dict(provenance)
+    if population is not None:
+        provenance["population"] = json.loads(Path(population).read_text())
+    uns = {"abc_downsample": provenance, **level_colors(obs, table)}
     return concat_subsets(
         paths, out_path, obs, var, uns, block_nnz=block_nnz, obsm=atlas_umap(obs, dataset)
     )

@@ -29,16 +29,28 @@ class Table:
 
 
 @dataclass(frozen=True)
+class CellTable(Table):
+    """A per-cell table other than the cell table, joined to it on the cell label."""
+
+    label: str = "cell_label"
+
+
+@dataclass(frozen=True)
 class Cells:
     table: Table
     label: str  # the cell's label, matching the matrices' obs index
     matrix: str  # the cell's matrix file (feature_matrix_label)
     dataset: str  # the matrix's directory (dataset_label)
     group: str  # the group key the taxonomy is keyed by (cluster_alias)
-    membership: Table | None  # a per-cell table holding `group`, joined on `membership_label`
-    membership_label: str | None
+    membership: CellTable | None  # a per-cell table holding `group`
     keep: tuple[str, ...]  # more columns for downsampled_cells.csv, when present
-    umap: tuple[str, ...] | None
+    umap: tuple[str, ...] | None  # the atlas's 2-d embedding: columns of the cells' rows
+    embedding: CellTable | None = None  # a per-cell table holding `umap`, if not the cell table
+
+    @property
+    def side_tables(self) -> list[CellTable]:
+        """The per-cell tables joined to the cell table, membership first."""
+        return [t for t in (self.membership, self.embedding) if t is not None]
 
 
 @dataclass(frozen=True)
@@ -47,9 +59,10 @@ class Taxonomy:
     directory: str | None
     levels: tuple[str, ...]  # the hierarchy, top first
     annotations: tuple[str, ...]  # term sets outside it (neurotransmitter)
-    terms: str | None = None  # pivoted: the terms table
+    terms: str | None = None  # pivoted: the terms table; long: the term table (colours)
     colors: str | None = None  # pivoted: the colour table (None: the terms table)
     color_columns: dict = field(default_factory=dict)  # pivoted: level -> colour column
+    views: tuple[str, ...] = ()  # long: per-group tables whose columns are annotations too
 
     @property
     def columns(self) -> tuple[str, ...]:
@@ -59,10 +72,9 @@ class Taxonomy:
     def tables(self) -> list[Table]:
         """The taxonomy's files, in the order the readers take them."""
         if self.format == "long":
-            return [
-                Table(self.directory, "cluster_annotation_term_set"),
-                Table(self.directory, "cluster_to_cluster_annotation_membership"),
-            ]
+            names = ["cluster_annotation_term_set", "cluster_to_cluster_annotation_membership"]
+            names += ([self.terms] if self.terms else []) + list(self.views)
+            return [Table(self.directory, n) for n in names]
         if self.format == "pivoted":
             names = [self.terms] + ([self.colors] if self.colors else [])
             return [Table(self.directory, n) for n in names]
@@ -90,7 +102,7 @@ class Dataset:
     confidence: str
     cells: Cells
     taxonomy: Taxonomy
-    genes: Genes
+    genes: Genes | None  # None: the matrices' own genes (their var) alone
     raw: dict  # the profile as written: what results depend on, for settings and provenance
 
     def fix(self, key: str) -> str:
@@ -98,18 +110,36 @@ class Dataset:
         return f"fix {key} in the dataset profile {self.source}"
 
 
+def profile_file(value: str, datasets_dir: Path = DATASETS_DIR) -> Path | None:
+    """The profile file ``abc.dataset`` names: a path (which must exist), a name with a file
+    in ``config/datasets``, or None (a dataset whose profile is inferred from the release)."""
+    value = str(value)
+    if value.endswith((".yaml", ".yml")) or "/" in value:
+        if not Path(value).is_file():
+            raise AbcError(f"abc.dataset {value!r}: no such profile file; fix the path, or "
+                           "give a dataset name (see config/datasets/README.md)")  # fmt: skip
+        return Path(value)
+    path = Path(datasets_dir) / f"{value}.yaml"
+    return path if path.is_file() else None
+
+
+def dataset_name(abc: dict) -> str:
+    """The name of the dataset ``abc.dataset`` names (a profile file's ``name``)."""
+    path = profile_file(abc["dataset"])
+    if path is None:
+        return abc["dataset"]
+    raw = yaml.safe_load(path.read_text()) or {}
+    return raw.get("name", path.stem) if isinstance(raw, dict) else path.stem
+
+
 def profile_path(name_or_path: str, datasets_dir: Path = DATASETS_DIR) -> Path:
     """A profile's file: a name from ``config/datasets`` or a path to a YAML file."""
-    value = str(name_or_path)
-    if value.endswith((".yaml", ".yml")) or "/" in value:
-        path = Path(value)
-    else:
-        path = Path(datasets_dir) / f"{value}.yaml"
-    if not path.is_file():
+    path = profile_file(name_or_path, datasets_dir)
+    if path is None:
         known = sorted(p.stem for p in Path(datasets_dir).glob("*.yaml"))
         raise AbcError(
-            f"abc.dataset {value!r} has no profile {path}: use one of {', '.join(known)}, "
-            "or the path of a profile of your own (see config/datasets)"
+            f"abc.dataset {name_or_path!r} has no profile file: use one of {', '.join(known)}, "
+            "a dataset of the release (its profile is inferred), or a profile of your own"
         )
     return path
 
@@ -133,7 +163,6 @@ def dataset_from_dict(raw: dict, source: str = "(profile)") -> Dataset:
     """A ``Dataset`` from a profile's content (as rules pass it to their scripts)."""
     check_profile(raw, source)
     cells, taxonomy, genes = raw["cells"], raw["taxonomy"], raw["genes"]
-    membership = cells["membership"]
     return Dataset(
         name=raw["name"],
         source=source,
@@ -144,10 +173,10 @@ def dataset_from_dict(raw: dict, source: str = "(profile)") -> Dataset:
             matrix=cells["matrix"],
             dataset=cells["dataset"],
             group=cells["group"],
-            membership=Table(membership["directory"], membership["name"]) if membership else None,
-            membership_label=membership["label"] if membership else None,
+            membership=_cell_table(cells["membership"]),
             keep=tuple(cells["keep"]),
             umap=tuple(cells["umap"]) if cells["umap"] else None,
+            embedding=_cell_table(cells.get("embedding")),
         ),
         taxonomy=Taxonomy(
             format=taxonomy["format"],
@@ -157,14 +186,25 @@ def dataset_from_dict(raw: dict, source: str = "(profile)") -> Dataset:
             terms=taxonomy.get("terms"),
             colors=taxonomy.get("colors"),
             color_columns=dict(taxonomy.get("color_columns") or {}),
+            views=tuple(taxonomy.get("views") or ()),
         ),
-        genes=Genes(
-            table=Table(genes["directory"], genes["name"]),
-            id=genes["id"],
-            by_matrix=dict(genes.get("by_matrix") or {}),
-            genome=genes.get("genome", "unknown"),
-        ),
+        genes=_genes(genes),
         raw=raw,
+    )
+
+
+def _cell_table(spec: dict | None) -> CellTable | None:
+    return CellTable(spec["directory"], spec["name"], spec["label"]) if spec else None
+
+
+def _genes(spec: dict | None) -> Genes | None:
+    if spec is None:
+        return None
+    return Genes(
+        table=Table(spec["directory"], spec["name"]),
+        id=spec["id"],
+        by_matrix=dict(spec.get("by_matrix") or {}),
+        genome=spec.get("genome", "unknown"),
     )
 
 

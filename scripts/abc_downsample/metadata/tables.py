@@ -53,7 +53,7 @@ def _header(path: Path) -> list[str]:
     try:
         reader = pcsv.open_csv(path, read_options=pcsv.ReadOptions(block_size=1 << 16))
     except (pa.ArrowInvalid, OSError) as err:
-        raise _malformed(path, err) from None
+        raise malformed(path, err) from None
     return reader.schema.names
 
 
@@ -62,7 +62,7 @@ def cell_table_columns(path: str | Path) -> list[str]:
     return _header(Path(path))
 
 
-def _malformed(path: Path, err: Exception) -> AbcError:
+def malformed(path: Path, err: Exception) -> AbcError:
     reason = str(err).splitlines()[0] if str(err) else type(err).__name__
     return AbcError(
         f"{path} is not a readable CSV ({reason}): fix or replace it "
@@ -128,7 +128,7 @@ def _stream(path: Path, columns: Sequence[str] | None, label: str, spill=None) -
         _spilling(out.close)
         return pa.Table.from_batches(kept, schema=_select(schema, columns))
     except (pa.ArrowInvalid, OSError) as err:
-        raise _malformed(path, err) from None
+        raise malformed(path, err) from None
 
 
 def _select(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:
@@ -271,7 +271,7 @@ def read_small_csv(path: str | Path, required: Iterable[str], **kwargs) -> pd.Da
     try:
         table = pd.read_csv(path, **kwargs)
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as err:
-        raise _malformed(path, err) from None
+        raise malformed(path, err) from None
     _require(path, list(table.columns), required)
     return table
 

@@ -32,6 +32,7 @@ LONG_COLUMNS = (
     "cluster_annotation_term_name",
 )
 LONG_COLOR = "color_hex_triplet"
+TERM_LABEL = "cluster_annotation_term_label"  # the membership's link to the term table
 
 
 @dataclass
@@ -65,17 +66,22 @@ def read_taxonomy(paths, dataset: Dataset, group_keys=None, annotations=False) -
     spec = dataset.taxonomy
     if not paths:
         return _flat(dataset.cells.group, group_keys)
-    kinds = {_kind(Path(p)): Path(p) for p in paths}
-    if "membership" in kinds:
-        terms, colors = _read_long(kinds["membership"], kinds.get("term_set"), dataset)
+    kinds = [(_kind(Path(p)), Path(p)) for p in paths]
+    named = dict(kinds)
+    pivoted = [path for kind, path in kinds if kind == "pivoted"]
+    extra: tuple[str, ...] = ()
+    if "membership" in named:
+        terms, colors = _read_long(named["membership"], named.get("term_set"), dataset,
+                                   named.get("terms"))  # fmt: skip
+        # the long format's views (e.g. cluster_to_neurotransmitter): more annotations
+        terms, colors, extra = _with_views(terms, colors, pivoted)
     else:
-        pivoted = [Path(p) for p in paths]
         terms = read_pivoted(pivoted[0])
         # the colours: a colour table of its own, or the pivoted view's colour columns
         color_table = read_pivoted(pivoted[-1]) if len(pivoted) > 1 else terms
         colors = _pivoted_colors(color_table, terms, spec)
-    table = TaxonomyTable(terms, colors, spec.levels, spec.annotations)
-    source = kinds.get("membership", paths[0])
+    table = TaxonomyTable(terms, colors, spec.levels, (*spec.annotations, *extra))
+    source = named.get("membership", paths[0])
     require_levels(table, source, dataset, table.columns if annotations else table.levels)
     return table
 
@@ -100,7 +106,7 @@ def _flat(group: str, keys) -> TaxonomyTable:
 def _kind(path: Path) -> str:
     header = cell_table_columns(path)
     if "cluster_annotation_term_set_name" in header:
-        return "membership"
+        return "membership" if GROUP in header else "terms"
     if all(c in header for c in SET_COLUMNS) and GROUP not in header:
         return "term_set"
     return "pivoted"
@@ -116,9 +122,13 @@ def _keys_as_int(index: pd.Index) -> pd.Index:
     return index
 
 
-def _read_long(membership: Path, term_set: Path | None, dataset: Dataset):
-    """Pivot the long membership table: one row per group, a column per term set."""
+def _read_long(membership: Path, term_set: Path | None, dataset: Dataset,
+               term_table: Path | None = None):  # fmt: skip
+    """Pivot the long membership table: one row per group, a column per term set. The
+    colours are its own, or (newer releases) the term table's, joined by term label."""
     long = _read_text(membership, LONG_COLUMNS)
+    if LONG_COLOR not in long.columns and term_table is not None:
+        long[LONG_COLOR] = _term_colors(long, term_table)
     if term_set is not None:
         sets = _read_text(term_set, SET_COLUMNS)
         named = set(sets["name"])
@@ -139,6 +149,31 @@ def _read_long(membership: Path, term_set: Path | None, dataset: Dataset):
     terms.index = colors.index = _keys_as_int(pd.Index(terms.index, name=GROUP))
     order = terms.index.argsort(kind="stable")
     return terms.iloc[order], colors.iloc[order]
+
+
+def _term_colors(long: pd.DataFrame, term_table: Path) -> pd.Series:
+    """Each membership row's colour from the term table, by the term's label."""
+    if TERM_LABEL not in long.columns:
+        return pd.Series("", index=long.index)  # no link to the term table: no colours
+    terms = _read_text(term_table, ("label", LONG_COLOR)).drop_duplicates("label")
+    colors = terms.set_index("label")[LONG_COLOR]
+    return long[TERM_LABEL].map(colors).fillna("")
+
+
+def _with_views(terms: pd.DataFrame, colors: pd.DataFrame, views: list[Path]):
+    """Per-group tables beside the long ones (keyed by the group): their text columns join
+    the terms as annotations, their ``<column>_color`` columns the colours."""
+    added = []
+    for path in views:
+        view = read_pivoted(path)
+        for column in view.columns:
+            if column.endswith("_color") or column in terms.columns:
+                continue
+            terms[column] = view[column].reindex(terms.index)
+            if f"{column}_color" in view.columns:
+                colors[column] = view[f"{column}_color"].reindex(terms.index)
+            added.append(column)
+    return terms, colors, tuple(added)
 
 
 def read_pivoted(path: Path) -> pd.DataFrame:

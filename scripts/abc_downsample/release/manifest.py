@@ -71,6 +71,14 @@ class Manifest:
                 return e
         raise AbcError(f"release {self.version} has no metadata table {directory}/{name}.{ext}")
 
+    def metadata_tables(self) -> dict[str, dict[str, FileEntry]]:
+        """{directory: {table name: entry}} of every CSV metadata table."""
+        tables: dict[str, dict[str, FileEntry]] = {}
+        for e in self.entries:
+            if e.kind == "metadata" and e.relative_path.endswith(".csv"):
+                tables.setdefault(e.directory, {})[e.name] = e
+        return tables
+
     def matrix_file(self, matrix: str, variant: str) -> FileEntry:
         """An expression matrix by feature_matrix_label, e.g. ("WMB-10Xv3-MB", "raw")."""
         for e in self.entries:

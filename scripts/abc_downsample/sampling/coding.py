@@ -47,22 +47,27 @@ def coded(series: pd.Series) -> Coded:
 
 
 class CellTable:
-    """The cell columns sampling needs, with the taxonomy joined on the group key."""
+    """The cell columns sampling needs, with the taxonomy joined on the group key. With
+    ``unassigned`` (a name), cells without a group key form that group, with no terms."""
 
-    def __init__(self, cells: pd.DataFrame, taxonomy, group_key: str, metadata_path):
+    def __init__(self, cells: pd.DataFrame, taxonomy, group_key: str, metadata_path,
+                 unassigned: str | None = None):  # fmt: skip
         self.cells = cells
         self.taxonomy = taxonomy  # a taxonomy.TaxonomyTable
         self.group_key = group_key
         self.clusters = coded(cells[group_key])
+        if unassigned is not None and (self.clusters.codes < 0).any():
+            self.clusters = _with_group_for_missing(self.clusters, unassigned)
         self._coded: dict[str, Coded] = {group_key: self.clusters}
-        missing = self.clusters.categories.difference(taxonomy.terms.index)
+        known = self.clusters.categories.difference([unassigned])
+        missing = known.difference(taxonomy.terms.index)
         if len(missing) or (self.clusters.codes < 0).any():
             shown = few(missing) if len(missing) else "(empty)"
             raise AbcError(
                 f"{group_key} {shown} in {metadata_path} are not in the taxonomy: "
                 "use the taxonomy of the same release"
             )
-        self.cluster_terms = taxonomy.terms.loc[self.clusters.categories]
+        self.cluster_terms = taxonomy.terms.reindex(self.clusters.categories)
 
     def __len__(self) -> int:
         return len(self.cells)
@@ -75,6 +80,12 @@ class CellTable:
                 terms = coded(self.cluster_terms[name])
                 self._coded[name] = Coded(terms.codes[self.clusters.codes], terms.categories)
         return self._coded[name]
+
+
+def _with_group_for_missing(groups: Coded, name: str) -> Coded:
+    """``groups`` with the cells of code -1 (no group) in a last category ``name``."""
+    codes = np.where(groups.codes < 0, len(groups.categories), groups.codes)
+    return Coded(codes, groups.categories.append(pd.Index([name], dtype=object)))
 
 
 def check_columns(wanted: Sequence[str], metadata_columns, taxonomy_columns, what: str):

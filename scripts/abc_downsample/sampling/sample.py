@@ -10,6 +10,7 @@ final step takes its obs from instead of reading the cell table again.
 Reproducibility does not depend on row order or threads (see `drawing`).
 """
 
+import json
 import logging
 import tempfile
 from dataclasses import dataclass
@@ -31,13 +32,20 @@ from abc_downsample.metadata.tables import (
     as_arrow_strings,
     cell_table_columns,
     read_cell_columns,
-    read_cell_table,
     read_cell_table_once,
     write_cell_rows,
 )
 from abc_downsample.metadata.taxonomy import read_taxonomy
 from abc_downsample.sampling.coding import CellTable, check_columns, filter_mask
 from abc_downsample.sampling.drawing import select_cells
+from abc_downsample.sampling.side_tables import (
+    UNASSIGNED,
+    as_text_with,
+    positions,
+    read_side_table,
+    require_columns,
+    rows_for_labels,
+)
 from abc_downsample.sampling.summaries import group_summary, level_views, log_figures
 
 log = logging.getLogger(__name__)
@@ -61,6 +69,7 @@ class Sample:
     summary: pd.DataFrame  # one row per group
     levels: pd.DataFrame  # one row per taxonomy level and term
     rows: pa.Table  # the cells' rows of the cell table (every column, the group key joined)
+    population: "Population"  # what the cell table held
 
 
 def _read_given_labels(path) -> pa.Array:
@@ -91,8 +100,6 @@ def _given_selection(labels, given: pa.Array, population: np.ndarray, path) -> n
     return listed & population
 
 
-
-
 def _cell_list(table: CellTable, selected: np.ndarray, group: str, dataset) -> pd.DataFrame:
     """The selected cells' output columns, sorted by matrix then label."""
     c = dataset.cells
@@ -102,13 +109,15 @@ def _cell_list(table: CellTable, selected: np.ndarray, group: str, dataset) -> p
     rows = np.flatnonzero(selected)
     out = {}
     for column in columns:
-        if column in table.cells.columns:
+        if column in table.cells.columns and column != table.group_key:
             values = table.cells[column].iloc[rows].to_numpy(dtype=object)
-        else:  # a taxonomy column
+        else:  # a taxonomy column, or the group key (with its unassigned group)
             coded_column = table.column(column)
             values = np.asarray(
                 pd.Categorical.from_codes(coded_column.codes[rows], coded_column.categories)
             )
+            if UNASSIGNED in set(coded_column.categories):  # numbers and a name: as text
+                values = values.astype(str)
         out[renamed.get(column, column)] = values
     return pd.DataFrame(out).sort_values([MATRIX, CELL_LABEL], ignore_index=True)
 
@@ -134,29 +143,17 @@ def _check_cell_table(metadata_path, metadata_columns, dataset: Dataset) -> None
         )
 
 
-def read_membership(path, dataset: Dataset) -> pa.Table:
-    """The membership table's (label, group) columns, the first row of each cell."""
-    label, group = dataset.cells.membership_label, dataset.cells.group
-    columns = cell_table_columns(path)
-    for column, key in ((label, "cells.membership.label"), (group, "cells.group")):
-        if column not in columns:
-            raise AbcError(f"{path} has no column {column!r} (it has {few(columns)}): "
-                           f"{dataset.fix(key)}")  # fmt: skip
-    table = read_cell_table(path, [label, group], label)
-    first = ~arrow_frame(table.select([label]))[label].duplicated().to_numpy()
-    return table if first.all() else table.filter(first)
-
-
 @dataclass
 class _CellRows:
     """The cell table's full rows, to take the sample's from. With a membership table the
-    CellTable's rows are the cell table's rows ``kept`` (those with a group), the group key
-    joined from ``members`` (one per CellTable row)."""
+    CellTable's rows are the cell table's rows ``kept`` (those with a group, or all), the
+    group key joined from ``members`` (one per CellTable row, as text where a cell has
+    none and the unassigned cells are kept)."""
 
     table: SpilledTable
     kept: np.ndarray | None = None
     group: str | None = None
-    members: pa.ChunkedArray | None = None
+    members: pa.Array | None = None
 
     def take(self, selected: np.ndarray) -> pa.Table:
         rows = np.flatnonzero(selected)
@@ -173,81 +170,124 @@ def _with_column(table: pa.Table, name: str, column) -> pa.Table:
     return table.append_column(name, column)
 
 
-def _join_membership(cells: pd.DataFrame, cell_rows: _CellRows, membership_path, dataset):
-    """The group key from the membership table, into the sampling columns and the cells'
-    rows; cells without a row there are left out."""
-    membership = read_membership(membership_path, dataset)
-    group = dataset.cells.group
-    keys = arrow_frame(membership).set_index(dataset.cells.membership_label)[group]
-    where = keys.index.get_indexer(cells[dataset.cells.label].astype(object).to_numpy())
-    values = np.asarray(keys.array.take(where, allow_fill=True))  # missing where absent
-    absent = pd.isna(values)
+@dataclass
+class Population:
+    """What the cell table held before sampling, for the summary, the report and uns."""
+
+    cells: int  # rows of the cell table
+    without_group: int = 0  # cells the membership table gives no group
+    unassigned: str = "drop"  # what became of them (sampling.unassigned)
+    source: str = ""  # the membership table (directory/name of the release)
+
+    def as_dict(self) -> dict:
+        return {"cells": self.cells, "without_group": self.without_group,
+                "unassigned": self.unassigned, "membership": self.source}  # fmt: skip
+
+
+def _join_membership(cell_rows: _CellRows, membership_path, dataset, unassigned: str):
+    """The group key from the membership table into the sampling columns and the cells'
+    rows. Cells without a row there are left out, or kept as the group ``UNASSIGNED``."""
+    m, group = dataset.cells.membership, dataset.cells.group
+    require_columns(membership_path, {m.label: "cells.membership.label", group: "cells.group"},
+                    dataset.fix)  # fmt: skip
+    membership = read_side_table(membership_path, m.label, [group])
+    kept_columns = cell_rows.table.kept
+    where = positions(kept_columns.column(dataset.cells.label), membership.column(m.label))
+    absent = where.is_null().to_numpy(zero_copy_only=False)
     if absent.all():
         raise AbcError(f"no cell of the cell table is in {membership_path}: "
                        f"{dataset.fix('cells.membership')}")  # fmt: skip
-    cells = cells.assign(**{group: values})
+    values = membership.column(group).take(where)
+    population = Population(len(absent), int(absent.sum()), unassigned, f"{m.directory}/{m.name}")
     if absent.any():
-        log.warning("%d cells are not in %s: left out", int(absent.sum()), membership_path)
-        cells = cells[~absent].reset_index(drop=True)
-    kept = np.flatnonzero(~absent)
-    members = membership.column(group).take(where[kept])
-    return cells, _CellRows(cell_rows.table, kept, group, members)
+        verb = "left out" if unassigned == "drop" else f"kept as the group '{UNASSIGNED}'"
+        log.warning("%d of %d cells have no %s in %s: %s (sampling.unassigned)",
+                    absent.sum(), len(absent), group, population.source, verb)  # fmt: skip
+    kept = np.flatnonzero(~absent) if unassigned == "drop" else np.arange(len(absent))
+    values = values.take(pa.array(kept))
+    columns = _with_column(kept_columns.take(pa.array(kept)), group, values)
+    members = as_text_with(values, UNASSIGNED) if absent.any() and unassigned == "keep" else values
+    return columns, _CellRows(cell_rows.table, kept, group, members), population
 
 
-def _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membership_path,
-                spill):  # fmt: skip
+def _load_table(metadata_path, taxonomy_paths, sampling, dataset, side, spill):
     """Check the column names first (cheap), then read the cell table once: the sampling's
     columns as pandas (the CellTable), the others to ``spill`` for the sample's full rows."""
+    group, filters = _grouping(sampling, dataset), sampling.get("filters") or {}
     metadata_columns = cell_table_columns(metadata_path)
     _check_cell_table(metadata_path, metadata_columns, dataset)
-    known = list(metadata_columns) + ([dataset.cells.group] if membership_path else [])
+    joined = [dataset.cells.group] if side.membership else []
+    known = list(metadata_columns) + joined
     taxonomy_columns = list(dataset.taxonomy.columns)
     check_columns([group], known, taxonomy_columns, "sampling.cluster_column")
     check_columns(list(filters), known, taxonomy_columns, "sampling.filters column")
     wanted = [*_required_columns(dataset), *dataset.cells.keep, group, *filters]
     wanted = [c for c in wanted if c in metadata_columns]
     cell_rows = _CellRows(read_cell_table_once(metadata_path, wanted, dataset.cells.label, spill))
-    cells = arrow_frame(cell_rows.table.kept)
-    if membership_path:
-        cells, cell_rows = _join_membership(cells, cell_rows, membership_path, dataset)
-    taxonomy = read_taxonomy(taxonomy_paths, dataset, cells[dataset.cells.group])
-    return CellTable(cells, taxonomy, dataset.cells.group, metadata_path), cell_rows
+    columns, population = cell_rows.table.kept, Population(cell_rows.table.kept.num_rows)
+    unassigned = sampling.get("unassigned", "drop")
+    if side.membership:
+        columns, cell_rows, population = _join_membership(
+            cell_rows, side.membership, dataset, unassigned
+        )
+    cells = arrow_frame(columns)
+    key = dataset.cells.group
+    if pa.types.is_integer(columns.schema.field(key).type) and cells[key].hasnans:
+        cells[key] = cells[key].astype("Int64")  # unassigned cells kept: integers, not floats
+    taxonomy = read_taxonomy(taxonomy_paths, dataset, cells[key])
+    named = UNASSIGNED if unassigned == "keep" else None
+    table = CellTable(cells, taxonomy, dataset.cells.group, metadata_path, named)
+    return table, cell_rows, population
+
+
+def _grouping(sampling: dict, dataset: Dataset) -> str:
+    return sampling.get("cluster_column") or dataset.cells.group
+
+
+@dataclass
+class SideTables:
+    """The per-cell tables beside the cell table, as local files (None: the profile has
+    none)."""
+
+    membership: Path | None = None
+    embedding: Path | None = None
 
 
 def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
-                 membership_path=None, spill_dir=None) -> Sample:  # fmt: skip
+                 side: SideTables | None = None, spill_dir=None) -> Sample:  # fmt: skip
     """Read, filter, group and sample the cells as the ``sampling`` config says (or take
     the cells of ``sampling['cells_file']``), and explain the result. ``dataset`` is the
-    profile (default WMB-10X); ``taxonomy_paths`` its taxonomy files (see ``taxonomy``);
-    ``spill_dir`` where the cell table's other columns wait (default: the temp directory)."""
+    profile (default: the config's); ``taxonomy_paths`` its taxonomy files (see
+    ``taxonomy``); ``side`` its per-cell tables; ``spill_dir`` where the cell table's other
+    columns wait (default: the temp directory)."""
     # the file has no name: nothing is left behind, even by a killed job
     with tempfile.TemporaryFile(dir=spill_dir) as spill:
         return _sample(metadata_path, taxonomy_paths, sampling, dataset or load_dataset(),
-                       membership_path, spill)  # fmt: skip
+                       side or SideTables(), spill)  # fmt: skip
 
 
-def _sample(metadata_path, taxonomy_paths, sampling, dataset, membership_path, spill):
-    group = sampling.get("cluster_column") or dataset.cells.group
+def _sample(metadata_path, taxonomy_paths, sampling, dataset, side, spill):
+    group = _grouping(sampling, dataset)
     filters = sampling.get("filters") or {}
     cells_file = sampling.get("cells_file")
     given = _read_given_labels(cells_file) if cells_file else None
-    table, cell_rows = _load_table(
-        metadata_path, taxonomy_paths, group, filters, dataset, membership_path, spill
+    table, cell_rows, population = _load_table(
+        metadata_path, taxonomy_paths, sampling, dataset, side, spill
     )
-    population = filter_mask(table, filters)
+    population_mask = filter_mask(table, filters)
     groups = table.column(group)
-    if (groups.codes[population] < 0).any():
+    if (groups.codes[population_mask] < 0).any():
         raise AbcError(
             f"some cells have no {group}: filter them out or choose another cluster_column"
         )
     n_groups = len(groups.categories)
-    sizes = np.bincount(groups.codes[population], minlength=n_groups)
+    sizes = np.bincount(groups.codes[population_mask], minlength=n_groups)
     labels = as_arrow_strings(table.cells[dataset.cells.label])
     if given is not None:
-        selected = _given_selection(labels, given, population, cells_file)
+        selected = _given_selection(labels, given, population_mask, cells_file)
         counts = np.bincount(groups.codes[selected], minlength=n_groups)
     else:
-        rows = np.flatnonzero(population)
+        rows = np.flatnonzero(population_mask)
         selected = np.zeros(len(table), dtype=bool)
         selected[rows], counts = select_cells(
             labels if len(rows) == len(table) else labels.take(rows),
@@ -259,15 +299,31 @@ def _sample(metadata_path, taxonomy_paths, sampling, dataset, membership_path, s
             seed=int(sampling["seed"]),
         )
     summary = group_summary(group, groups, sizes > 0, sizes, counts, table)
-    levels = level_views(table, groups.codes, n_groups, counts == sizes, population, selected)
+    levels = level_views(table, groups.codes, n_groups, counts == sizes, population_mask, selected)
     log_figures(summary, sampling)
     cells = _cell_list(table, selected, group, dataset)
     _check_one_gene_table(cells, dataset)
-    return Sample(cells, summary, levels, cell_rows.take(selected))
+    rows = _with_embedding(cell_rows.take(selected), side.embedding, dataset)
+    return Sample(cells, summary, levels, rows, population)
+
+
+def _with_embedding(rows: pa.Table, embedding_path, dataset: Dataset) -> pa.Table:
+    """The sampled cells' rows with the atlas's 2-d coordinates of the embedding table."""
+    if embedding_path is None:
+        return rows
+    e, columns = dataset.cells.embedding, list(dataset.cells.umap or [])
+    wanted = {e.label: "cells.embedding.label", **dict.fromkeys(columns, "cells.umap")}
+    require_columns(embedding_path, wanted, dataset.fix)
+    found = rows_for_labels(embedding_path, e.label, columns, rows.column(dataset.cells.label))
+    for name in columns:
+        rows = _with_column(rows, name, found.column(name))
+    return rows
 
 
 def _check_one_gene_table(cells: pd.DataFrame, dataset: Dataset) -> None:
     """Matrices with different genes cannot be one AnnData: say how to sample one."""
+    if dataset.genes is None:
+        return  # the matrices' own genes: concat checks that they agree
     tables = {m: dataset.genes.table_for(m).name for m in cells[MATRIX].unique()}
     if len(set(tables.values())) > 1:
         first = sorted(tables)[0]
@@ -277,8 +333,15 @@ def _check_one_gene_table(cells: pd.DataFrame, dataset: Dataset) -> None:
         )
 
 
+def population_path(rows_out) -> Path:
+    """Where the sample's population record lives: beside the sample's rows."""
+    return Path(rows_out).with_name("population.json")
+
+
 def write_sample(sample: Sample, cells_out, summary_out, levels_out, rows_out) -> None:
-    """Write the three tables and the cells' rows, each atomically."""
+    """Write the three tables, the cells' rows and the population record, atomically."""
+    with atomic_path(population_path(rows_out)) as tmp:
+        tmp.write_text(json.dumps(sample.population.as_dict()) + "\n")
     for frame, path in (
         (sample.cells, cells_out),
         (sample.summary, summary_out),
@@ -291,10 +354,10 @@ def write_sample(sample: Sample, cells_out, summary_out, levels_out, rows_out) -
 
 
 def sample_to_files(metadata_path, taxonomy_paths, sampling, cells_out, summary_out, levels_out,
-                    rows_out, dataset=None, membership_path=None):  # fmt: skip
+                    rows_out, dataset=None, side=None):  # fmt: skip
     """The whole sampling step: read, sample, write; returns the ``Sample``."""
     Path(rows_out).parent.mkdir(parents=True, exist_ok=True)
-    sample = sample_cells(metadata_path, taxonomy_paths, sampling, dataset, membership_path,
+    sample = sample_cells(metadata_path, taxonomy_paths, sampling, dataset, side,
                           spill_dir=Path(rows_out).parent)  # fmt: skip
     write_sample(sample, cells_out, summary_out, levels_out, rows_out)
     return sample

@@ -12,9 +12,10 @@ log = logging.getLogger("abc_downsample.sampling.sample")
 
 def group_summary(group: str, groups: Coded, present, sizes, counts, table: CellTable):
     """One row per sampling group: size, selected, kept whole (and its taxonomy terms)."""
+    names = groups.categories[present]
     summary = pd.DataFrame(
         {
-            "group": groups.categories[present],
+            "group": names.astype(str) if names.inferred_type == "mixed-integer" else names,
             "size": sizes[present],
             "selected": counts[present],
             "kept_whole": counts[present] == sizes[present],
@@ -44,7 +45,9 @@ def level_views(table: CellTable, group_codes, n_groups, whole, population, sele
     views = []
     for level in table.taxonomy.levels:
         terms = coded(table.cluster_terms[level])
-        views.append(_level_view(level, terms, pairs.assign(term=terms.codes[pair_cluster]), whole))
+        with_terms = pairs.assign(term=terms.codes[pair_cluster])
+        # groups without a term at this level (the unassigned cells): in no term's count
+        views.append(_level_view(level, terms, with_terms[with_terms["term"] >= 0], whole))
     return pd.concat(views, ignore_index=True)
 
 
@@ -62,6 +65,7 @@ def _level_view(level: str, terms: Coded, pairs: pd.DataFrame, whole) -> pd.Data
             "groups_kept_whole": groups.sum().reindex(cells.index).to_numpy().astype(np.int64),
         }
     )
+
 
 def log_figures(summary: pd.DataFrame, sampling: dict) -> None:
     """The sample in one log line."""
