@@ -13,6 +13,10 @@ class AbcError(Exception):
     """
 
 
+class TransientError(AbcError):
+    """A read that still failed after all retries on 5xx answers, timeouts or cut connections."""
+
+
 def few(values: Iterable, shown: int = SHOWN) -> str:
     """The first values of a list for an error message: "'a', 'b' and 3 more"."""
     values = [v.item() if hasattr(v, "item") else v for v in values]

@@ -107,7 +107,7 @@ def run(request, release, tmp_path_factory):
 
 
 def test_the_profile_is_inferred_and_printed_once(run):
-    assert f"abc.dataset {run['name']} has no profile file: inferred" in run["output"]
+    assert f"abc.dataset {run['name']}: profile inferred from release" in run["output"]
     saved = run["workdir"] / "data" / ".abc" / "releases" / LATEST / "profiles"
     assert (saved / f"{run['name']}.yaml").is_file()
     assert "abc.release latest is 20261031" in run["output"]
@@ -152,6 +152,8 @@ def test_rows_are_the_source_rows_and_genes_the_matrices(run):
     np.testing.assert_array_equal(result.X.toarray(), source.X.toarray())
     assert list(result.var.index) == list(source.var.index)
     assert list(result.var.index) == list(truth.genes["gene_identifier"])
+    # the gene table's columns, another dataset's where a partial profile names it
+    assert set(truth.genes.columns) - {"gene_identifier"} <= set(result.var.columns)
 
 
 def test_unassigned_cells_can_be_kept_as_a_group(release, tmp_path):

@@ -7,8 +7,8 @@ import pytest
 from conftest import store_of
 from s3_server import BUCKET, free_port, signed_client
 
-from abc_downsample.cache.store import LocalStore, TransientError
-from abc_downsample.errors import AbcError
+from abc_downsample.cache.store import LocalStore
+from abc_downsample.errors import AbcError, TransientError
 
 # Keys of our own next to the shared server's synthetic release.
 KEY = "test_storage/expression_matrices/WMB-10Xv2-TH-raw.h5ad"

@@ -29,7 +29,7 @@ from abc_downsample.cache.layout import read_receipt, write_receipt
 from abc_downsample.cache.lock import STALL_SECONDS, file_lock
 from abc_downsample.cache.progress import PROGRESS_SECONDS, Progress
 from abc_downsample.cache.verify import check_cached, ensure_cached
-from abc_downsample.errors import AbcError
+from abc_downsample.errors import AbcError, TransientError
 from abc_downsample.release.manifest import FileEntry
 from abc_downsample.units import GB, MiB, size_text
 
@@ -304,8 +304,6 @@ def _fetch_part(job, fd, index, retries, stop, written) -> bool:
 
     Returns False if the transfer was stopped (another part failed) before it finished.
     """
-    from abc_downsample.cache.store import TransientError
-
     start, end = job.bounds(index)
     pos = start
     for attempt in range(1, retries + 1):

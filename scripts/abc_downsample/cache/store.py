@@ -22,7 +22,7 @@ from urllib.parse import unquote, urlparse
 
 import urllib3
 
-from abc_downsample.errors import AbcError
+from abc_downsample.errors import AbcError, TransientError
 from abc_downsample.units import MiB
 
 log = logging.getLogger(__name__)
@@ -30,10 +30,6 @@ log = logging.getLogger(__name__)
 REGION = "us-west-2"
 _TRANSIENT_STATUS = {408, 429, 500, 502, 503, 504}
 CONNECT_TIMEOUT = 15.0
-
-
-class TransientError(AbcError):
-    """A read that still failed after all retries on 5xx answers, timeouts or cut connections."""
 
 
 class _Retryable(Exception):

@@ -196,8 +196,9 @@ def level_colors(obs: pd.DataFrame, taxonomy: TaxonomyTable) -> dict[str, list[s
     for level in taxonomy.columns:
         term_color = taxonomy.term_colors(level)
         if not term_color or level not in obs.columns:
-            log.warning("the taxonomy has no colours for %s: the result has no %s_colors",
-                        level, level)  # fmt: skip
+            if level in taxonomy.levels:  # annotations without colours are the usual case
+                log.warning("the taxonomy has no colours for %s: the result has no %s_colors",
+                            level, level)  # fmt: skip
             continue
         categories = obs[level].cat.categories
         unknown = [term for term in categories if term not in term_color]

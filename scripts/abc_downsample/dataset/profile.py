@@ -126,10 +126,7 @@ def profile_file(value: str, datasets_dir: Path = DATASETS_DIR) -> Path | None:
 def dataset_name(abc: dict) -> str:
     """The name of the dataset ``abc.dataset`` names (a profile file's ``name``)."""
     path = profile_file(abc["dataset"])
-    if path is None:
-        return abc["dataset"]
-    raw = yaml.safe_load(path.read_text()) or {}
-    return raw.get("name", path.stem) if isinstance(raw, dict) else path.stem
+    return abc["dataset"] if path is None else read_profile(path).get("name", path.stem)
 
 
 def profile_path(name_or_path: str, datasets_dir: Path = DATASETS_DIR) -> Path:
@@ -151,12 +148,19 @@ def load_dataset(name_or_path: str | None = None, datasets_dir: Path = DATASETS_
 
         name_or_path = default_config()["abc"]["dataset"]
     path = profile_path(name_or_path, datasets_dir)
+    return dataset_from_dict(read_profile(path), str(path))
+
+
+def read_profile(path: Path) -> dict:
+    """A profile file's content (whole or partial), or a one-line error."""
     try:
         raw = yaml.safe_load(path.read_text())
     except yaml.YAMLError as err:
         reason = str(err).splitlines()[0]
         raise AbcError(f"dataset profile {path} is not valid YAML ({reason}): fix it") from None
-    return dataset_from_dict(raw, str(path))
+    if not isinstance(raw, dict):
+        raise AbcError(f"dataset profile {path} is not a mapping of keys: see config/datasets")
+    return raw
 
 
 def dataset_from_dict(raw: dict, source: str = "(profile)") -> Dataset:

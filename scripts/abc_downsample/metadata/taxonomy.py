@@ -167,8 +167,9 @@ def _with_views(terms: pd.DataFrame, colors: pd.DataFrame, views: list[Path]):
     for path in views:
         view = read_pivoted(path)
         for column in view.columns:
-            if column.endswith("_color") or column in terms.columns:
-                continue
+            numbers = pd.to_numeric(view[column], errors="coerce").notna().all()
+            if column.endswith("_color") or column in terms.columns or numbers:
+                continue  # colours, a level's own column, a statistic (fraction_of_cells)
             terms[column] = view[column].reindex(terms.index)
             if f"{column}_color" in view.columns:
                 colors[column] = view[f"{column}_color"].reindex(terms.index)
