@@ -55,7 +55,9 @@ def run_ours(endpoint: str, dest: Path, size: int, md5: str, part_mb: int, worke
     from abc_downsample.cache.download import fetch_file
     from abc_downsample.cache.store import open_store
 
-    store = open_store(BUCKET, endpoint, retries=5, max_pool=max(workers, 4), read_timeout=120)
+    store = open_store(
+        BUCKET, endpoint, retries=5, max_pool=max(workers, 4), read_timeout=120, anonymous=True
+    )
     fetch_file(store, KEY, dest, size=size, md5=md5, part_size=part_mb * MiB,
                max_concurrency=workers, retries=5)  # fmt: skip
 
@@ -104,7 +106,9 @@ def read_small_ranges(how: str, endpoint: str, size: int, count: int, workers: i
     if how == "ranges-ours":
         from abc_downsample.cache.store import open_store
 
-        got = open_store(BUCKET, endpoint, retries=5, max_pool=workers, read_timeout=120)
+        got = open_store(
+            BUCKET, endpoint, retries=5, max_pool=workers, read_timeout=120, anonymous=True
+        )
         got = got.read_ranges(KEY, ranges, workers)
     else:
         import boto3

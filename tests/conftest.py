@@ -40,6 +40,7 @@ def store_of(bucket: str, endpoint_url: str | None = None, **settings):
         "retries": download["retries"],
         "max_pool": DEFAULT_ABC["stream"]["max_concurrency"],
         "read_timeout": download["timeout_s"],
+        "anonymous": DEFAULT_ABC["anonymous"],
     }
     return open_store(bucket, endpoint_url, **{**defaults, **settings})
 

@@ -1,5 +1,6 @@
 """A real S3 endpoint for tests: moto's server as a subprocess on 127.0.0.1."""
 
+import json
 import socket
 import subprocess
 import sys
@@ -77,15 +78,42 @@ def unsigned_client(endpoint_url: str):
     )
 
 
-def upload_tree(endpoint_url: str, root: str | Path, bucket: str = BUCKET) -> list[str]:
+def upload_tree(endpoint_url: str, root: str | Path, bucket: str = BUCKET,
+                public: bool = True) -> list[str]:  # fmt: skip
     """Create ``bucket`` and upload every file under ``root`` (key = relative path),
-    public-read so unsigned GETs work. Returns the keys."""
+    public-read so unsigned GETs work (unless not ``public``). Returns the keys."""
     client = signed_client(endpoint_url)
     client.create_bucket(Bucket=bucket, CreateBucketConfiguration={"LocationConstraint": REGION})
     root = Path(root)
     keys = []
+    extra = {"ACL": "public-read"} if public else {}
     for path in sorted(p for p in root.rglob("*") if p.is_file()):
         key = path.relative_to(root).as_posix()
-        client.upload_file(str(path), bucket, key, ExtraArgs={"ACL": "public-read"})
+        client.upload_file(str(path), bucket, key, ExtraArgs=extra)
         keys.append(key)
     return keys
+
+
+def reader_credentials(endpoint_url: str) -> dict[str, str]:
+    """An IAM user allowed to read S3, created on the server: its keys as the environment
+    variables of the AWS credential chain."""
+    iam = boto3.client("iam", endpoint_url=endpoint_url, region_name="us-east-1",
+                       aws_access_key_id="testing", aws_secret_access_key="testing")  # fmt: skip
+    iam.create_user(UserName="reader")
+    policy = {"Version": "2012-10-17",
+              "Statement": [{"Effect": "Allow", "Action": ["s3:Get*", "s3:List*"],
+                             "Resource": "*"}]}  # fmt: skip
+    iam.put_user_policy(UserName="reader", PolicyName="read", PolicyDocument=json.dumps(policy))
+    key = iam.create_access_key(UserName="reader")["AccessKey"]
+    return {
+        "AWS_ACCESS_KEY_ID": key["AccessKeyId"],
+        "AWS_SECRET_ACCESS_KEY": key["SecretAccessKey"],
+    }
+
+
+def require_credentials(endpoint_url: str) -> None:
+    """From now on the server checks every request's signature against its IAM users."""
+    request = urllib.request.Request(
+        f"{endpoint_url}/moto-api/reset-auth", data=b"0", headers={"Content-Type": "text/plain"}
+    )
+    urllib.request.urlopen(request, timeout=10).close()

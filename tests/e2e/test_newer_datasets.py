@@ -18,7 +18,7 @@ import pandas as pd
 import pytest
 from conftest import RESULT, run_snakemake
 from newer_truth import DATASETS, Where, read_truth, source_rows
-from s3_server import MotoServer, upload_tree
+from s3_server import MotoServer, reader_credentials, require_credentials, upload_tree
 
 from abc_downsample.demo.common import file_facts, manifest_json
 from abc_downsample.demo.release import write_release
@@ -168,3 +168,27 @@ def test_unassigned_cells_can_be_kept_as_a_group(release, tmp_path):
     assert obs.loc[kept, truth.levels].isna().all().all(), "no terms for them"
     summary = pd.read_csv(tmp_path / "data" / "sampling_summary.csv", dtype=str)
     assert "unassigned" in set(summary.iloc[:, 0])
+
+
+def test_a_bucket_that_needs_credentials_is_read_with_them(release, tmp_path):
+    """HMBA-10xMultiome-Subcortex is served from a bucket that needs credentials: the run
+    signs its requests (abc.anonymous: false) with the keys of the AWS credential chain."""
+    server = MotoServer()
+    try:
+        upload_tree(server.url, release["root"], public=False)
+        keys = reader_credentials(server.url)
+        require_credentials(server.url)
+        name = "HMBA-10xMultiome-Subcortex"
+        config = config_for({"url": server.url}, name)
+        refused = run_snakemake(tmp_path / "anonymous", config=config, env=keys)
+        assert refused.returncode != 0
+        last = [line for line in refused.stderr.splitlines() if line.strip()][-1]
+        assert last.startswith("abc-downsample: error:") and "abc.anonymous: false" in last
+        config["abc"]["anonymous"] = False
+        signed = run_snakemake(tmp_path / "signed", "--show-failed-logs", config=config, env=keys)
+        assert signed.returncode == 0, (signed.stdout + signed.stderr)[-6000:]
+    finally:
+        server.stop()
+    obs = ad.read_h5ad(tmp_path / "signed" / RESULT).obs
+    truth = read_truth(release["root"], name, LATEST)
+    assert len(obs) == min(TARGET, len(truth.assigned))

@@ -198,7 +198,8 @@ def _pool_manager(endpoint: str, max_pool: int) -> urllib3.PoolManager:
 
 
 class S3Store(Store):
-    """Anonymous reads from an S3 bucket (AWS or an S3-compatible endpoint)."""
+    """Reads from an S3 bucket (AWS or an S3-compatible endpoint): anonymous, or signed with
+    the standard AWS credential chain (a bucket that needs credentials, e.g. the staging one)."""
 
     def __init__(
         self,
@@ -207,21 +208,37 @@ class S3Store(Store):
         retries: int,
         max_pool: int,
         read_timeout: float,
+        anonymous: bool,
     ):
         self.bucket = bucket
         self.retries = max(1, retries)
         self.timeout = urllib3.Timeout(connect=CONNECT_TIMEOUT, read=read_timeout)
         self.read_timeout = read_timeout
-        self._client = _boto_client(endpoint_url, max_pool)
+        self._urls = _boto_client(endpoint_url, max_pool, anonymous=True)  # builds plain URLs
+        self._client = self._urls if anonymous else _boto_client(endpoint_url, max_pool, False)
+        self._credentials = None if anonymous else _credentials()
         self.endpoint = self._client.meta.endpoint_url
         self.description = f"S3 bucket '{bucket}' at {self.endpoint}"
         self._http = _pool_manager(self.endpoint, max_pool)
         self._url = lru_cache(maxsize=4096)(self._object_url)
 
     def _object_url(self, key: str) -> str:
-        return self._client.generate_presigned_url(
+        return self._urls.generate_presigned_url(
             "get_object", Params={"Bucket": self.bucket, "Key": key}
         )
+
+    def _signed(self, method: str, url: str, headers: dict | None) -> dict | None:
+        """``headers`` with a SigV4 signature (credentials as they are now: temporary ones
+        are refreshed by botocore)."""
+        if self._credentials is None:
+            return headers
+        from botocore.auth import S3SigV4Auth
+        from botocore.awsrequest import AWSRequest
+
+        request = AWSRequest(method=method, url=url, headers=dict(headers or {}))
+        frozen = self._credentials.get_frozen_credentials()
+        S3SigV4Auth(frozen, "s3", REGION).add_auth(request)
+        return dict(request.headers)
 
     def wait_limit(self) -> float:
         """Longest wait for one ranged read: its tries, each bounded by the connect and
@@ -250,7 +267,7 @@ class S3Store(Store):
             resp = self._http.request(
                 method,
                 url,
-                headers=headers,
+                headers=self._signed(method, url, headers),
                 timeout=self.timeout,
                 retries=False,
                 redirect=False,
@@ -289,10 +306,15 @@ class S3Store(Store):
                 f"'{key}' is not in {self.description}: check abc.release and the manifest"
             )
         if resp.status == 403:
+            fix = (
+                "the object is not public: a bucket that needs credentials wants "
+                "abc.anonymous: false"
+                if self._credentials is None
+                else "check the AWS credentials the workflow signs with"
+            )
             return AbcError(
                 f"access to '{key}' in {self.description} is denied ({code or 'HTTP 403'}): "
-                "the key may not exist (check abc.release) or the object is not public "
-                "(the workflow reads anonymously)"
+                f"the key may not exist (check abc.release), or {fix}"
             )
         if resp.status == 416:
             return AbcError(f"byte range past the end of '{key}' in {self.description}")
@@ -300,8 +322,9 @@ class S3Store(Store):
 
     def _probe_code(self, key: str) -> str:
         try:
+            url, headers = self._url(key), {"Range": "bytes=0-0"}
             resp = self._http.request(
-                "GET", self._url(key), headers={"Range": "bytes=0-0"}, timeout=self.timeout
+                "GET", url, headers=self._signed("GET", url, headers), timeout=self.timeout
             )
             return _error_code(resp.data)
         except (urllib3.exceptions.HTTPError, OSError):
@@ -381,7 +404,9 @@ class S3Store(Store):
             code = err.response.get("Error", {}).get("Code", "")
             if code == "NoSuchBucket":
                 raise self._no_such_bucket() from err
-            raise AbcError(f"listing '{what}' in {self.description} failed: {code}") from err
+            hint = "; if the bucket needs credentials, set abc.anonymous: false" if (
+                self._credentials is None) else ""  # fmt: skip
+            raise AbcError(f"listing '{what}' in {self.description} failed: {code}{hint}") from err
         except BotoCoreError as err:
             raise TransientError(self._unreachable_message(what, _short(err))) from err
 
@@ -412,7 +437,21 @@ def configured_endpoint(endpoint_url: str | None) -> str | None:
     )
 
 
-def _boto_client(endpoint_url: str | None, max_pool: int):
+def _credentials():
+    """The AWS credential chain's credentials (environment, ~/.aws, a role), or one line."""
+    import boto3
+
+    credentials = boto3.session.Session().get_credentials()
+    if credentials is None:
+        raise AbcError(
+            "abc.anonymous is false but no AWS credentials were found (environment "
+            "variables AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY, ~/.aws/credentials or "
+            "AWS_PROFILE): configure them, or set abc.anonymous: true for a public bucket"
+        )
+    return credentials
+
+
+def _boto_client(endpoint_url: str | None, max_pool: int, anonymous: bool):
     import boto3
     from botocore import UNSIGNED
     from botocore.config import Config
@@ -421,7 +460,7 @@ def _boto_client(endpoint_url: str | None, max_pool: int):
     # AWS itself: regional virtual-hosted URLs; other endpoints: let botocore choose (path).
     addressing = "auto" if configured else "virtual"
     config = Config(
-        signature_version=UNSIGNED,
+        signature_version=UNSIGNED if anonymous else "s3v4",
         region_name=REGION,
         max_pool_connections=max_pool,
         retries={"max_attempts": 5, "mode": "standard"},
@@ -461,14 +500,16 @@ def open_store(
     retries: int,
     max_pool: int,
     read_timeout: float,
+    anonymous: bool,
 ) -> Store:
-    """Open an S3 bucket (anonymous, us-west-2) or a local directory mirroring its layout.
-    ``read_timeout``: seconds without a byte before a request counts as failed."""
+    """Open an S3 bucket (us-west-2; anonymous, or signed with the AWS credential chain) or
+    a local directory mirroring its layout. ``read_timeout``: seconds without a byte before
+    a request counts as failed."""
     if not bucket:
         raise AbcError("abc.bucket is empty: set it to an S3 bucket name or a local directory")
     root = local_root(bucket)
     if root is None:
-        return S3Store(bucket, endpoint_url, retries, max_pool, read_timeout)
+        return S3Store(bucket, endpoint_url, retries, max_pool, read_timeout, anonymous)
     if not root.is_dir():
         raise AbcError(
             f"abc.bucket '{bucket}' is not a directory: give an existing mirror "
@@ -487,6 +528,7 @@ def store_from_config(abc: dict, mode: str = "download") -> Store:
         retries=abc["download"]["retries"],
         max_pool=max(abc["download"]["max_concurrency"], abc["stream"]["max_concurrency"], 4),
         read_timeout=float(abc[mode]["timeout_s"]),
+        anonymous=abc["anonymous"],
     )
 
 
