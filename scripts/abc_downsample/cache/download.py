@@ -13,6 +13,7 @@ which refetches the file.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -111,7 +112,9 @@ def fetch_file(
             if attempt == 2:
                 raise AbcError(
                     f"'{key}' downloaded twice with MD5 {digest}, the manifest says {md5}: "
-                    "the remote copy or the network corrupts data; try again later"
+                    "the network or the remote copy corrupts data (try again later), or the "
+                    f"manifest's MD5 is wrong: if that is known upstream, add '{key}' to "
+                    "abc.md5_known_wrong (its size is still checked)"
                 )
             log.warning(
                 "MD5 of %s is %s, the manifest says %s: downloading again", key, digest, md5
@@ -145,8 +148,13 @@ def _check_remote_size(store: Store, key: str, size: int) -> None:
 
 def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log) -> Path:
     """The verified cached file of a manifest entry, per the validated config's ``abc``
-    block: trusted from its stamp, else checked, else downloaded (again)."""
+    block: trusted from its stamp, else checked, else downloaded (again). A file listed in
+    ``abc.md5_known_wrong`` is checked by its size alone, with a warning every time."""
     settings = abc["download"]
+    if entry.relative_path in abc["md5_known_wrong"]:
+        log.warning("%s: its MD5 is not checked (abc.md5_known_wrong lists it); its size is",
+                    entry.relative_path)  # fmt: skip
+        entry = dataclasses.replace(entry, md5=None)
 
     def fetch(entry: FileEntry, dest: Path, verify_existing: str) -> None:
         from abc_downsample.cache.store import store_from_config
