@@ -192,3 +192,16 @@ def test_a_bucket_that_needs_credentials_is_read_with_them(release, tmp_path):
     obs = ad.read_h5ad(tmp_path / "signed" / RESULT).obs
     truth = read_truth(release["root"], name, LATEST)
     assert len(obs) == min(TARGET, len(truth.assigned))
+
+
+def test_wmb_10x_with_latest_reads_the_newest_release_s_directories(release, tmp_path):
+    """release: latest (20261031) moved WMB-10X's metadata to a newer directory version:
+    its profile names directories, not versions, so the run reads the new ones."""
+    config = config_for(release, "WMB-10X", target_cells=300)
+    result = run_snakemake(tmp_path, "--show-failed-logs", config=config)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-6000:]
+    uns = ad.read_h5ad(tmp_path / RESULT, backed="r").uns["abc_downsample"]
+    assert uns["release"] == LATEST
+    assert uns["directory_versions"]["WMB-10X"]["metadata"] == "20251031"
+    receipts = tmp_path / "data" / ".abc" / "cached" / "metadata" / "WMB-10X"
+    assert [p.name for p in receipts.iterdir()] == ["20251031"]

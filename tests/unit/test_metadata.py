@@ -5,6 +5,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 import pytest
 
 from abc_downsample.errors import AbcError
@@ -242,3 +243,21 @@ def test_a_full_disk_under_the_spill_is_said_as_such(cells_csv, small_blocks):
     with open("/dev/full", "wb", buffering=0) as full, pytest.raises(AbcError) as err:
         metadata.read_cell_table_once(path, ["cell_label"], "cell_label", full)
     assert "free some disk space" in str(err.value) and "not a readable CSV" not in str(err.value)
+
+
+def test_a_column_that_turns_from_numbers_to_text_is_read_as_text(tmp_path, small_blocks):
+    """SEA-AD's alignment_job_id: integers for many rows, then 40-hex hashes."""
+    rows = ["cell_label,alignment_job_id,umi_count"]
+    for i in range(6000):
+        job = str(1_000_000_000 + i) if i < 5000 else f"{i:040x}"
+        rows.append(f"c{i},{job},{i}.0")
+    path = tmp_path / "cell_metadata.csv"
+    path.write_text("\n".join(rows) + "\n")
+    table = metadata.read_cell_table(path)
+    jobs = table.column("alignment_job_id").to_pylist()
+    assert jobs[0] == "1000000000" and jobs[-1] == f"{5999:040x}"
+    assert table.column("umi_count").type == pa.float64(), "other columns keep their type"
+    with tempfile.TemporaryFile() as spill:
+        spilled = metadata.read_cell_table_once(path, ["cell_label"], "cell_label", spill)
+        taken = spilled.take(np.array([0, 5999]))
+    assert taken.column("alignment_job_id").to_pylist() == ["1000000000", f"{5999:040x}"]

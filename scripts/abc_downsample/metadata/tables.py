@@ -8,6 +8,7 @@ the others spilled to a temporary file, from which the sampled cells' full rows 
 instead of the cell table (`read_cell_rows`).
 """
 
+import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -107,28 +108,61 @@ def _column_types(path: Path, columns: Sequence[str] | None, label: str) -> dict
 
 def _stream(path: Path, columns: Sequence[str] | None, label: str, spill=None) -> pa.Table:
     """Read ``columns`` of ``path`` (all if None) block by block into one table; with
-    ``spill`` (a binary file), read every column and write the others there."""
+    ``spill`` (a binary file), read every column and write the others there. A column whose
+    type the first block got wrong (numbers, then text further down: SEA-AD's
+    ``alignment_job_id`` mixes integers and hashes) is read again as text."""
+    wanted = None if spill else columns
     try:
-        wanted = None if spill else columns
         types = _column_types(path, wanted, label)
-        reader = pcsv.open_csv(
-            path,
-            read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE),
-            convert_options=_convert_options(include_columns=wanted or [], column_types=types),
-        )
-        if spill is None:
-            return pa.Table.from_batches(list(reader), schema=reader.schema)
-        schema = reader.schema
-        others = [n for n in schema.names if n not in columns]
-        kept = []
-        out = _spilling(ipc.new_stream, pa.PythonFile(spill, mode="w"), _select(schema, others))
-        for batch in reader:
-            kept.append(batch.select(columns))
-            _spilling(out.write_batch, batch.select(others))
-        _spilling(out.close)
-        return pa.Table.from_batches(kept, schema=_select(schema, columns))
     except (pa.ArrowInvalid, OSError) as err:
         raise malformed(path, err) from None
+    while True:
+        try:
+            return _read_blocks(path, columns, wanted, types, spill)
+        except pa.ArrowInvalid as err:
+            column = _mistyped_column(err, path, wanted, types)
+            if column is None:
+                raise malformed(path, err) from None
+            types[column] = pa.dictionary(pa.int32(), pa.string())
+            if spill is not None:
+                spill.seek(0)
+                spill.truncate()
+        except OSError as err:
+            raise malformed(path, err) from None
+
+
+def _read_blocks(path: Path, columns, wanted, types: dict, spill) -> pa.Table:
+    reader = pcsv.open_csv(
+        path,
+        read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE),
+        convert_options=_convert_options(include_columns=wanted or [], column_types=types),
+    )
+    if spill is None:
+        return pa.Table.from_batches(list(reader), schema=reader.schema)
+    schema = reader.schema
+    others = [n for n in schema.names if n not in columns]
+    kept = []
+    out = _spilling(ipc.new_stream, pa.PythonFile(spill, mode="w"), _select(schema, others))
+    for batch in reader:
+        kept.append(batch.select(columns))
+        _spilling(out.write_batch, batch.select(others))
+    _spilling(out.close)
+    return pa.Table.from_batches(kept, schema=_select(schema, columns))
+
+
+MISTYPED = re.compile(r"In CSV column #(\d+): CSV conversion error to (?:u?int|double|float)")
+
+
+def _mistyped_column(err: Exception, path: Path, wanted, types: dict) -> str | None:
+    """The column a conversion error names, if it was read as numbers (else None)."""
+    match = MISTYPED.search(str(err))
+    if match is None:
+        return None
+    names = list(wanted) if wanted else _header(path)
+    index = int(match.group(1))
+    name = names[index] if index < len(names) else None
+    numeric = name in types and not pa.types.is_dictionary(types[name])
+    return name if numeric and not pa.types.is_string(types[name]) else None
 
 
 def _select(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:
