@@ -17,6 +17,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from abc_downsample.cells_csv import CELL_LABEL, DATASET_LABEL, MATRIX
 from abc_downsample.errors import AbcError, few
 from abc_downsample.release.manifest import FileEntry, Manifest
 
@@ -28,8 +29,8 @@ TERMS = "cluster_annotation_term"
 EMBEDDING = "cell_2d_embedding_coordinates"
 GENES = "gene"
 TAXONOMY_TABLES = (MEMBERSHIP, TERM_SET, LONG_MEMBERSHIP)
-# the atlas's own column names, alike in every 10x dataset's tables
-LABEL, MATRIX, DATASET_LABEL = "cell_label", "feature_matrix_label", "dataset_label"
+# the atlas's column names, alike in every 10x dataset's tables (our cell list keeps them)
+LABEL = CELL_LABEL
 GROUP = "cluster_alias"
 UMAP = ("x", "y")
 # words of directory names that say nothing of which dataset they belong to
