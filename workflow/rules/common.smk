@@ -57,16 +57,15 @@ def note(message):
 def release_and_manifest():
     """The run's release and its manifest (see abc_downsample.release.resolve)."""
     main = workflow.is_main_process
-    release = abc_release.resolve(ABC, Path(STATE, "latest_release"), main, note)
-    if config["synthetic"]["enabled"] and main:
-        from abc_downsample.demo.release import (
-            ensure_release as ensure_synthetic_release,
-        )
+    if (
+        config["synthetic"]["enabled"] and main
+    ):  # the demo's bucket, before it is listed
+        from abc_downsample.demo.release import NEWEST, ensure_release
 
-        ensure_synthetic_release(
-            local_root(ABC["bucket"]),
-            {**config["synthetic"], "release": release, "dataset": dataset_name(ABC)},
-        )
+        wanted = NEWEST if ABC["release"] == "latest" else ABC["release"]
+        settings = {"release": wanted, "dataset": dataset_name(ABC)}
+        ensure_release(local_root(ABC["bucket"]), {**config["synthetic"], **settings})
+    release = abc_release.resolve(ABC, Path(STATE, "latest_release"), main, note)
     path = f"{STATE}/releases/{release}/manifest.json"
     return release, path, abc_release.project_manifest(ABC, release, Path(path), main)
 

@@ -62,6 +62,7 @@ BASE_RELEASE = "20250531"  # the release of WMB-10X and the datasets of demo.dat
 
 # (release, directory, its new version): a newer release lists the files there instead
 MOVES = ((RELEASES[0], CELL_METADATA_DIR, "metadata/WMB-10X/20251031"),)
+NEWEST = max(RELEASES)  # the newest release a synthetic bucket holds (abc.release: latest)
 
 
 def write_release(
