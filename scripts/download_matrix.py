@@ -1,16 +1,7 @@
-"""Rule download_matrix (abc.download_on_host): one matrix file into the shared cache
+"""Rule download_matrix: one matrix file into the shared cache (abc.download_on_host)
 (verified, resumable), then the project's receipt for it. A file already in the cache is
 checked, not fetched again."""
 
-from abc_downsample.cache.download import cache_with_receipt
-from abc_downsample.release.manifest import Manifest
-from abc_downsample.rule_io import run
+from abc_downsample.cache.download import download_rule
 
-
-def main():
-    manifest = Manifest.load(snakemake.input.manifest)
-    relative_path = snakemake.params.relative_path
-    cache_with_receipt(manifest, relative_path, snakemake.output[0], snakemake.config["abc"])
-
-
-run(main, snakemake.log[0])
+download_rule(snakemake)

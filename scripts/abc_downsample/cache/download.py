@@ -180,6 +180,19 @@ def cached_input(receipt: str | os.PathLike, abc: dict, log=_default_log) -> Pat
     return use_cached(read_receipt(receipt), abc, log)
 
 
+def download_rule(smk) -> None:
+    """Rules download_metadata and download_matrix (their scripts call this with Snakemake's
+    object): one file of the manifest into the cache, then the project's receipt."""
+    from abc_downsample.release.manifest import Manifest
+    from abc_downsample.rule_io import run
+
+    def main():
+        manifest = Manifest.load(smk.input.manifest)
+        cache_with_receipt(manifest, smk.params.relative_path, smk.output[0], smk.config["abc"])
+
+    run(main, smk.log[0])
+
+
 def cache_with_receipt(manifest, relative_path: str, receipt, abc: dict) -> None:
     """A download job: the file of ``manifest`` (a `Manifest`) into the cache, verified
     (checked, not fetched again, if already there), then the project's ``receipt`` for it.
