@@ -1,17 +1,17 @@
 """Stratified sampling that keeps rare groups whole: the whole step, as a dataset's profile
 says where its cells, groups and taxonomy are.
 
-The flow: read the cell table once (the needed columns in memory, the others spilled to a
-temporary file) and a membership table holding the group key, where the profile names one;
-filter, group (a cell column or a taxonomy level), decide how many cells each group keeps
-(`allocation`), draw that many cells per group (`drawing`), write the cell list, the tables
-that explain it (`summaries`) and the sampled cells' full rows of the cell table, which the
-final step takes its obs from instead of reading the cell table again.
+The flow: read the cell table once (only the needed columns; the sampled cells' full rows
+come at the end from their own lines of the file) and a membership table holding the group
+key, where the profile names one; filter, group (a cell column or a taxonomy level),
+decide how many cells each group keeps (`allocation`), draw that many cells per group
+(`drawing`), write the cell list, the tables that explain it (`summaries`) and the sampled
+cells' full rows of the cell table, which the final step takes its obs from instead of
+reading the cell table again.
 Reproducibility does not depend on row order or threads (see `drawing`).
 """
 
 import logging
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -25,7 +25,7 @@ from abc_downsample.dataset.profile import Dataset, load_dataset
 from abc_downsample.errors import AbcError, few
 from abc_downsample.metadata.csv_out import write_csv
 from abc_downsample.metadata.tables import (
-    SpilledTable,
+    SampledTable,
     arrow_frame,
     as_arrow_strings,
     cell_table_columns,
@@ -153,7 +153,7 @@ class _CellRows:
     CellTable's rows are the cell table's rows ``kept`` (those with a group), the group key
     joined from ``members`` (one per CellTable row)."""
 
-    table: SpilledTable
+    table: SampledTable
     kept: np.ndarray | None = None
     group: str | None = None
     members: pa.ChunkedArray | None = None
@@ -194,10 +194,9 @@ def _join_membership(cells: pd.DataFrame, cell_rows: _CellRows, membership_path,
     return cells, _CellRows(cell_rows.table, kept, group, members)
 
 
-def _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membership_path,
-                spill):  # fmt: skip
-    """Check the column names first (cheap), then read the cell table once: the sampling's
-    columns as pandas (the CellTable), the others to ``spill`` for the sample's full rows."""
+def _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membership_path):
+    """Check the column names first (cheap), then read the cell table's sampling columns
+    (the CellTable, as pandas); the sample's full rows are taken from the file later."""
     metadata_columns = cell_table_columns(metadata_path)
     _check_cell_table(metadata_path, metadata_columns, dataset)
     known = list(metadata_columns) + ([dataset.cells.group] if membership_path else [])
@@ -206,7 +205,7 @@ def _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membersh
     check_columns(list(filters), known, taxonomy_columns, "sampling.filters column")
     wanted = [*_required_columns(dataset), *dataset.cells.keep, group, *filters]
     wanted = [c for c in wanted if c in metadata_columns]
-    cell_rows = _CellRows(read_cell_table_once(metadata_path, wanted, dataset.cells.label, spill))
+    cell_rows = _CellRows(read_cell_table_once(metadata_path, wanted, dataset.cells.label))
     cells = arrow_frame(cell_rows.table.kept)
     if membership_path:
         cells, cell_rows = _join_membership(cells, cell_rows, membership_path, dataset)
@@ -215,24 +214,17 @@ def _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membersh
 
 
 def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
-                 membership_path=None, spill_dir=None) -> Sample:  # fmt: skip
+                 membership_path=None) -> Sample:  # fmt: skip
     """Read, filter, group and sample the cells as the ``sampling`` config says (or take
     the cells of ``sampling['cells_file']``), and explain the result. ``dataset`` is the
-    profile (default WMB-10X); ``taxonomy_paths`` its taxonomy files (see ``taxonomy``);
-    ``spill_dir`` where the cell table's other columns wait (default: the temp directory)."""
-    # the file has no name: nothing is left behind, even by a killed job
-    with tempfile.TemporaryFile(dir=spill_dir) as spill:
-        return _sample(metadata_path, taxonomy_paths, sampling, dataset or load_dataset(),
-                       membership_path, spill)  # fmt: skip
-
-
-def _sample(metadata_path, taxonomy_paths, sampling, dataset, membership_path, spill):
+    profile (default WMB-10X); ``taxonomy_paths`` its taxonomy files (see ``taxonomy``)."""
+    dataset = dataset or load_dataset()
     group = sampling.get("cluster_column") or dataset.cells.group
     filters = sampling.get("filters") or {}
     cells_file = sampling.get("cells_file")
     given = _read_given_labels(cells_file) if cells_file else None
     table, cell_rows = _load_table(
-        metadata_path, taxonomy_paths, group, filters, dataset, membership_path, spill
+        metadata_path, taxonomy_paths, group, filters, dataset, membership_path
     )
     population = filter_mask(table, filters)
     groups = table.column(group)
@@ -294,7 +286,6 @@ def sample_to_files(metadata_path, taxonomy_paths, sampling, cells_out, summary_
                     rows_out, dataset=None, membership_path=None):  # fmt: skip
     """The whole sampling step: read, sample, write; returns the ``Sample``."""
     Path(rows_out).parent.mkdir(parents=True, exist_ok=True)
-    sample = sample_cells(metadata_path, taxonomy_paths, sampling, dataset, membership_path,
-                          spill_dir=Path(rows_out).parent)  # fmt: skip
+    sample = sample_cells(metadata_path, taxonomy_paths, sampling, dataset, membership_path)
     write_sample(sample, cells_out, summary_out, levels_out, rows_out)
     return sample
