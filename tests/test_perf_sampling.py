@@ -79,7 +79,9 @@ def test_taken_rows_whatever_the_line_breaks(tmp_path, monkeypatch, layout):
     assert taken.to_pylist() == rows_of_every_column(path, rows).to_pylist()
 
 
-def test_blank_lines_take_the_second_pass(tmp_path, monkeypatch):
+@pytest.mark.parametrize("labels_only", [False, True])
+def test_blank_lines_take_the_second_pass(tmp_path, monkeypatch, labels_only):
+    """(``labels_only``: sampling drops its other columns before taking the rows.)"""
     text = cell_table(100, seed=3).to_csv(index=False).replace("\n", "\n\n", 3)
     path = tmp_path / "cells.csv"
     path.write_text(text)
@@ -88,7 +90,10 @@ def test_blank_lines_take_the_second_pass(tmp_path, monkeypatch):
     monkeypatch.setattr(metadata.SampledTable, "_second_pass",
                         lambda self, rows: second.append(1) or real(self, rows))  # fmt: skip
     rows = np.array([3, 60])
-    taken = metadata.read_cell_table_once(path, WANTED, "cell_label").take(rows)
+    once = metadata.read_cell_table_once(path, WANTED, "cell_label")
+    if labels_only:
+        once.keep_only_labels()
+    taken = once.take(rows)
     assert second, "lines that are not rows are noticed"
     assert taken.to_pylist() == rows_of_every_column(path, rows).to_pylist()
 

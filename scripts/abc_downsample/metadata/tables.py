@@ -160,6 +160,11 @@ class SampledTable:
     label: str
     names: list[str]  # every column, in the file's order
 
+    def keep_only_labels(self) -> None:
+        """Drop the kept columns but the labels: ``take`` needs only them (a second pass
+        then reads the others)."""
+        self.kept = self.kept.select([self.label])
+
     def take(self, rows: np.ndarray) -> pa.Table:
         """Every column of ``rows`` (increasing positions), parsed from their lines alone.
 
@@ -167,9 +172,9 @@ class SampledTable:
         parsed labels then differ from the kept ones, and the other columns are read by a
         second pass instead (Arrow's column projection)."""
         rows = np.asarray(rows, dtype=np.int64)
-        header, lines = _lines_of(self.path, rows + 1)  # line 0: the header
+        lines = _lines_of(self.path, rows + 1)  # line 0: the header
         try:
-            parsed = _parse_lines(self.path, header, lines, self.label)
+            parsed = _parse_lines(self.path, lines, self.label)
         except pa.ArrowInvalid:
             parsed = None
         expected = self.kept.column(self.label).take(rows)
@@ -185,13 +190,13 @@ class SampledTable:
         return pa.table({name: tables[name].column(name) for name in self.names}).take(rows)
 
 
-def _lines_of(path: Path, lines: np.ndarray) -> tuple[bytes, bytes]:
-    """The file's first line and its lines numbered ``lines`` (increasing, 0 the first),
+def _lines_of(path: Path, lines: np.ndarray) -> bytes:
+    """The file's first line, then its lines numbered ``lines`` (increasing, 0 the first),
     each with its line break: one pass of SCAN_BLOCK reads into one buffer, numpy finding
     the line breaks and gathering the lines' bytes (no Python object per line)."""
     with open(path, "rb") as handle:
         header = handle.readline()
-    buf, filled, seen, pieces = np.empty(SCAN_BLOCK, np.uint8), 0, 0, []
+    buf, filled, seen, pieces = np.empty(SCAN_BLOCK, np.uint8), 0, 0, [header]
     with open(path, "rb", buffering=0) as handle:
         while read := handle.readinto(memoryview(buf)[filled:]):
             filled += read
@@ -206,7 +211,7 @@ def _lines_of(path: Path, lines: np.ndarray) -> tuple[bytes, bytes]:
     if filled:  # a last line without a line break
         last = np.r_[buf[:filled], NEWLINE].astype(np.uint8)
         pieces.append(_gather_lines(last, np.array([len(last)]), lines - seen))
-    return header, b"".join(pieces)
+    return b"".join(pieces)
 
 
 def _gather_lines(data: np.ndarray, ends: np.ndarray, wanted: np.ndarray) -> bytes:
@@ -221,10 +226,10 @@ def _gather_lines(data: np.ndarray, ends: np.ndarray, wanted: np.ndarray) -> byt
     return data[shift + np.arange(len(shift))].tobytes()
 
 
-def _parse_lines(path: Path, header: bytes, lines: bytes, label: str) -> pa.Table:
-    """``lines`` of the cell table under its ``header``, typed as a whole read types them."""
+def _parse_lines(path: Path, lines: bytes, label: str) -> pa.Table:
+    """``lines`` of the cell table, its header first, typed as a whole read types them."""
     options = _convert_options(column_types=_column_types(path, None, label))
-    return pcsv.read_csv(pa.BufferReader(header + lines), convert_options=options)
+    return pcsv.read_csv(pa.BufferReader(lines), convert_options=options)
 
 
 def read_cell_table_once(path: str | Path, columns: Sequence[str], label: str) -> SampledTable:

@@ -158,6 +158,10 @@ class _CellRows:
     group: str | None = None
     members: pa.ChunkedArray | None = None
 
+    def keep_only_labels(self) -> None:
+        """Drop the sampling columns but the labels (``take`` checks the rows by them)."""
+        self.table.keep_only_labels()
+
     def take(self, selected: np.ndarray) -> pa.Table:
         rows = np.flatnonzero(selected)
         taken = self.table.take(rows if self.kept is None else self.kept[rows])
@@ -221,11 +225,20 @@ def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
     dataset = dataset or load_dataset()
     group = sampling.get("cluster_column") or dataset.cells.group
     filters = sampling.get("filters") or {}
-    cells_file = sampling.get("cells_file")
-    given = _read_given_labels(cells_file) if cells_file else None
     table, cell_rows = _load_table(
         metadata_path, taxonomy_paths, group, filters, dataset, membership_path
     )
+    cells, summary, levels, selected = _draw(table, group, filters, sampling, dataset)
+    # the sampling columns go before the sampled rows are parsed: a lower peak
+    del table
+    cell_rows.keep_only_labels()
+    return Sample(cells, summary, levels, cell_rows.take(selected))
+
+
+def _draw(table: CellTable, group: str, filters: dict, sampling: dict, dataset: Dataset):
+    """The cell list, its explanation and the mask of the selected cells."""
+    cells_file = sampling.get("cells_file")
+    given = _read_given_labels(cells_file) if cells_file else None
     population = filter_mask(table, filters)
     groups = table.column(group)
     if (groups.codes[population] < 0).any():
@@ -255,7 +268,7 @@ def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
     log_figures(summary, sampling)
     cells = _cell_list(table, selected, group, dataset)
     _check_one_gene_table(cells, dataset)
-    return Sample(cells, summary, levels, cell_rows.take(selected))
+    return cells, summary, levels, selected
 
 
 def _check_one_gene_table(cells: pd.DataFrame, dataset: Dataset) -> None:
