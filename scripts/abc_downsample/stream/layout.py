@@ -37,6 +37,8 @@ DECODE_GROUP_BYTES = 64 * MiB  # decoded chunks held at once
 
 _DEFLATE, _SHUFFLE, _FLETCHER32 = h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, 3
 _DECODABLE = frozenset({_DEFLATE, _SHUFFLE, _FLETCHER32, FILTER_LZF})
+# names of the filters in auto's model (abc.link.decode_mbps)
+FILTER_NAMES = {_DEFLATE: "gzip", FILTER_LZF: "lzf", _SHUFFLE: "shuffle", _FLETCHER32: "fletcher32"}
 DAMAGED = "the remote file or its transfer is damaged; rerun, or use abc.transfer: download"
 
 
