@@ -218,28 +218,34 @@ def _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membersh
 
 
 def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
-                 membership_path=None) -> Sample:  # fmt: skip
+                 membership_path=None, on_population=None) -> Sample:  # fmt: skip
     """Read, filter, group and sample the cells as the ``sampling`` config says (or take
     the cells of ``sampling['cells_file']``), and explain the result. ``dataset`` is the
-    profile (default WMB-10X); ``taxonomy_paths`` its taxonomy files (see ``taxonomy``)."""
+    profile (default WMB-10X); ``taxonomy_paths`` its taxonomy files (see ``taxonomy``);
+    ``on_population(matrices)``, called once the filters are applied, with the matrices
+    (feature_matrix_label) the sample can take cells from (work that needs them may start)."""
     dataset = dataset or load_dataset()
     group = sampling.get("cluster_column") or dataset.cells.group
     filters = sampling.get("filters") or {}
     table, cell_rows = _load_table(
         metadata_path, taxonomy_paths, group, filters, dataset, membership_path
     )
-    cells, summary, levels, selected = _draw(table, group, filters, sampling, dataset)
+    cells, summary, levels, selected = _draw(table, group, filters, sampling, dataset,
+                                             on_population)  # fmt: skip
     # the sampling columns go before the sampled rows are parsed: a lower peak
     del table
     cell_rows.keep_only_labels()
     return Sample(cells, summary, levels, cell_rows.take(selected))
 
 
-def _draw(table: CellTable, group: str, filters: dict, sampling: dict, dataset: Dataset):
+def _draw(table: CellTable, group: str, filters: dict, sampling: dict, dataset: Dataset,
+          on_population=None):  # fmt: skip
     """The cell list, its explanation and the mask of the selected cells."""
     cells_file = sampling.get("cells_file")
     given = _read_given_labels(cells_file) if cells_file else None
     population = filter_mask(table, filters)
+    if on_population is not None:
+        on_population(_values_in(table.cells[dataset.cells.matrix], population))
     groups = table.column(group)
     if (groups.codes[population] < 0).any():
         raise AbcError(
@@ -271,6 +277,15 @@ def _draw(table: CellTable, group: str, filters: dict, sampling: dict, dataset: 
     return cells, summary, levels, selected
 
 
+def _values_in(column: pd.Series, mask: np.ndarray) -> list[str]:
+    """The distinct values of ``column`` where ``mask`` is set, sorted (a categorical's
+    codes, not a string per cell)."""
+    if isinstance(column.dtype, pd.CategoricalDtype):
+        codes = np.unique(column.cat.codes.to_numpy()[mask])
+        return sorted(column.cat.categories[codes[codes >= 0]].astype(str))
+    return sorted(set(column[mask].dropna().astype(str)))
+
+
 def _check_one_gene_table(cells: pd.DataFrame, dataset: Dataset) -> None:
     """Matrices with different genes cannot be one AnnData: say how to sample one."""
     tables = {m: dataset.genes.table_for(m).name for m in cells[MATRIX].unique()}
@@ -296,9 +311,11 @@ def write_sample(sample: Sample, cells_out, summary_out, levels_out, rows_out) -
 
 
 def sample_to_files(metadata_path, taxonomy_paths, sampling, cells_out, summary_out, levels_out,
-                    rows_out, dataset=None, membership_path=None):  # fmt: skip
+                    rows_out, dataset=None, membership_path=None,
+                    on_population=None):  # fmt: skip
     """The whole sampling step: read, sample, write; returns the ``Sample``."""
     Path(rows_out).parent.mkdir(parents=True, exist_ok=True)
-    sample = sample_cells(metadata_path, taxonomy_paths, sampling, dataset, membership_path)
+    sample = sample_cells(metadata_path, taxonomy_paths, sampling, dataset, membership_path,
+                          on_population)  # fmt: skip
     write_sample(sample, cells_out, summary_out, levels_out, rows_out)
     return sample
