@@ -1,4 +1,5 @@
 # Configuration, paths and the input/resource functions shared by the rules.
+import shlex
 from pathlib import Path
 
 from snakemake.io import is_flagged
@@ -14,6 +15,14 @@ from abc_downsample.release import resolve as abc_release
 from abc_downsample.errors import AbcError
 from abc_downsample.project import CONFIG_SCHEMA
 from abc_downsample.cache.store import local_root
+
+# The Python of command rules: the environment's under --sdm conda, else Snakemake's own
+# (as script: uses), whatever the PATH holds.
+PYTHON = (
+    "python"
+    if "conda" in str(workflow.deployment_settings.deployment_method).lower()
+    else shlex.quote(sys.executable)
+)
 
 
 def fail(err):
