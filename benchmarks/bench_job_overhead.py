@@ -164,7 +164,9 @@ def main() -> None:
     args = parser.parse_args()
     matrix, cells = write_inputs(Path(args.work), args.cells, args.sample)
     if args.under_snakemake:
-        return under_snakemake(Path(args.work), matrix, cells, args.under_snakemake, args.runs)
+        work = Path(args.work).resolve()
+        return under_snakemake(work, matrix.resolve(), cells.resolve(), args.under_snakemake,
+                               args.runs)  # fmt: skip
     out = Path(args.work) / "subset.h5ad"
     profile = (
         ("import cProfile, pstats; p = cProfile.Profile(); p.enable()",
