@@ -4,16 +4,15 @@ subset jobs then find them stamped and read no file twice."""
 
 import logging
 import os
-from concurrent.futures import wait
 import re
-import shutil
+from concurrent.futures import wait
 from pathlib import Path
 
 import pytest
 from conftest import run_snakemake
 
 from abc_downsample.cache.background import verify_matrices
-from abc_downsample.cache.layout import STATE_DIR, cache_path
+from abc_downsample.cache.layout import cache_path
 from abc_downsample.cache.verify import is_stamped
 from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.release.manifest import Manifest
@@ -107,4 +106,3 @@ def test_first_use_of_a_filled_cache_reads_each_matrix_once(tmp_path, synthetic_
     for path in subset_logs:  # every matrix stamped before its job: a stat, no MD5 read
         text = path.read_text()
         assert "stamp matches" in text and "md5 checked" not in text, path.name
-    shutil.rmtree(cache / STATE_DIR)
