@@ -1,5 +1,6 @@
-"""Rule download_metadata: one metadata table of the release into the shared cache (verified, resumable), then the
-project's receipt for it. A file already in the cache is checked, not fetched again."""
+"""Rule download_metadata: one metadata table of the release into the shared cache
+(verified, resumable), then the project's receipt for it. A file already in the cache is
+checked, not fetched again."""
 
 from abc_downsample.cache.download import cache_with_receipt
 from abc_downsample.release.manifest import Manifest
