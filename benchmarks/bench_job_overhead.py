@@ -2,6 +2,7 @@
 
     python benchmarks/bench_job_overhead.py [--cells 300000] [--sample 200000]
         [--work /tmp/bench-overhead] [--runs 3] [--profile] [--scripts DIR]
+        [--under-snakemake 24]
 
 Writes a ``downsampled_cells.csv`` of ``--sample`` cells spread over 24 matrices, and one
 matrix h5ad of ``--cells`` cells as the real ones are laid out (obs index ``cell_label``
@@ -13,9 +14,15 @@ cached file, as a download-mode job does (not timed: Snakemake's own start of a 
 ``script:`` preamble, ~0.13 s, see README); prints wall time of imports and of the job, and
 with ``--profile`` the top cumulative entries of cProfile. ``--scripts`` times another
 checkout of the package (``git archive <commit> scripts | tar -x -C DIR``) for a before/after.
+
+``--under-snakemake N``: the cost of a job as Snakemake runs it, Snakemake's own per-job
+work included: N subset jobs of that file (``snakemake --cores 2``), the project's rule
+script run as ``script:`` (as before issue 25) and as the command the workflow now runs
+(``shell:``), in turn; prints seconds per job (wall / N) of each.
 """
 
 import argparse
+import shutil
 import subprocess
 import sys
 import time
@@ -87,13 +94,62 @@ from abc_downsample.subset.job import subset_matrix_file
 t1 = time.perf_counter()
 # the cache filled (abc.verify "size": trusted after a stat), kept after the job
 entry = FileEntry("", "", "", None, {name!r}, {size}, "", "")
-abc = {{"cache_dir": {work!r}, "verify": "size", "keep_matrices": True, "download": {{}}}}
+abc = {{"cache_dir": {work!r}, "verify": "size", "keep_matrices": True, "download": {{}},
+       "transfer": "download", "download_on_host": False}}
 {profile_start}
 subset_matrix_file(abc, entry, {cells!r}, {out!r}, "WMB-10Xv3-BENCH", True)
 {profile_end}
 t2 = time.perf_counter()
 print(f"imports {{t1 - t0:.2f}} s, job {{t2 - t1:.2f}} s")
 """
+
+
+SNAKEFILE = """
+import json, shlex, sys
+ABC = {abc!r}
+ABC_ARG = shlex.quote(json.dumps(ABC))
+config["abc"] = ABC
+rule all:
+    input: expand("out/{{i}}.h5ad", i=range({n}))
+rule subset_matrix:
+    input: cells={cells!r}
+    output: h5ad="out/{{i}}.h5ad", done="done/{{i}}.json"
+    params: matrix="WMB-10Xv3-BENCH", file={file!r}, settings={{"variant": "raw"}}
+    log: "logs/{{i}}.log"
+{action}
+"""
+SCRIPT_ACTION = "    script: {script!r}"
+SHELL_ACTION = """    shell:
+        "{{sys.executable}} {script} --cells {{input.cells:q}} --out {{output.h5ad:q}}"
+        " --done {{output.done:q}} --matrix {{params.matrix:q}} --file {{params.file:q}}"
+        " --settings {{params.settings:q}} --abc {{ABC_ARG}} --log {{log:q}} --receipt="
+"""
+
+
+def under_snakemake(work: Path, matrix: Path, cells: Path, n_jobs: int, runs: int) -> None:
+    """Seconds per job of N subset jobs under Snakemake, script: against shell:, in turn."""
+    script = str(SCRIPTS.parent / "scripts" / "subset_matrix.py")
+    abc = {"cache_dir": str(matrix.parent), "verify": "size", "keep_matrices": True,
+           "download": {}, "transfer": "download", "download_on_host": False}  # fmt: skip
+    fields = {"relative_path": matrix.name, "size": matrix.stat().st_size, "md5": ""}
+    for run in range(runs):
+        for name, action in (("script", SCRIPT_ACTION), ("shell", SHELL_ACTION)):
+            directory = work / f"snakemake-{name}"
+            shutil.rmtree(directory, ignore_errors=True)
+            directory.mkdir(parents=True)
+            (directory / "Snakefile").write_text(SNAKEFILE.format(
+                abc=abc, n=n_jobs, cells=str(cells), file=fields,
+                action=action.format(script=script)))  # fmt: skip
+            start = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-m", "snakemake", "--cores", "2", "-q"],
+                cwd=directory, capture_output=True, text=True,
+            )  # fmt: skip
+            if done.returncode:
+                raise SystemExit(done.stderr[-3000:])
+            wall = time.perf_counter() - start
+            print(f"run {run}, {name}: {wall:.1f} s for {n_jobs} jobs, "
+                  f"{wall / n_jobs:.2f} s a job (2 cores)", flush=True)  # fmt: skip
 
 
 def main() -> None:
@@ -104,8 +160,13 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--profile", action="store_true")
     parser.add_argument("--scripts", default=str(SCRIPTS), help="the package to time")
+    parser.add_argument("--under-snakemake", type=int, default=0, metavar="N")
     args = parser.parse_args()
     matrix, cells = write_inputs(Path(args.work), args.cells, args.sample)
+    if args.under_snakemake:
+        work = Path(args.work).resolve()
+        return under_snakemake(work, matrix.resolve(), cells.resolve(), args.under_snakemake,
+                               args.runs)  # fmt: skip
     out = Path(args.work) / "subset.h5ad"
     profile = (
         ("import cProfile, pstats; p = cProfile.Profile(); p.enable()",

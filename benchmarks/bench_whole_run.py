@@ -1,7 +1,14 @@
 """The whole run at the atlas's shape: the workflow against the seed-style whole-file pipeline.
 
     python benchmarks/bench_whole_run.py [--work DIR] [--genes 500] [--runs 2] [--cores 2]
-        [--only ours seed]
+        [--only ours seed sampling pandas] [--cells 4042976]
+
+``--only sampling pandas``: the sampling target alone (``snakemake data/downsampled_cells.csv``
+from a fresh project, Snakemake's start-up included, the metadata verified by a warm-up
+run) against ``pandas.read_csv`` + ``groupby().sample()`` of the same table; ``--cells``
+other than the atlas's makes a release of that many cells with no matrices (SEA-AD's shape:
+8,640,000), for these two only. Each figure is run in turn with its anchor, and the ratio
+is taken pair by pair.
 
 Generates once, under ``--work`` (default ``benchmarks/work/whole_run``), a local mirror of
 a release in the real format: ``cell_metadata.csv`` (4,042,976 cells, the 17 real columns,
@@ -48,7 +55,7 @@ from bench_sampling import N_CELLS, N_CLUSTERS, cluster_sizes, metadata_chunk, t
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from abc_downsample.cache.layout import STATE_DIR  # noqa: E402
-from abc_downsample.demo.release import (  # noqa: E402
+from abc_downsample.demo.common import (  # noqa: E402
     file_facts,
     long_taxonomy_tables,
     manifest_json,
@@ -85,29 +92,32 @@ def matrices() -> list[tuple[str, str, str, str]]:
     ]
 
 
-def matrix_of_cells(rng: np.random.Generator) -> np.ndarray:
-    """Each cell's matrix (an index into ``matrices()``), in random order."""
+def matrix_of_cells(rng: np.random.Generator, n_total: int) -> np.ndarray:
+    """Each cell's matrix (an index into ``matrices()``), in random order; the datasets'
+    shares of the atlas kept for another total."""
     counts = []
     for *_, n_cells, labels in DATASETS:
+        n_cells = n_cells * n_total // N_CELLS
         share = rng.dirichlet(np.full(len(labels), 4.0))
         sizes = np.floor(share * n_cells).astype(np.int64)
         sizes[0] += n_cells - sizes.sum()
         counts.extend(sizes)
+    counts[0] += n_total - sum(counts)
     return rng.permutation(np.repeat(np.arange(len(counts)), counts))
 
 
-def write_cell_table(path: Path, rng: np.random.Generator) -> pa.Table:
+def write_cell_table(path: Path, rng: np.random.Generator, n_cells: int = N_CELLS) -> pa.Table:
     """The cell table; returns each cell's label, barcode, library and matrix index."""
-    aliases = rng.permutation(np.repeat(np.arange(1, N_CLUSTERS + 1), cluster_sizes(rng, N_CELLS)))
-    barcodes = rng.permutation(N_CELLS) * 1000 + rng.integers(0, 1000, N_CELLS)
-    which = matrix_of_cells(rng)
+    aliases = rng.permutation(np.repeat(np.arange(1, N_CLUSTERS + 1), cluster_sizes(rng, n_cells)))
+    barcodes = rng.permutation(n_cells) * 1000 + rng.integers(0, 1000, n_cells)
+    which = matrix_of_cells(rng, n_cells)
     specs = matrices()
     labels, datasets, methods = (np.array([s[i] for s in specs]) for i in range(3))
     kept, chunk = [], 500_000
     schema = metadata_chunk(rng, aliases[:1], barcodes[:1]).schema
     options = pcsv.WriteOptions(quoting_style="none")
     with pcsv.CSVWriter(path, schema, write_options=options) as out:
-        for start in range(0, N_CELLS, chunk):
+        for start in range(0, n_cells, chunk):
             part = slice(start, start + chunk)
             table = metadata_chunk(rng, aliases[part], barcodes[part])
             for name, values in (
@@ -207,8 +217,9 @@ def write_matrix(path: Path, rng, mine: pa.Table, index: int, genes: list[str]) 
     tmp.replace(path)
 
 
-def build_release(work: Path, n_genes: int) -> Path:
-    """The mirror in ``work/bucket`` and a filled cache in ``work/abc_data`` (returned)."""
+def build_release(work: Path, n_genes: int, n_cells: int = N_CELLS) -> Path:
+    """The mirror in ``work/bucket`` and a filled cache in ``work/abc_data`` (returned).
+    Another ``n_cells`` than the atlas's: the metadata alone (for the sampling target)."""
     bucket, cache = work / "bucket", work / "abc_data"
     manifest = bucket / manifest_key(RELEASE)
     if manifest.exists():
@@ -217,10 +228,10 @@ def build_release(work: Path, n_genes: int) -> Path:
     (bucket / CELLS_DIR).mkdir(parents=True, exist_ok=True)
     (bucket / TAXONOMY_DIR).mkdir(parents=True, exist_ok=True)
     print("generating the cell table ...", flush=True)
-    cells = write_cell_table(bucket / CELLS_DIR / "cell_metadata.csv", rng)
+    cells = write_cell_table(bucket / CELLS_DIR / "cell_metadata.csv", rng, n_cells)
     genes = write_genes(bucket / CELLS_DIR / "gene.csv", n_genes)
     write_taxonomy(bucket / TAXONOMY_DIR, rng)
-    for index, (label, *_, relpath) in enumerate(matrices()):
+    for index, (label, *_, relpath) in enumerate(matrices() if n_cells == N_CELLS else []):
         print(f"  {label}", flush=True)
         mine = cells.filter(pc.equal(cells["matrix"], index))
         write_matrix(bucket / relpath, rng, mine, index, genes)
@@ -305,18 +316,48 @@ def project(work: Path, name: str, cache: Path) -> Path:
     return directory
 
 
-def run_ours(work: Path, name: str, cache: Path, cores: int) -> dict:
-    directory = project(work, name, cache)
-    command = [
+def snakemake_command(directory: Path, cores: int, target: str) -> list[str]:
+    return [
         sys.executable, "-m", "snakemake", "--snakefile", str(ROOT / "Snakefile"),
         "--directory", str(directory), "--cores", str(cores),
         "--configfile", str(ROOT / "config" / "config.yaml"), str(directory / "bench.yaml"),
-        "--", "data/downsampled_expression.h5ad",
+        "--", target,
     ]  # fmt: skip
+
+
+def run_ours(work: Path, name: str, cache: Path, cores: int) -> dict:
+    directory = project(work, name, cache)
+    command = snakemake_command(directory, cores, "data/downsampled_expression.h5ad")
     result = timed(command, directory / "snakemake.out")
     result["job_s_by_rule"] = job_seconds(directory / "data" / "benchmarks")
     result["cells"] = result_cells(directory / "data" / "downsampled_expression.h5ad")
     return result
+
+
+def run_sampling(work: Path, name: str, cache: Path, cores: int) -> dict:
+    """The sampling target alone (Snakemake's start-up included), the metadata verified."""
+    directory = project(work, name, cache)
+    command = snakemake_command(directory, cores, "data/downsampled_cells.csv")
+    result = timed(command, directory / "snakemake.out")
+    result["job_s_by_rule"] = job_seconds(directory / "data" / "benchmarks")
+    return result
+
+
+PANDAS = """
+import pandas as pd
+cells = pd.read_csv({table!r})
+small = cells.groupby("cluster_alias")["cell_label"].transform("size") < 50
+rest = cells[~small].sample(n={target} - int(small.sum()), random_state=1)
+pd.concat([cells[small], rest]).to_csv({out!r}, index=False)
+"""
+
+
+def run_pandas(work: Path, name: str, cache: Path, cores: int) -> dict:
+    """pandas' read_csv + groupby sample of the same table (the sampled rows written)."""
+    directory = project(work, name, cache)
+    table = cache / CELLS_DIR / "cell_metadata.csv"
+    code = PANDAS.format(table=str(table), target=TARGET, out=str(directory / "cells.csv"))
+    return timed([sys.executable, "-c", code], directory / "pandas.out")
 
 
 def job_seconds(benchmarks: Path) -> dict:
@@ -363,7 +404,7 @@ result.write_h5ad({out!r})
 """
 
 
-def run_seed(work: Path, name: str, cache: Path) -> dict:
+def run_seed(work: Path, name: str, cache: Path, cores: int) -> dict:
     directory = project(work, name, cache)
     out = directory / "seed.h5ad"
     code = SEED.format(
@@ -375,9 +416,13 @@ def run_seed(work: Path, name: str, cache: Path) -> dict:
     return result
 
 
-def summary(name: str, results: list[dict]) -> dict:
+RUNNERS = {"ours": run_ours, "seed": run_seed, "sampling": run_sampling, "pandas": run_pandas}
+ANCHORS = {"ours": "seed", "sampling": "pandas"}  # each figure's anchor, run in turn with it
+
+
+def summary(name: str, results: list[dict], anchors: list[dict] | None) -> dict:
     walls = [r["wall_s"] for r in results]
-    return {
+    out = {
         "name": name,
         "wall_s_median": round(statistics.median(walls), 1),
         "wall_s_all": walls,
@@ -386,33 +431,46 @@ def summary(name: str, results: list[dict]) -> dict:
         "load_1min": [r["load_1min"] for r in results],
         **{k: results[-1][k] for k in ("cells", "job_s_by_rule") if k in results[-1]},
     }
+    if anchors:
+        ratios = [r["wall_s"] / a["wall_s"] for r, a in zip(results, anchors, strict=False)]
+        out["ratio_to_anchor_pairs"] = [round(x, 2) for x in ratios]
+        out["ratio_to_anchor_median"] = round(statistics.median(ratios), 2)
+    return out
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--work", type=Path, default=ROOT / "benchmarks" / "work" / "whole_run")
+    parser.add_argument("--work", type=Path)
     parser.add_argument("--genes", type=int, default=500)
+    parser.add_argument("--cells", type=int, default=N_CELLS,
+                        help="another count: metadata alone, for --only sampling pandas")
     parser.add_argument("--runs", type=int, default=2)
     parser.add_argument("--cores", type=int, default=2)
-    parser.add_argument("--only", nargs="+", default=["ours", "seed"], choices=["ours", "seed"])
+    parser.add_argument("--only", nargs="+", default=["ours", "seed"], choices=list(RUNNERS))
     args = parser.parse_args()
-    work = args.work.resolve()
-    cache = build_release(work, args.genes)
+    default = "whole_run" if args.cells == N_CELLS else f"whole_run_{args.cells}"
+    work = (args.work or ROOT / "benchmarks" / "work" / default).resolve()
+    cache = build_release(work, args.genes, args.cells)
     size = sum(p.stat().st_size for p in (work / "bucket").rglob("*.h5ad"))
     print(f"release: {size / 1e9:.2f} GB of matrices under {work / 'bucket'}", flush=True)
     if "ours" in args.only:
         shutil.rmtree(cache / STATE_DIR, ignore_errors=True)  # each file's MD5 checked again
         first = run_ours(work, "ours-first", cache, args.cores)
         print(json.dumps({"name": "ours, first use of the cache", **first}), flush=True)
+    elif "sampling" in args.only:  # warm-up: the metadata verified once, the page cache warm
+        run_sampling(work, "sampling-warmup", cache, args.cores)
+    results: dict[str, list] = {name: [] for name in args.only}
+    for run in range(args.runs):  # in turn: each pair shares the machine's load
+        for name in args.only:
+            results[name].append(RUNNERS[name](work, f"{name}-{run}", cache, args.cores))
+            print(json.dumps({"name": name, "run": run, **results[name][-1]}), flush=True)
     for name in args.only:
-        results = []
-        for run in range(args.runs):
-            if name == "ours":
-                results.append(run_ours(work, f"ours-{run}", cache, args.cores))
-            else:
-                results.append(run_seed(work, f"seed-{run}", cache))
-            print(json.dumps({"name": name, "run": run, **results[-1]}), flush=True)
-        print(json.dumps(summary(name, results)), flush=True)
+        if results[name]:
+            print(json.dumps(summary(name, results[name], results.get(ANCHORS.get(name)))))
+    if "ours" in args.only and results.get("seed"):
+        seed = statistics.median(r["wall_s"] for r in results["seed"])
+        ratio = round(first["wall_s"] / seed, 2)
+        print(json.dumps({"name": "first use / seed median", "ratio": ratio}))
 
 
 if __name__ == "__main__":

@@ -12,17 +12,18 @@ once with one read batch and the writer's buffers on top (``SUBSET_ROWS_FACTOR``
 
 from __future__ import annotations
 
+import collections
+import csv
 import errno
 import functools
 import math
 import os
 
-import h5py
-import numpy as np
-import pandas as pd
-
 from abc_downsample.cells_csv import MATRIX
 from abc_downsample.units import CONCAT_BLOCK_NNZ, STREAM_CACHE_BYTES, SUBSET_BATCH_NNZ, MiB
+
+# h5py and numpy are imported where used: the main Snakemake process imports this module
+# while it reads the workflow, and every run (a dry run too) would pay for them
 
 BASE_MB = 400  # python + numpy/pandas/scipy/h5py/anndata, measured ~200 MB
 OBS_BYTES_PER_FILE_CELL = 600  # a matrix file's obs (labels, barcodes, two categoricals)
@@ -56,15 +57,19 @@ def sample_counts(cells_csv) -> dict[str, int]:
 
 @functools.lru_cache(maxsize=4)
 def _sample_counts(path: str, mtime_ns: int, size: int) -> dict[str, int]:
-    column = MATRIX
-    labels = pd.read_csv(path, usecols=[column], dtype=str, keep_default_na=False)[column]
-    return {str(k): int(v) for k, v in labels.value_counts().items()}
+    with open(path, newline="") as handle:
+        rows = csv.reader(handle)
+        at = next(rows, []).index(MATRIX)
+        return dict(collections.Counter(row[at] for row in rows if row))
 
 
 def largest_rows_bytes(matrix_path, n_rows: int) -> tuple[int, int]:
     """Bytes of the ``n_rows`` largest rows' values and indices in a local matrix (a bound
     for any selection of that many rows, exact for all of them), and its row count. Only
     ``indptr`` is read: the obs labels that would make it exact cost 0.2-0.4 s a job."""
+    import h5py
+    import numpy as np
+
     _require(matrix_path)
     with h5py.File(matrix_path, "r") as h5file:
         group = h5file["X"]
@@ -115,6 +120,8 @@ def subset_runtime_min(file_size: int) -> int:
 
 def _subset_shapes(subset_paths) -> list[tuple[int, int, int]]:
     """(rows, non-zeros, bytes a non-zero) of each subset, from X's attributes."""
+    import h5py
+
     shapes = []
     for path in subset_paths:
         _require(path)

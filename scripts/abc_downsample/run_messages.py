@@ -6,16 +6,20 @@ Snakemake's ``onsuccess``/``onerror`` handlers: a missing or unreadable file mea
 less, never an exception.
 """
 
+from __future__ import annotations
+
 import atexit
 import os
 import re
 import sys
 from pathlib import Path
-
-import pandas as pd
+from typing import TYPE_CHECKING
 
 from abc_downsample.cells_csv import MATRIX
 from abc_downsample.rule_io import PREFIX
+
+if TYPE_CHECKING:  # pandas where a run ends: Snakemake's start-up imports this module
+    import pandas as pd
 
 ERROR_MARK = f"{PREFIX}: error:"
 FAILED_RULE = re.compile(r"^Error in rule (\S+):$")
@@ -47,6 +51,8 @@ def sample_figures(summary: pd.DataFrame, matrix_labels: pd.Series) -> dict:
 
 def read_sample_figures(summary_csv, cells_csv) -> dict:
     """`sample_figures` of a sample's files."""
+    import pandas as pd
+
     summary = pd.read_csv(summary_csv, usecols=["size", "selected", "kept_whole"])
     matrices = pd.read_csv(cells_csv, usecols=[MATRIX], dtype=str)
     return sample_figures(summary, matrices[MATRIX])

@@ -1,7 +1,5 @@
 """Readers of the cell, gene and taxonomy tables, on small real CSV files."""
 
-import tempfile
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -94,9 +92,8 @@ def test_a_column_empty_in_the_first_block_may_be_filled_later(tmp_path, small_b
     got = metadata.read_cell_columns(path, ["brain_section_label"])["brain_section_label"]
     assert got.isna().sum() == 2900
     assert set(got.dropna().astype(str)) == {"C57BL6J-638850.01"}
-    with tempfile.TemporaryFile(dir=tmp_path) as spill:
-        once = metadata.read_cell_table_once(path, ["cell_label"], "cell_label", spill)
-        picked = once.take(np.array([0, 2950])).column("brain_section_label").to_pylist()
+    once = metadata.read_cell_table_once(path, ["cell_label"], "cell_label")
+    picked = once.take(np.array([0, 2950])).column("brain_section_label").to_pylist()
     assert picked == [None, "C57BL6J-638850.01"]
 
 
@@ -117,8 +114,8 @@ def test_ragged_csv_is_an_error(tmp_path):
     path.write_text("cell_label,cluster_alias\na,1\nb,2,3\n")
     with pytest.raises(AbcError, match="ragged.csv is not a readable CSV.*delete it and rerun"):
         metadata.read_cell_columns(path, ["cell_label", "cluster_alias"])
-    with pytest.raises(AbcError, match="not a readable CSV"), tempfile.TemporaryFile() as spill:
-        metadata.read_cell_table_once(path, ["cell_label"], "cell_label", spill)
+    with pytest.raises(AbcError, match="not a readable CSV"):
+        metadata.read_cell_table_once(path, ["cell_label"], "cell_label")
 
 
 def test_a_bad_value_in_a_later_block_is_an_error(tmp_path, small_blocks):
@@ -138,20 +135,17 @@ def test_truncated_file_is_an_error(tmp_path):
         metadata.read_cell_columns(path, ["cell_label"])
 
 
-def test_read_once_keeps_the_asked_columns_and_spills_the_others(cells_csv, small_blocks):
+def test_read_once_keeps_the_asked_columns_and_takes_the_others_later(cells_csv, small_blocks):
     """One pass: the asked columns in memory; the full rows of any cells taken later, as
-    reading every column would give them, from blocks spilled to the file."""
+    reading every column would give them (from the rows' own lines)."""
     path, frame = cells_csv
     whole = metadata.read_cell_table(path)
     rows = np.array([0, 5, 1500, 2998, 2999])  # across many 8 kB blocks
-    with tempfile.TemporaryFile() as spill:
-        once = metadata.read_cell_table_once(path, ["cluster_alias", "cell_label"], "cell_label",
-                                             spill)  # fmt: skip
-        assert once.kept.column_names == ["cluster_alias", "cell_label"]
-        assert once.kept.num_rows == len(frame)
-        assert spill.tell() > 0, "the other columns are in the file"
-        taken = once.take(rows)
-        assert once.take(np.array([], dtype=np.int64)).num_rows == 0
+    once = metadata.read_cell_table_once(path, ["cluster_alias", "cell_label"], "cell_label")
+    assert once.kept.column_names == ["cluster_alias", "cell_label"]
+    assert once.kept.num_rows == len(frame)
+    taken = once.take(rows)
+    assert once.take(np.array([], dtype=np.int64)).num_rows == 0
     assert taken.column_names == COLUMNS  # the file's order
     assert taken.schema == whole.schema and taken.to_pylist() == whole.take(rows).to_pylist()
     assert taken.column("cell_label").to_pylist() == frame["cell_label"].iloc[rows].tolist()
@@ -237,14 +231,6 @@ def test_hash_labels_depends_on_the_label_only():
     assert hash_labels(["ccc"], seed=1)[0] != hashes[2]
 
 
-@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
-def test_a_full_disk_under_the_spill_is_said_as_such(cells_csv, small_blocks):
-    path, _ = cells_csv
-    with open("/dev/full", "wb", buffering=0) as full, pytest.raises(AbcError) as err:
-        metadata.read_cell_table_once(path, ["cell_label"], "cell_label", full)
-    assert "free some disk space" in str(err.value) and "not a readable CSV" not in str(err.value)
-
-
 def test_a_column_that_turns_from_numbers_to_text_is_read_as_text(tmp_path, small_blocks):
     """SEA-AD's alignment_job_id: integers for many rows, then 40-hex hashes."""
     rows = ["cell_label,alignment_job_id,umi_count"]
@@ -257,7 +243,6 @@ def test_a_column_that_turns_from_numbers_to_text_is_read_as_text(tmp_path, smal
     jobs = table.column("alignment_job_id").to_pylist()
     assert jobs[0] == "1000000000" and jobs[-1] == f"{5999:040x}"
     assert table.column("umi_count").type == pa.float64(), "other columns keep their type"
-    with tempfile.TemporaryFile() as spill:
-        spilled = metadata.read_cell_table_once(path, ["cell_label"], "cell_label", spill)
-        taken = spilled.take(np.array([0, 5999]))
+    sampled = metadata.read_cell_table_once(path, ["cell_label"], "cell_label")
+    taken = sampled.take(np.array([0, 5999]))
     assert taken.column("alignment_job_id").to_pylist() == ["1000000000", f"{5999:040x}"]

@@ -473,8 +473,9 @@ def test_cells_file_errors(release, tmp_path):
 def test_sample_rows_are_the_full_rows_of_exactly_the_sampled_cells(release, tmp_path, how,
                                                                     monkeypatch):  # fmt: skip
     """What concat takes obs from: every column of the cell table, in its order, for the
-    sampled cells only, read in the same pass (small blocks: many spilled blocks)."""
+    sampled cells only (small blocks: many blocks)."""
     monkeypatch.setattr(metadata, "BLOCK_SIZE", 8 << 10)
+    monkeypatch.setattr(metadata, "SCAN_BLOCK", 4 << 10)
     metadata_path, taxonomy, frame = release
     if how == "filters":
         changes = {"filters": {"region_of_interest_acronym": ["TH"]}, "target_cells": 200}
@@ -482,10 +483,7 @@ def test_sample_rows_are_the_full_rows_of_exactly_the_sampled_cells(release, tmp
         given = tmp_path / "given.csv"
         frame.sample(n=37, random_state=3)[["cell_label"]].to_csv(given, index=False)
         changes = {"cells_file": str(given)}
-    spill_dir = tmp_path / "spill"
-    spill_dir.mkdir()
-    sample = sample_cells(metadata_path, taxonomy, config(**changes), spill_dir=spill_dir)
-    assert not list(spill_dir.iterdir()), "the spilled columns leave no file behind"
+    sample = sample_cells(metadata_path, taxonomy, config(**changes))
     rows = sample.rows.to_pandas().set_index("cell_label")
     assert sorted(rows.index) == sorted(sample.cells["cell_label"])
     assert list(rows.columns) == list(frame.columns[1:])

@@ -1,4 +1,5 @@
 # Configuration, paths and the input/resource functions shared by the rules.
+import shlex
 from pathlib import Path
 
 from snakemake.io import is_flagged
@@ -7,7 +8,7 @@ from abc_downsample import __version__
 from abc_downsample import resources as res
 from abc_downsample.atomic import settings_key
 from abc_downsample.cache.layout import cache_path, entry_fields
-from abc_downsample.cache.verify import file_md5
+from abc_downsample.cache.verify import file_md5, receipt_if_trusted
 from abc_downsample.config_check import check_config
 from abc_downsample.dataset.choose import run_dataset
 from abc_downsample.dataset.profile import dataset_name
@@ -15,6 +16,14 @@ from abc_downsample.release import resolve as abc_release
 from abc_downsample.errors import AbcError
 from abc_downsample.project import CONFIG_SCHEMA
 from abc_downsample.cache.store import local_root
+
+# The Python of command rules: the environment's under --sdm conda, else Snakemake's own
+# (as script: uses), whatever the PATH holds.
+PYTHON = (
+    "python"
+    if "conda" in str(workflow.deployment_settings.deployment_method).lower()
+    else shlex.quote(sys.executable)
+)
 
 
 def fail(err):
@@ -154,6 +163,31 @@ def receipt(entry):
 def metadata_path(table):
     """Receipt of a metadata table named by the dataset profile (a dataset.Table)."""
     return receipt(manifest().metadata_file(table.directory, table.name))
+
+
+def metadata_tables():
+    """Every metadata table the dataset's profile names."""
+    d = DATASET
+    tables = [d.cells.table, *d.taxonomy.tables(), d.genes.table]
+    tables += [d.cells.membership] if d.cells.membership else []
+    return tables + [d.genes.table_for(m) for m in d.genes.by_matrix]
+
+
+def receipts_of_trusted_metadata():
+    """Receipts for the metadata tables the cache holds verified, written while the
+    workflow is read (a stat each): no download_metadata job, a process each, then stands
+    before sampling. Tables still to fetch or check are left to those jobs."""
+    if not workflow.is_main_process:
+        return
+    for table in metadata_tables():
+        try:
+            entry = manifest().metadata_file(table.directory, table.name)
+        except AbcError:
+            continue  # the rule that needs the table says what is wrong
+        receipt_if_trusted(receipt(entry), CACHE, entry, ABC["verify"])
+
+
+receipts_of_trusted_metadata()
 
 
 def cell_metadata_path(wildcards=None):

@@ -27,6 +27,8 @@ checkpoint sample_cells:
         f"{BENCH}/sample_cells.tsv"
     conda:
         "../../envs/abc.yaml"
+    # one thread samples; the others check the cached matrices' MD5 meanwhile
+    threads: 4  # scaled down to --cores
     resources:
         mem_mb=1500,
         runtime=30,
@@ -34,5 +36,6 @@ checkpoint sample_cells:
         sampling=config["sampling"],
         settings=SAMPLING_SETTINGS,
         dataset=DATASET.raw,
+        manifest=MANIFEST,  # changes with the release only, as the settings do
     script:
         "../../scripts/sample_cells.py"

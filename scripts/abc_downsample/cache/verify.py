@@ -12,7 +12,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from abc_downsample.atomic import atomic_path
-from abc_downsample.cache.layout import STATE_DIR, cache_path
+from abc_downsample.cache.layout import STATE_DIR, cache_path, write_receipt
 from abc_downsample.errors import AbcError
 from abc_downsample.release.manifest import FileEntry
 
@@ -105,6 +105,18 @@ def is_trusted(cache_dir, entry: FileEntry, verify: str) -> bool:
         state = _file_state(cache_path(cache_dir, entry.relative_path))
         return state is not None and state["size"] == entry.size
     return False  # md5: read on every use
+
+
+def receipt_if_trusted(receipt, cache_dir, entry: FileEntry, verify: str) -> bool:
+    """Write the project's ``receipt`` for a cached file that needs no reading (its stamp
+    matches, or abc.verify: size and the size does), unless there is one: a stat, where a
+    download job would start a process to say the same. Whether the receipt is there."""
+    if os.path.exists(receipt):
+        return True
+    if not is_trusted(cache_dir, entry, verify):
+        return False
+    write_receipt(receipt, entry)
+    return True
 
 
 def ensure_cached(

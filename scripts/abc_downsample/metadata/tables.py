@@ -2,24 +2,23 @@
 
 The cell table has ~4 M rows (1 GB): it is streamed in blocks with pyarrow's columnar CSV
 reader, text as dictionaries. Only an empty field is missing: `NA` and `nan` are values like
-any other. Sampling reads it once (`read_cell_table_once`): the columns it needs in memory,
-the others spilled to a temporary file, from which the sampled cells' full rows are taken
-(`SpilledTable.take`) into a small Arrow file (`write_cell_rows`) that the final step reads
-instead of the cell table (`read_cell_rows`).
+any other. Sampling reads it once (`read_cell_table_once`): only the columns it needs are
+converted; the sampled cells' full rows are then parsed from their own lines of the file
+(`SampledTable.take`: one pass finding line breaks, no second parse) into a small Arrow
+file (`write_cell_rows`) that the final step reads instead of the cell table
+(`read_cell_rows`).
 """
 
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO
 
 import numpy as np
 import pandas as pd
 import pyarrow as pa
 import pyarrow.csv as pcsv
 import pyarrow.feather as feather
-import pyarrow.ipc as ipc
 
 from abc_downsample.errors import AbcError, few
 
@@ -45,6 +44,8 @@ CELL_METADATA_COLUMNS = (
 BLOCK_SIZE = 1 << 20  # streamed blocks: small ones keep the peak memory low
 INFER_BLOCK_SIZE = 4 << 20  # column types are inferred from the first ~16 k rows
 UNIQUE_COLUMNS = ("cell_label", "cell_barcode", "abc_sample_id")  # never worth a dictionary
+SCAN_BLOCK = 16 << 20  # reads of the sampled rows' lines
+NEWLINE = ord("\n")
 
 
 def _header(path: Path) -> list[str]:
@@ -106,79 +107,39 @@ def _column_types(path: Path, columns: Sequence[str] | None, label: str) -> dict
     return types
 
 
-def _stream(path: Path, columns: Sequence[str] | None, label: str, spill=None) -> pa.Table:
-    """Read ``columns`` of ``path`` (all if None) block by block into one table; with
-    ``spill`` (a binary file), read every column and write the others there. A column whose
-    type the first block got wrong (numbers, then text further down: SEA-AD's
-    ``alignment_job_id`` mixes integers and hashes) is read again as text."""
-    wanted = None if spill else columns
+def _stream(path: Path, columns: Sequence[str] | None, label: str) -> pa.Table:
+    """Read ``columns`` of ``path`` (all if None) block by block into one table."""
+
+    def read(types: dict) -> pa.Table:
+        reader = pcsv.open_csv(
+            path,
+            read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE),
+            convert_options=_convert_options(include_columns=columns or [], column_types=types),
+        )
+        return pa.Table.from_batches(list(reader), schema=reader.schema)
+
     try:
-        types = _column_types(path, wanted, label)
+        return retyped(read, _column_types(path, columns, label), columns or _header(path))
     except (pa.ArrowInvalid, OSError) as err:
         raise malformed(path, err) from None
-    while True:
-        try:
-            return _read_blocks(path, columns, wanted, types, spill)
-        except pa.ArrowInvalid as err:
-            column = _mistyped_column(err, path, wanted, types)
-            if column is None:
-                raise malformed(path, err) from None
-            types[column] = pa.dictionary(pa.int32(), pa.string())
-            if spill is not None:
-                spill.seek(0)
-                spill.truncate()
-        except OSError as err:
-            raise malformed(path, err) from None
-
-
-def _read_blocks(path: Path, columns, wanted, types: dict, spill) -> pa.Table:
-    reader = pcsv.open_csv(
-        path,
-        read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE),
-        convert_options=_convert_options(include_columns=wanted or [], column_types=types),
-    )
-    if spill is None:
-        return pa.Table.from_batches(list(reader), schema=reader.schema)
-    schema = reader.schema
-    others = [n for n in schema.names if n not in columns]
-    kept = []
-    out = _spilling(ipc.new_stream, pa.PythonFile(spill, mode="w"), _select(schema, others))
-    for batch in reader:
-        kept.append(batch.select(columns))
-        _spilling(out.write_batch, batch.select(others))
-    _spilling(out.close)
-    return pa.Table.from_batches(kept, schema=_select(schema, columns))
 
 
 MISTYPED = re.compile(r"In CSV column #(\d+): CSV conversion error to (?:u?int|double|float)")
 
 
-def _mistyped_column(err: Exception, path: Path, wanted, types: dict) -> str | None:
-    """The column a conversion error names, if it was read as numbers (else None)."""
-    match = MISTYPED.search(str(err))
-    if match is None:
-        return None
-    names = list(wanted) if wanted else _header(path)
-    index = int(match.group(1))
-    name = names[index] if index < len(names) else None
-    numeric = name in types and not pa.types.is_dictionary(types[name])
-    return name if numeric and not pa.types.is_string(types[name]) else None
-
-
-def _select(schema: pa.Schema, names: Sequence[str]) -> pa.Schema:
-    return pa.schema([schema.field(name) for name in names])
-
-
-def _spilling(call, *args):
-    """``call(*args)``, a write to the spill file: its failure (a full disk) is said as
-    such, not as a malformed CSV."""
-    try:
-        return call(*args)
-    except OSError as err:
-        raise AbcError(
-            f"could not write the cell table's other columns to a temporary file ({err}): "
-            "free some disk space in the output directory's .abc folder"
-        ) from None
+def retyped(read, types: dict, names: Sequence[str]) -> pa.Table:
+    """``read(types)``; a column the first block typed as numbers whose later rows hold
+    text (SEA-AD's ``alignment_job_id`` mixes integers and hashes) is read again as text."""
+    while True:
+        try:
+            return read(types)
+        except pa.ArrowInvalid as err:
+            match = MISTYPED.search(str(err))
+            index = int(match.group(1)) if match else len(names)
+            name = names[index] if index < len(names) else None
+            if name is None or pa.types.is_dictionary(types.get(name, pa.string())):
+                raise
+            types[name] = pa.dictionary(pa.int32(), pa.string())
 
 
 def as_arrow_strings(labels) -> pa.ChunkedArray:
@@ -212,44 +173,103 @@ def read_cell_table(
 
 
 @dataclass
-class SpilledTable:
-    """A cell table read once: some columns in memory, the others in a temporary file (an
-    Arrow IPC stream, block by block), for taking the rows of a few cells at the end."""
+class SampledTable:
+    """A cell table read once for sampling: some columns in memory (``kept``); the full
+    rows of the few cells kept come at the end from their own lines of the file."""
 
-    kept: pa.Table  # the columns asked for
-    spill: BinaryIO  # the others
+    kept: pa.Table  # the columns asked for, the label among them
+    path: Path
+    label: str
     names: list[str]  # every column, in the file's order
 
+    def keep_only_labels(self) -> None:
+        """Drop the kept columns but the labels: ``take`` needs only them (a second pass
+        then reads the others)."""
+        self.kept = self.kept.select([self.label])
+
     def take(self, rows: np.ndarray) -> pa.Table:
-        """Every column of ``rows`` (increasing positions), one block at a time."""
-        self.spill.seek(0)
-        stream = ipc.open_stream(pa.PythonFile(self.spill, mode="r"))
-        spilled = _take_by_block(stream, rows, stream.schema)
-        kept = _take_by_block(self.kept.to_batches(), rows, self.kept.schema)
-        columns = {n: (kept if n in kept.column_names else spilled).column(n) for n in self.names}
-        return pa.table(columns)
+        """Every column of ``rows`` (increasing positions), parsed from their lines alone.
+
+        A line is a row unless a quoted field holds a line break or a line is blank: the
+        parsed labels then differ from the kept ones, and the other columns are read by a
+        second pass instead (Arrow's column projection)."""
+        rows = np.asarray(rows, dtype=np.int64)
+        lines = _lines_of(self.path, rows + 1)  # line 0: the header
+        try:
+            kept_types = {field.name: field.type for field in self.kept.schema}
+            parsed = _parse_lines(self.path, lines, self.label, kept_types)
+        except pa.ArrowInvalid:
+            parsed = None
+        expected = self.kept.column(self.label).take(rows)
+        if parsed is not None and parsed.column(self.label).equals(expected):
+            return parsed
+        return self._second_pass(rows)
+
+    def _second_pass(self, rows: np.ndarray) -> pa.Table:
+        others = [name for name in self.names if name not in self.kept.column_names]
+        rest = _stream(self.path, others, self.label)
+        tables = {name: self.kept if name in self.kept.column_names else rest
+                  for name in self.names}  # fmt: skip
+        return pa.table({name: tables[name].column(name) for name in self.names}).take(rows)
 
 
-def _take_by_block(batches, rows: np.ndarray, schema: pa.Schema) -> pa.Table:
-    """``rows`` of a table given as batches; a block at a time, never a whole column."""
-    taken, start = [], 0
-    for batch in batches:
-        low, high = np.searchsorted(rows, [start, start + batch.num_rows])
-        taken.append(batch.take(pa.array(rows[low:high] - start)))
-        start += batch.num_rows
-    return pa.Table.from_batches(taken, schema=schema)
+def _lines_of(path: Path, lines: np.ndarray) -> bytes:
+    """The file's first line, then its lines numbered ``lines`` (increasing, 0 the first),
+    each with its line break: one pass of SCAN_BLOCK reads into one buffer, numpy finding
+    the line breaks and gathering the lines' bytes (no Python object per line)."""
+    with open(path, "rb") as handle:
+        header = handle.readline()
+    buf, filled, seen, pieces = np.empty(SCAN_BLOCK, np.uint8), 0, 0, [header]
+    with open(path, "rb", buffering=0) as handle:
+        while read := handle.readinto(memoryview(buf)[filled:]):
+            filled += read
+            ends = np.flatnonzero(buf[:filled] == NEWLINE) + 1
+            if len(ends) == 0:  # no whole line yet: a line longer than the buffer
+                buf = np.concatenate([buf, np.empty_like(buf)]) if filled == len(buf) else buf
+                continue
+            pieces.append(_gather_lines(buf, ends, lines - seen))
+            seen, complete = seen + len(ends), int(ends[-1])
+            buf[: filled - complete] = buf[complete:filled]  # the cut line, to the front
+            filled -= complete
+    if filled:  # a last line without a line break
+        last = np.r_[buf[:filled], NEWLINE].astype(np.uint8)
+        pieces.append(_gather_lines(last, np.array([len(last)]), lines - seen))
+    return b"".join(pieces)
 
 
-def read_cell_table_once(
-    path: str | Path, columns: Sequence[str], label: str, spill: BinaryIO
-) -> SpilledTable:
-    """The cell table in one pass: ``columns`` in memory (as ``read_cell_table`` reads
-    them), the others written to ``spill`` (an empty binary file) as they are read."""
+def _gather_lines(data: np.ndarray, ends: np.ndarray, wanted: np.ndarray) -> bytes:
+    """The bytes of lines ``wanted`` (numbered from 0 here; others ignored) of ``data``,
+    whose lines end at ``ends``, joined."""
+    wanted = wanted[(wanted >= 0) & (wanted < len(ends))]
+    stops = ends[wanted]
+    starts = np.where(wanted > 0, ends[wanted - 1], 0)
+    lengths = stops - starts
+    # byte k of the output is byte k - (bytes before its line) + (its line's start)
+    shift = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    return data[shift + np.arange(len(shift))].tobytes()
+
+
+def _parse_lines(path: Path, lines: bytes, label: str, kept_types: dict) -> pa.Table:
+    """``lines`` of the cell table, its header first, typed as a whole read types them
+    (``kept_types``: the types the kept columns were read with)."""
+
+    def read(types: dict) -> pa.Table:
+        options = _convert_options(column_types=types)
+        return pcsv.read_csv(pa.BufferReader(lines), convert_options=options)
+
+    types = {**_column_types(path, None, label), **kept_types}
+    return retyped(read, types, _header(path))
+
+
+def read_cell_table_once(path: str | Path, columns: Sequence[str], label: str) -> SampledTable:
+    """The cell table read once: ``columns`` (the ``label`` among them) in memory, as
+    ``read_cell_table`` reads them; the other columns of the rows sampling keeps come
+    later from their lines (``SampledTable.take``), never from a parse of every row."""
     path = Path(path)
     present = _header(path)
-    columns = list(dict.fromkeys(columns))
+    columns = list(dict.fromkeys([*columns, label]))
     _require(path, present, columns)
-    return SpilledTable(_stream(path, columns, label, spill), spill, present)
+    return SampledTable(_stream(path, columns, label), path, label, present)
 
 
 def arrow_frame(table: pa.Table, self_destruct: bool = False) -> pd.DataFrame:

@@ -7,8 +7,9 @@ and fetched bytes back to elements, with no h5py call:
 - contiguous: element i is at ``offset + i * itemsize``;
 - chunked without filters: each chunk is a plain slice of the array at its own offset, so
   exactly the asked-for elements' bytes are fetched, as for contiguous;
-- chunked with filters (deflate, shuffle, fletcher32): whole chunks, decoded here. A
-  deflate stream carries its own checksum (zlib checks it) and fletcher32 is verified.
+- chunked with filters (deflate, lzf, shuffle, fletcher32): whole chunks, decoded here
+  (zlib and liblzf in C). A deflate stream carries its own checksum (zlib checks it) and
+  fletcher32 is verified.
 """
 
 import os
@@ -36,6 +37,8 @@ DECODE_GROUP_BYTES = 64 * MiB  # decoded chunks held at once
 
 _DEFLATE, _SHUFFLE, _FLETCHER32 = h5py.h5z.FILTER_DEFLATE, h5py.h5z.FILTER_SHUFFLE, 3
 _DECODABLE = frozenset({_DEFLATE, _SHUFFLE, _FLETCHER32, FILTER_LZF})
+# names of the filters in auto's model (abc.link.decode_mbps)
+FILTER_NAMES = {_DEFLATE: "gzip", FILTER_LZF: "lzf", _SHUFFLE: "shuffle", _FLETCHER32: "fletcher32"}
 DAMAGED = "the remote file or its transfer is damaged; rerun, or use abc.transfer: download"
 
 
@@ -194,7 +197,8 @@ class ChunkedLayout(DatasetLayout):
     def decode(self, chunk: int, raw: bytes) -> np.ndarray:
         """Stored chunk ``chunk``'s bytes decoded and checked, as uint8."""
         try:
-            data = decode_chunk(raw, self.filters, int(self.masks[chunk]), self.dtype.itemsize)
+            mask, itemsize = int(self.masks[chunk]), self.dtype.itemsize
+            data = decode_chunk(raw, self.filters, mask, itemsize, self.chunk_bytes)
         except Exception as err:  # zlib.error (bad stream or adler32), a bad fletcher32
             raise AbcError(
                 f"chunk {chunk} of {self.name} does not decode ({err}): {DAMAGED}"
@@ -267,8 +271,11 @@ class ChunkDecoder(Assembler):
             self.out[d : d + b - a] = values[a:b]
 
 
-def decode_chunk(raw: bytes, filters: list[int], mask: int, itemsize: int) -> bytes:
-    """Undo an HDF5 filter pipeline, last filter first; bit i of ``mask`` skips filter i."""
+def decode_chunk(
+    raw: bytes, filters: list[int], mask: int, itemsize: int, nbytes: int | None = None
+) -> bytes:
+    """Undo an HDF5 filter pipeline, last filter first; bit i of ``mask`` skips filter i.
+    ``nbytes``: the chunk's size decoded (LZF's C decoder needs it as a bound)."""
     import zlib
 
     for i in reversed(range(len(filters))):
@@ -280,7 +287,7 @@ def decode_chunk(raw: bytes, filters: list[int], mask: int, itemsize: int) -> by
         elif code == _SHUFFLE:
             raw = unshuffle(raw, itemsize)
         elif code == FILTER_LZF:
-            raw = lzf_decompress(raw)
+            raw = lzf_decompress(raw, nbytes)
         elif code == _FLETCHER32:
             raw = check_fletcher32(raw)
     return raw

@@ -8,17 +8,20 @@ obs labels are read by then), so only what is still to do counts:
   takes about ``max((requests * latency + nbytes / per_connection) / concurrency,
   nbytes / total)`` plus the CPU each request costs (client, and whatever shares its
   cores);
-- compressed chunks are decoded whole, in either mode: stream inflates the fetched chunks
-  after the fetch, and subsetting a downloaded file makes h5py inflate the same chunks;
+- compressed chunks are decoded whole, in either mode: stream decodes the fetched chunks
+  as they arrive, and subsetting a downloaded file makes h5py decode the same chunks; each
+  filter of a chunk's pipeline at its own rate (gzip, lzf, shuffle, fletcher32: MB/s out);
 - a downloaded file is read back where the rows are: the bytes stream would have fetched.
 
 Stream pays its transfer and the decoding; download pays the whole file in parts, the
 read-back and the decoding. The cheaper one wins. Defaults describe S3 from a workstation.
 """
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from abc_downsample.units import MB
+
+FILTERS = ("gzip", "lzf", "shuffle", "fletcher32")  # the filters stream mode decodes
 
 
 @dataclass(frozen=True)
@@ -30,19 +33,28 @@ class Link:
     total_bps: float  # all connections together
     request_cpu_s: float  # CPU per ranged GET
     disk_bps: float  # reading a downloaded file's rows back
-    decode_bps: float  # inflating compressed chunks (bytes out per second)
+    decode_bps: float  # decoding compressed chunks (bytes out per second), any filter
+    filter_bps: dict = field(default_factory=dict)  # filter name -> its own rate
 
     @classmethod
     def from_config(cls, link: dict) -> "Link":
-        """From the validated config's ``abc.link`` block."""
+        """From the validated config's ``abc.link`` block (``decode_mbps``: one rate, or
+        one per filter)."""
+        decode = link["decode_mbps"]
+        rates = decode if isinstance(decode, dict) else {}
         return cls(
             latency_s=float(link["latency_ms"]) / 1e3,
             connection_bps=float(link["connection_mbps"]) * MB,
             total_bps=float(link["total_mbps"]) * MB,
             request_cpu_s=float(link["request_cpu_ms"]) / 1e3,
             disk_bps=float(link["disk_mbps"]) * MB,
-            decode_bps=float(link["decode_mbps"]) * MB,
+            decode_bps=float(min(rates.values()) if rates else decode) * MB,
+            filter_bps={name: float(mbps) * MB for name, mbps in rates.items()},
         )
+
+    def decode_seconds(self, by_filter: dict) -> float:
+        """Time to decode chunks: ``by_filter`` maps each filter to the bytes it puts out."""
+        return sum(n / self.filter_bps.get(name, self.decode_bps) for name, n in by_filter.items())
 
     def seconds(self, requests: int, nbytes: int, concurrency: int) -> float:
         concurrency = max(1, concurrency)
@@ -88,12 +100,18 @@ def choose(
     download_concurrency: int,
     decoded_bytes: int = 0,
     spent_bytes: int = 0,
+    decoded_by_filter: dict | None = None,
 ) -> Choice:
     """Stream or download, whichever the model says is faster (ties: stream).
 
-    ``decoded_bytes``: the compressed chunks the rows touch, decoded (0 if unfiltered).
+    ``decoded_bytes``: the compressed chunks the rows touch, decoded (0 if unfiltered);
+    ``decoded_by_filter``: the bytes each filter of their pipelines puts out, each filter
+    timed at its own rate (without it, all ``decoded_bytes`` at ``link.decode_bps``).
     """
-    decode_s = decoded_bytes / link.decode_bps
+    if decoded_by_filter is None:
+        decode_s = decoded_bytes / link.decode_bps
+    else:
+        decode_s = link.decode_seconds(decoded_by_filter)
     stream_s = link.seconds(stream_requests, stream_bytes, stream_concurrency) + decode_s
     parts = max(1, -(-file_bytes // max(1, part_bytes)))
     download_s = link.seconds(parts, file_bytes, download_concurrency)

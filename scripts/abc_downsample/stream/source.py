@@ -14,7 +14,7 @@ sorted within a row in most rows; values finite, and whole non-negative numbers 
 """
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import h5py
 import numpy as np
@@ -23,6 +23,7 @@ from abc_downsample.errors import AbcError
 from abc_downsample.h5ad.csr import check_csr_group, row_runs
 from abc_downsample.stream.layout import (
     DAMAGED,
+    FILTER_NAMES,
     ChunkPlan,
     dataset_layout,
     heap_ranges,
@@ -40,11 +41,13 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class RowsPlan:
     """Stream mode's work for some rows: GETs, bytes fetched, compressed chunks decoded
-    (their size once decoded; 0 when no chunk is filtered)."""
+    (their size once decoded; 0 when no chunk is filtered), and the bytes each filter of
+    their pipelines puts out."""
 
     requests: int
     nbytes: int
     decoded_bytes: int
+    decoded_by_filter: dict = field(default_factory=dict)
 
 
 class RemoteCsrSource:
@@ -178,14 +181,18 @@ class RemoteCsrSource:
         runs = np.asarray(row_runs(np.sort(rows)), dtype=np.int64).reshape(-1, 2)
         starts, stops = self.indptr[runs[:, 0]], self.indptr[runs[:, 1]]
         plans = plan_elements(self.layouts, starts, stops, self.merge_gap)
+        decoded_bytes, by_filter = 0, {}
+        for layout, p in zip(self.layouts, plans, strict=True):
+            if isinstance(p, ChunkPlan):  # filtered chunks, decoded whole by every filter
+                decoded = int((layout.sizes[p.ids] > 0).sum()) * layout.chunk_bytes
+                decoded_bytes += decoded
+                for name in (FILTER_NAMES[code] for code in layout.filters):
+                    by_filter[name] = by_filter.get(name, 0) + decoded
         return RowsPlan(
             requests=sum(len(p.requests) for p in plans),
             nbytes=sum(int((p.requests[:, 1] - p.requests[:, 0]).sum()) for p in plans),
-            decoded_bytes=sum(
-                int((layout.sizes[p.ids] > 0).sum()) * layout.chunk_bytes
-                for layout, p in zip(self.layouts, plans, strict=True)
-                if isinstance(p, ChunkPlan)
-            ),
+            decoded_bytes=decoded_bytes,
+            decoded_by_filter=by_filter,
         )
 
     def selected_bytes(self, rows: np.ndarray) -> int:

@@ -119,6 +119,7 @@ def plan_transfer(source: RemoteCsrSource, rows, link: Link, download: dict) -> 
         stream_requests=plan.requests,
         stream_bytes=plan.nbytes,
         decoded_bytes=plan.decoded_bytes,
+        decoded_by_filter=plan.decoded_by_filter,
         stream_concurrency=source.max_concurrency,
         file_bytes=source.size,
         part_bytes=download["part_size_mb"] * MiB,

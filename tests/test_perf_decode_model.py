@@ -1,0 +1,80 @@
+"""auto's model times each filter of a chunk's pipeline at its own rate (issue 25):
+``abc.link.decode_mbps`` per filter, the plan's decoded bytes per filter."""
+
+import h5py
+import numpy as np
+import pytest
+
+from abc_downsample.cache.store import open_store
+from abc_downsample.config_check import abc_with_defaults
+from abc_downsample.stream.plan import FILTERS, Link, choose
+from abc_downsample.stream.source import RemoteCsrSource
+from abc_downsample.units import MB, MiB
+
+KEY = "expression_matrices/WMB-test/20230630/x.h5ad"
+
+
+def link(decode_mbps) -> Link:
+    return Link.from_config(abc_with_defaults({"link": {"decode_mbps": decode_mbps}})["link"])
+
+
+def test_the_default_config_names_a_rate_for_every_filter():
+    default = Link.from_config(abc_with_defaults({})["link"])
+    assert set(default.filter_bps) == set(FILTERS)
+    assert default.decode_bps == min(default.filter_bps.values())
+
+
+def test_one_number_is_the_rate_of_every_filter():
+    one = link(250)
+    assert one.filter_bps == {} and one.decode_bps == 250 * MB
+    assert one.decode_seconds({"gzip": 250 * MB, "lzf": 500 * MB}) == pytest.approx(3.0)
+
+
+def test_each_filter_at_its_own_rate_and_a_pipeline_pays_each_stage():
+    rates = link({"gzip": 200, "lzf": 800, "shuffle": 1000})
+    assert rates.decode_seconds({"lzf": 800 * MB}) == pytest.approx(1.0)
+    assert rates.decode_seconds({"gzip": 400 * MB, "shuffle": 400 * MB}) == pytest.approx(2.4)
+    # a filter the config leaves out: the slowest rate named
+    assert rates.decode_seconds({"fletcher32": 200 * MB}) == pytest.approx(1.0)
+
+
+def test_choose_charges_the_per_filter_time_to_both_modes():
+    rates = link({"gzip": 200, "lzf": 800})
+    common = {"stream_requests": 500, "stream_bytes": 50 * MB, "stream_concurrency": 32,
+              "file_bytes": 300 * MB, "part_bytes": 64 * MiB, "download_concurrency": 8,
+              "decoded_bytes": 400 * MB}  # fmt: skip
+    gzip = choose(rates, **common, decoded_by_filter={"gzip": 400 * MB})
+    lzf = choose(rates, **common, decoded_by_filter={"lzf": 400 * MB})
+    assert gzip.decode_s == pytest.approx(2.0) and lzf.decode_s == pytest.approx(0.5)
+    assert gzip.stream_s - lzf.stream_s == pytest.approx(1.5)
+    assert gzip.download_s - lzf.download_s == pytest.approx(1.5)
+
+
+@pytest.mark.parametrize(
+    "options, names",
+    [({"compression": "gzip", "shuffle": True}, {"gzip", "shuffle"}),
+     ({"compression": "lzf"}, {"lzf"}),
+     ({}, set())],
+    ids=["shuffle+gzip", "lzf", "chunked raw"],
+)  # fmt: skip
+def test_the_plan_counts_the_bytes_each_filter_puts_out(tmp_path, options, names):
+    rng = np.random.default_rng(2)
+    n_rows, per_row = 400, 50
+    path = tmp_path / KEY
+    path.parent.mkdir(parents=True)
+    with h5py.File(path, "w") as f:
+        x = f.create_group("X")
+        x.attrs.update({"encoding-type": "csr_matrix", "encoding-version": "0.1.0"})
+        x.attrs["shape"] = np.array([n_rows, 2000], dtype=np.int64)
+        for name, dtype in (("data", "f4"), ("indices", "i4")):
+            values = rng.integers(0, 2000, n_rows * per_row).astype(dtype)
+            x.create_dataset(name, data=values, chunks=(1000,), **options)
+        x.create_dataset("indptr", data=np.arange(n_rows + 1, dtype=np.int64) * per_row)
+        labels = np.array([f"cell-{i}" for i in range(n_rows)], dtype=object)
+        f.create_dataset("obs/cell_label", data=labels, dtype=h5py.string_dtype())
+    rows = np.arange(0, n_rows, 7)
+    with RemoteCsrSource(open_store(str(tmp_path)), KEY, merge_gap=0) as remote:
+        plan = remote.plan_rows(rows)
+    assert set(plan.decoded_by_filter) == names
+    for name in names:  # every stage of the pipeline puts out the chunks' decoded bytes
+        assert plan.decoded_by_filter[name] == plan.decoded_bytes > 0
