@@ -17,8 +17,7 @@ checkout of the package (``git archive <commit> scripts | tar -x -C DIR``) for a
 
 ``--under-snakemake N``: the cost of a job as Snakemake runs it, Snakemake's own per-job
 work included: N subset jobs of that file (``snakemake --cores 2``), the project's rule
-script run as ``script:`` (as before issue 25) and as the command the workflow now runs
-(``shell:``), in turn; prints seconds per job (wall / N) of each.
+script run as ``script:``, as the workflow runs it; prints seconds per job (wall / N).
 """
 
 import argparse
@@ -105,10 +104,7 @@ print(f"imports {{t1 - t0:.2f}} s, job {{t2 - t1:.2f}} s")
 
 
 SNAKEFILE = """
-import json, shlex, sys
-ABC = {abc!r}
-ABC_ARG = shlex.quote(json.dumps(ABC))
-config["abc"] = ABC
+config["abc"] = {abc!r}
 rule all:
     input: expand("out/{{i}}.h5ad", i=range({n}))
 rule subset_matrix:
@@ -116,40 +112,32 @@ rule subset_matrix:
     output: h5ad="out/{{i}}.h5ad", done="done/{{i}}.json"
     params: matrix="WMB-10Xv3-BENCH", file={file!r}, settings={{"variant": "raw"}}
     log: "logs/{{i}}.log"
-{action}
-"""
-SCRIPT_ACTION = "    script: {script!r}"
-SHELL_ACTION = """    shell:
-        "{{sys.executable}} {script} --cells {{input.cells:q}} --out {{output.h5ad:q}}"
-        " --done {{output.done:q}} --matrix {{params.matrix:q}} --file {{params.file:q}}"
-        " --settings {{params.settings:q}} --abc {{ABC_ARG}} --log {{log:q}} --receipt="
+    script: {script!r}
 """
 
 
 def under_snakemake(work: Path, matrix: Path, cells: Path, n_jobs: int, runs: int) -> None:
-    """Seconds per job of N subset jobs under Snakemake, script: against shell:, in turn."""
+    """Seconds per job of N subset jobs under Snakemake."""
     script = str(SCRIPTS.parent / "scripts" / "subset_matrix.py")
     abc = {"cache_dir": str(matrix.parent), "verify": "size", "keep_matrices": True,
            "download": {}, "transfer": "download", "download_on_host": False}  # fmt: skip
     fields = {"relative_path": matrix.name, "size": matrix.stat().st_size, "md5": ""}
     for run in range(runs):
-        for name, action in (("script", SCRIPT_ACTION), ("shell", SHELL_ACTION)):
-            directory = work / f"snakemake-{name}"
-            shutil.rmtree(directory, ignore_errors=True)
-            directory.mkdir(parents=True)
-            (directory / "Snakefile").write_text(SNAKEFILE.format(
-                abc=abc, n=n_jobs, cells=str(cells), file=fields,
-                action=action.format(script=script)))  # fmt: skip
-            start = time.perf_counter()
-            done = subprocess.run(
-                [sys.executable, "-m", "snakemake", "--cores", "2", "-q"],
-                cwd=directory, capture_output=True, text=True,
-            )  # fmt: skip
-            if done.returncode:
-                raise SystemExit(done.stderr[-3000:])
-            wall = time.perf_counter() - start
-            print(f"run {run}, {name}: {wall:.1f} s for {n_jobs} jobs, "
-                  f"{wall / n_jobs:.2f} s a job (2 cores)", flush=True)  # fmt: skip
+        directory = work / "snakemake"
+        shutil.rmtree(directory, ignore_errors=True)
+        directory.mkdir(parents=True)
+        (directory / "Snakefile").write_text(SNAKEFILE.format(
+            abc=abc, n=n_jobs, cells=str(cells), file=fields, script=script))  # fmt: skip
+        start = time.perf_counter()
+        done = subprocess.run(
+            [sys.executable, "-m", "snakemake", "--cores", "2", "-q"],
+            cwd=directory, capture_output=True, text=True,
+        )  # fmt: skip
+        if done.returncode:
+            raise SystemExit(done.stderr[-3000:])
+        wall = time.perf_counter() - start
+        print(f"run {run}: {wall:.1f} s for {n_jobs} jobs, "
+              f"{wall / n_jobs:.2f} s a job (2 cores)", flush=True)  # fmt: skip
 
 
 def main() -> None:

@@ -1,13 +1,5 @@
 # One subset job per needed matrix file: it gets its matrix itself (cache, download or
-# byte ranges). A command rather than script: no script preamble (~0.12 s a job); the
-# config's abc block (transport settings: never a rerun trigger) goes as JSON.
-import json
-import shlex
-
-SUBSET_SCRIPT = shlex.quote(
-    os.path.join(workflow.current_basedir, "..", "..", "scripts", "subset_matrix.py")
-)
-SUBSET_ABC = shlex.quote(json.dumps(ABC))
+# byte ranges).
 
 
 rule subset_matrix:
@@ -33,8 +25,5 @@ rule subset_matrix:
         matrix=matrix_of,
         file=matrix_file_fields,  # what identifies the data, for stream and auto
         settings=SUBSET_SETTINGS,
-    shell:
-        "{PYTHON} {SUBSET_SCRIPT} --cells {input.cells:q} --out {output.h5ad:q}"
-        " --done {output.done:q} --matrix {params.matrix:q} --file {params.file:q}"
-        " --settings {params.settings:q} --abc {SUBSET_ABC} --log {log:q}"
-        " --receipt={input.matrix:q}"
+    script:
+        "../../scripts/subset_matrix.py"
