@@ -201,3 +201,12 @@ def receipts_for(workdir, *names) -> dict:
         receipts[name] = Path(workdir) / "receipts" / f"{name}.json"
         write_receipt(receipts[name], entry)
     return receipts
+
+
+def filled_cache(release: dict, cache: Path) -> Path:
+    """The release's files in ``cache`` as another tool leaves them: no stamps."""
+    root = Path(release["root"])
+    for relative in [*release["files"], release["manifest"]]:
+        (cache / relative).parent.mkdir(parents=True, exist_ok=True)
+        os.link(root / relative, cache / relative)
+    return cache

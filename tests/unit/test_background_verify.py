@@ -3,13 +3,12 @@ its population may take (MD5, once each, under the file's lock) on its other thr
 subset jobs then find them stamped and read no file twice."""
 
 import logging
-import os
 import re
 from concurrent.futures import wait
 from pathlib import Path
 
 import pytest
-from conftest import run_snakemake
+from conftest import filled_cache
 
 from abc_downsample.cache.background import verify_matrices
 from abc_downsample.cache.layout import cache_path
@@ -18,15 +17,6 @@ from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.release.manifest import Manifest
 
 log = logging.getLogger("test_perf_verify")
-
-
-def filled_cache(release: dict, cache: Path) -> Path:
-    """The release's files in ``cache`` as another tool leaves them: no stamps."""
-    root = Path(release["root"])
-    for relative in [*release["files"], release["manifest"]]:
-        (cache / relative).parent.mkdir(parents=True, exist_ok=True)
-        os.link(root / relative, cache / relative)
-    return cache
 
 
 def matrices(manifest: Manifest) -> list:
@@ -88,21 +78,3 @@ def test_nothing_is_checked_where_no_job_would_trust_a_stamp(cache, manifest, ch
     assert verify_matrices(abc, manifest, [e.name for e in matrices(manifest)], 2, log) is None
 
 
-@pytest.mark.e2e
-def test_first_use_of_a_filled_cache_reads_each_matrix_once(tmp_path, synthetic_release):
-    cache = filled_cache(synthetic_release, tmp_path / "cache")
-    config = {
-        "abc": {"release": "20250531", "bucket": str(synthetic_release["root"]),
-                "cache_dir": str(cache), "endpoint_url": None},  # fmt: skip
-        "sampling": {"target_cells": 600, "min_cluster_size": 20},
-    }
-    work = tmp_path / "project"
-    result = run_snakemake(work, "data/downsampled_expression.h5ad", config=config)
-    assert result.returncode == 0, result.stderr[-3000:]
-    sample_log = (work / "data" / "logs" / "sample_cells.log").read_text()
-    assert re.search(r"checked the MD5 of \d+ cached matrices", sample_log)
-    subset_logs = list((work / "data" / "logs" / "subset_matrix").glob("*.log"))
-    assert subset_logs
-    for path in subset_logs:  # every matrix stamped before its job: a stat, no MD5 read
-        text = path.read_text()
-        assert "stamp matches" in text and "md5 checked" not in text, path.name
