@@ -5,12 +5,9 @@ process per table stands before sampling; a table with no stamp is still checked
 import re
 import shutil
 
-import pytest
 from conftest import run_snakemake
 
 from abc_downsample.cache.layout import STATE_DIR
-
-pytestmark = pytest.mark.e2e
 
 TARGET = "data/downsampled_cells.csv"
 
