@@ -4,8 +4,8 @@
 import h5py
 import numpy as np
 import pytest
+from conftest import store_of, stream_settings
 
-from abc_downsample.cache.store import open_store
 from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.stream.plan import FILTERS, Link, choose
 from abc_downsample.stream.source import RemoteCsrSource
@@ -73,7 +73,7 @@ def test_the_plan_counts_the_bytes_each_filter_puts_out(tmp_path, options, names
         labels = np.array([f"cell-{i}" for i in range(n_rows)], dtype=object)
         f.create_dataset("obs/cell_label", data=labels, dtype=h5py.string_dtype())
     rows = np.arange(0, n_rows, 7)
-    with RemoteCsrSource(open_store(str(tmp_path)), KEY, merge_gap=0) as remote:
+    with RemoteCsrSource(store_of(str(tmp_path)), KEY, **stream_settings(merge_gap=0)) as remote:
         plan = remote.plan_rows(rows)
     assert set(plan.decoded_by_filter) == names
     for name in names:  # every stage of the pipeline puts out the chunks' decoded bytes

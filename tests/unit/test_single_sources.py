@@ -26,8 +26,10 @@ def runtime_modules() -> list[Path]:
 def schema_keys(schema: dict, prefix: str = "") -> list[str]:
     keys = []
     for key, sub in schema.get("properties", {}).items():
-        nested = sub.get("properties") and sub.get("type") == "object"
-        keys += schema_keys(sub, f"{prefix}{key}.") if nested else [f"{prefix}{key}"]
+        # a value that is a block, or one of its choices is (decode_mbps: one rate, or one
+        # per filter)
+        block = next((c for c in [sub, *sub.get("oneOf", [])] if c.get("properties")), None)
+        keys += schema_keys(block, f"{prefix}{key}.") if block else [f"{prefix}{key}"]
     return keys
 
 

@@ -4,9 +4,9 @@ at their top: none of them may pull in pandas, h5py or numpy (~0.5 s, issue 25).
 import re
 import subprocess
 import sys
-from pathlib import Path
 
-PROJECT = Path(__file__).resolve().parent.parent
+from conftest import PROJECT
+
 HEAVY = ("pandas", "h5py", "numpy", "pyarrow", "scipy", "anndata")
 
 
