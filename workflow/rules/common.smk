@@ -230,6 +230,21 @@ def _require_input(path):
         raise FileNotFoundError(2, "not made yet", str(path))
 
 
+def dry_run_matrices():
+    """For a dry-run's note: {matrix: (cells, subset made, in the cache)} of the current
+    sample, None while no sample of these settings exists."""
+    if not (os.path.exists(SAMPLE_DONE) and os.path.exists(OUT["cells"])):
+        return None
+    return {
+        m: (
+            n,
+            os.path.exists(subset_done(m)) and os.path.exists(f"{SUBSETS}/{m}.h5ad"),
+            cache_path(CACHE, matrix_entry(m).relative_path).exists(),
+        )
+        for m, n in sorted(res.sample_counts(OUT["cells"]).items())
+    }
+
+
 def missing_targets():
     """Files the run was asked for that are not there (never exit 0 without them): what
     `all` asks for, or a partial target's outputs."""
