@@ -1,4 +1,5 @@
 # Configuration, paths and the input/resource functions shared by the rules.
+import functools
 from pathlib import Path
 
 from snakemake.io import is_flagged
@@ -20,6 +21,21 @@ def fail(err):
     """Stop with one line instead of a traceback."""
     sys.stderr.write(f"abc-downsample: error: {err}\n")
     sys.exit(1)
+
+
+def one_line(function):
+    """For an input, param or resource function: its AbcError (a release without a table
+    the dataset needs, an unknown matrix) stops the run with one line, not Snakemake's
+    InputFunctionException and traceback. Its signature is kept: Snakemake reads it."""
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except AbcError as err:
+            fail(err)
+
+    return checked
 
 
 try:
@@ -122,6 +138,7 @@ def subset_done(matrix):
     return done_marker("subsets", matrix, SUBSET_SETTINGS)
 
 
+@one_line
 def subsets_done(wildcards=None):
     return [subset_done(m) for m in needed_matrices()]
 
@@ -146,21 +163,25 @@ def metadata_path(table):
     return receipt(manifest().metadata_file(table.directory, table.name))
 
 
+@one_line
 def cell_metadata_path(wildcards=None):
     return metadata_path(DATASET.cells.table)
 
 
+@one_line
 def membership_path(wildcards=None):
     """The per-cell table holding the group key, where the profile names one."""
     membership = DATASET.cells.membership
     return [metadata_path(membership)] if membership else []
 
 
+@one_line
 def taxonomy_path(wildcards=None):
     """The taxonomy's tables in the profile's format (none for a dataset without one)."""
     return [metadata_path(table) for table in DATASET.taxonomy.tables()]
 
 
+@one_line
 def genes_path(wildcards=None):
     """The gene table of the sampled matrices (one table: sample_cells checks it)."""
     return metadata_path(DATASET.genes.table_for(needed_matrices()[0]))
@@ -176,10 +197,12 @@ def needed_matrices():
     return sorted(res.sample_counts(checkpoints.sample_cells.get().output.cells))
 
 
+@one_line
 def subset_paths(wildcards=None):
     return [f"{SUBSETS}/{m}.h5ad" for m in needed_matrices()]
 
 
+@one_line
 def provenance(wildcards=None):
     """What made the dataset, stored in uns["abc_downsample"] of the result."""
     m = manifest()
@@ -198,11 +221,13 @@ def provenance(wildcards=None):
     }
 
 
+@one_line
 def matrix_input(wildcards):
     """The cached matrix's receipt with download jobs; else nothing (the job fetches)."""
     return receipt(matrix_entry(wildcards.matrix)) if DOWNLOAD_JOBS else []
 
 
+@one_line
 def subset_mem_mb(wildcards, input, attempt):
     """From the selected rows' bytes, more on a retry (the first try may have run out)."""
     return attempt * _subset_mem_mb(wildcards.matrix, input)
@@ -257,35 +282,43 @@ def missing_targets():
 # -- resources and params of the rules (one style: functions of the wildcards) ----------
 
 
+@one_line
 def relpath_of(wildcards):
     return wildcards.relpath
 
 
+@one_line
 def matrix_of(wildcards):
     return wildcards.matrix
 
 
+@one_line
 def matrix_file_fields(wildcards):
     return entry_fields(matrix_entry(wildcards.matrix))
 
 
+@one_line
 def subset_runtime(wildcards):
     return res.subset_runtime_min(matrix_size(wildcards.matrix))
 
 
+@one_line
 def concat_mem_mb(wildcards, input):
     return res.concat_mem_mb(input.subsets)
 
 
+@one_line
 def concat_runtime(wildcards, input):
     return res.concat_runtime_min(input.subsets)
 
 
+@one_line
 def r_objects_mem(wildcards, input):
     from abc_downsample.export.r_export import r_objects_mem_mb
 
     return r_objects_mem_mb(input.h5)
 
 
+@one_line
 def download_runtime(wildcards):
     return res.download_runtime_min(manifest().entry_for(wildcards.relpath).size)
