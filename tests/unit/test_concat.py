@@ -1,5 +1,7 @@
 """Streaming concatenation of subset files into the final h5ad, on real files."""
 
+import json
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -229,24 +231,37 @@ config["abc"] = ABC
 rule concat:
     input:
         subsets=[SUBSETS], cells="cells.csv", sample_rows=".abc/sample/cell_rows.arrow",
-        taxonomy="receipts/taxonomy.csv.json", genes="receipts/gene.csv.json"
+        taxonomy="receipts/taxonomy.csv.json", genes="receipts/gene.csv.json",
+        sample_done="done/sample.json"
     output: h5ad="data/downsampled_expression.h5ad"
-    params: provenance={"release": "20250531", "seed": 7, "variant": "raw"}
+    params: provenance={"release": "20250531", "variant": "raw"}
     log: "logs/concat.log"
     script: "SCRIPT"
 """
 
 
 def test_rule_script_under_snakemake(release):
-    """The rule's obs come from the sample's rows: the cell table is not even there."""
+    """The rule's obs come from the sample's rows: the cell table is not even there. Its
+    provenance says what the sample recorded: a given cell list (its MD5), and none of the
+    draw's settings, which played no part (issue 22, finding 3)."""
     subsets = ", ".join(f'"subsets/{p.rsplit("/", 1)[1]}"' for p in release["paths"])
     receipts_for(release["dir"], "taxonomy.csv", "gene.csv")
     (release["dir"] / "cell_metadata.csv").unlink()
+    marker = {"release": "20250531", "dataset": {"name": "WMB-10X"}, "target_cells": 1500,
+              "seed": 7, "strategy": "proportional", "min_cluster_size": 50,
+              "cluster_column": "cluster_alias", "filters": {}, "cells_file": "mine.csv",
+              "cells_file_md5": "0123abcd"}  # fmt: skip
+    (release["dir"] / "done").mkdir()
+    (release["dir"] / "done" / "sample.json").write_text(json.dumps(marker))
     rule = CONCAT_RULE.replace("SUBSETS", subsets).replace("ABC", repr(local_abc(release["dir"])))
     result = run_rule(release["dir"], rule, "concat.py")
     assert result.returncode == 0, result.stderr[-2000:]
     final = ad.read_h5ad(release["dir"] / "data" / "downsampled_expression.h5ad")
-    assert final.shape == (37, N_GENES) and final.uns["abc_downsample"]["seed"] == 7
+    assert final.shape == (37, N_GENES)
+    assert final.uns["abc_downsample"] == {
+        "release": "20250531", "variant": "raw", "cluster_column": "cluster_alias",
+        "filters": {}, "cells_file": "mine.csv", "cells_file_md5": "0123abcd",
+    }  # fmt: skip
     expected = release["metadata"].loc[final.obs.index]
     assert list(final.obs["donor_sex"].astype(str)) == list(expected["donor_sex"])
     assert "37 cells" in (release["dir"] / "logs" / "concat.log").read_text()

@@ -204,21 +204,20 @@ def subset_paths(wildcards=None):
 
 @one_line
 def provenance(wildcards=None):
-    """What made the dataset, stored in uns["abc_downsample"] of the result."""
+    """What made the dataset, stored in uns["abc_downsample"] of the result; concat adds
+    the sampling settings as the sample recorded them (abc_downsample.provenance)."""
     m = manifest()
-    return {
+    made = {
         "workflow": "abc-downsample",
         "workflow_version": __version__,
         "release": m.version,
         "directory_versions": m.directory_versions(),
         "variant": ABC["variant"],
         "dataset": DATASET.name,
-        **{
-            k: v
-            for k, v in SAMPLING_SETTINGS.items()
-            if v is not None and k not in ("release", "dataset")
-        },
     }
+    if config["synthetic"]["enabled"]:  # the demo's made-up release, not atlas data
+        made["synthetic"] = True
+    return made
 
 
 @one_line

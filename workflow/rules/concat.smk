@@ -7,6 +7,8 @@ rule concat:
         subsets=subset_paths,
         cells=OUT["cells"],
         sample_rows=SAMPLE_ROWS,
+        # the settings the sample was made with: the result's provenance says them
+        sample_done=SAMPLE_DONE,
         taxonomy=taxonomy_path,
         genes=genes_path,
     output:

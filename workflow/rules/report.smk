@@ -36,6 +36,8 @@ rule plot_sampling:
         levels=OUT["levels"],
         cells=OUT["cells"],
         taxonomy=taxonomy_path,  # no colours: plots use a palette
+        # the settings the sample was made with (its threshold, a given cell list)
+        sample_done=SAMPLE_DONE,
     output:
         sizes=report(
             REPORT_SAMPLING["sizes"],
@@ -75,8 +77,6 @@ rule plot_sampling:
     conda:
         "../../envs/abc.yaml"
     params:
-        min_cluster_size=config["sampling"]["min_cluster_size"],
-        cluster_column=config["sampling"]["cluster_column"],
         levels=REPORT_LEVELS,
         dataset=DATASET.raw,
     script:
@@ -115,6 +115,8 @@ rule plot_runtime:
 rule report_landing:
     input:
         manifest=ancient(MANIFEST),
+        # what the run did: the result's provenance, not this command's config
+        result=OUT["expression"],
         summary=OUT["summary"],
         levels=OUT["levels"],
         cells=OUT["cells"],
@@ -128,8 +130,6 @@ rule report_landing:
     conda:
         "../../envs/abc.yaml"
     params:
-        min_cluster_size=config["sampling"]["min_cluster_size"],
-        cluster_column=config["sampling"]["cluster_column"],
         benchmarks=BENCH,
         logs=LOGS,
     script:

@@ -25,6 +25,7 @@ from abc_downsample.h5ad.tables import read_obs_index, read_var
 from abc_downsample.h5ad.writer import csr_h5ad_writer
 from abc_downsample.metadata.tables import read_cell_rows, read_genes
 from abc_downsample.metadata.taxonomy import TaxonomyTable, read_taxonomy
+from abc_downsample.provenance import UNS_KEY
 from abc_downsample.units import CONCAT_BLOCK_NNZ
 
 log = logging.getLogger(__name__)
@@ -326,7 +327,7 @@ def concat_release(
     groups = None if files else sample[dataset.cells.group]
     table = read_taxonomy(files, dataset, groups, annotations=True)
     obs = build_obs(labels, sample_rows, table, dataset)
-    uns = {"abc_downsample": dict(provenance), **level_colors(obs, table)}
+    uns = {UNS_KEY: dict(provenance), **level_colors(obs, table)}
     return concat_subsets(
         paths, out_path, obs, var, uns, block_nnz=block_nnz, obsm=atlas_umap(obs, dataset)
     )

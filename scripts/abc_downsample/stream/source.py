@@ -69,6 +69,7 @@ class RemoteCsrSource:
         self.key, self.max_concurrency, self.merge_gap = key, max_concurrency, merge_gap
         self.check_values, self.counts = check_values, counts
         self.stats = FetchStats()
+        self.row_bytes = 0  # of stats.bytes: the rows' (the rest: headers, obs, var, indptr)
         self.store = CountingStore(store, self.stats)
         self.size = self.store.size(key) if size is None else size
         self.file = RangeFile(self.store, key, self.size, max_workers=max_concurrency)
@@ -136,7 +137,9 @@ class RemoteCsrSource:
         """``data`` and ``indices`` of the row runs ``[a, b)``, concatenated in order."""
         runs = np.asarray(runs, dtype=np.int64).reshape(-1, 2)
         starts, stops = self.indptr[runs[:, 0]], self.indptr[runs[:, 1]]
+        before = self.stats.bytes  # nothing else fetches meanwhile: h5py is not called
         data, indices = self._read(self.layouts, starts, stops)
+        self.row_bytes += self.stats.bytes - before
         self._check_rows(runs, data, indices)
         return data, indices
 
@@ -194,12 +197,15 @@ class RemoteCsrSource:
         return nnz * (self.dtype.itemsize + self.indices_dtype.itemsize)
 
     def summary(self) -> str:
-        """One line for the job log: what was fetched, against the file size."""
-        share = 100 * self.stats.bytes / self.size if self.size else 0.0
+        """One line for the job log: what was fetched, the rows apart from the rest (read
+        in blocks apart from the rows: on a small file it can outweigh them, even add up
+        to more than the file)."""
+        other = self.stats.bytes - self.row_bytes
         return (
             f"stream {self.key}: fetched {self.stats.bytes / MB:,.1f} MB in "
-            f"{self.stats.requests:,} requests from a {self.size / MB:,.1f} MB file "
-            f"({share:.1f}%)"
+            f"{self.stats.requests:,} requests: {self.row_bytes / MB:,.1f} MB of the selected "
+            f"rows, {other / MB:,.1f} MB of headers, obs, var and indptr (a "
+            f"{self.size / MB:,.1f} MB file)"
         )
 
     def close(self) -> None:

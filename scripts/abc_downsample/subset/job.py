@@ -85,7 +85,7 @@ def _stream_subset(
         raise AbcError(
             f"'{source.key}' lacks {err}: it is not an h5ad expression matrix; check the manifest"
         ) from None
-    stats.bytes_read = source.stats.bytes
+    stats.bytes_read, stats.row_bytes = source.stats.bytes, source.row_bytes
     log.info(source.summary())
     return stats
 
