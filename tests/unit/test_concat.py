@@ -125,11 +125,11 @@ def test_obs_has_all_metadata_and_taxonomy_levels(release):
     obs = ad.read_h5ad(out).obs
     metadata = release["metadata"].loc[obs.index]
     assert list(obs.columns) == METADATA_COLUMNS[1:] + TAXONOMY_LEVELS
-    for column in ["cell_barcode", "feature_matrix_label", "donor_sex", "dataset_label"]:
+    for column in ["cell_barcode", "feature_matrix_label", "donor_sex", "dataset_label",
+                   "cluster_alias"]:  # fmt: skip
         assert isinstance(obs[column].dtype, pd.CategoricalDtype), column
         assert list(obs[column].astype(str)) == list(metadata[column].astype(str))
     np.testing.assert_array_equal(obs["x"].to_numpy(), metadata["x"].to_numpy())
-    np.testing.assert_array_equal(obs["cluster_alias"].to_numpy(), metadata["cluster_alias"])
     terms = {1: "Glut", 2: "NA", 3: "GABA", 4: ""}
     expected_nt = [terms[a] for a in metadata["cluster_alias"]]
     assert list(obs["neurotransmitter"].astype(str)) == expected_nt
@@ -148,6 +148,7 @@ def test_obs_columns_are_what_pandas_makes_of_the_cell_table(release):
     notes = np.array(["é", "b", "", "NA", "a", "B"], dtype=object)[np.arange(len(table)) % 6]
     table["note"] = np.where(table["cell_label"].str.startswith("unsampled"), "Z", notes)
     table["count"] = np.where(np.arange(len(table)) % 5 == 0, np.nan, np.arange(len(table)))
+    table["abc_sample_id"] = [f"id-{i:05d}" for i in range(len(table))]
     table.to_csv(d / "cell_metadata.csv", index=False)
     rows = sample_files(d, d / "cells.csv")
     out = d / "final.h5ad"
@@ -158,10 +159,14 @@ def test_obs_columns_are_what_pandas_makes_of_the_cell_table(release):
     for column in ["note", "cell_barcode", "donor_sex", "library_label"]:
         want = expected[column].astype("category")
         pd.testing.assert_series_equal(obs[column], want, check_names=False)
+    # one value per cell (an id, a barcode) names cells, it groups none: text, not a
+    # category, in scanpy and R alike (issue 22, findings 6 and 7)
+    want = expected["abc_sample_id"].astype(object)
+    pd.testing.assert_series_equal(obs["abc_sample_id"], want, check_names=False)
     assert list(obs["note"].cat.categories) == ["B", "NA", "a", "b", "é"]
     assert obs["note"].isna().sum() == (expected["note"].isna()).sum() > 0
     pd.testing.assert_series_equal(obs["count"], expected["count"], check_names=False)
-    assert obs["cluster_alias"].cat.categories.dtype == np.int64
+    assert list(obs["cluster_alias"].cat.categories) == ["1", "2", "3", "4"]
 
 
 def test_stale_sample_rows_are_refused(release):
