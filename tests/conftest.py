@@ -161,3 +161,9 @@ def receipts_for(workdir, *names) -> dict:
         receipts[name] = Path(workdir) / "receipts" / f"{name}.json"
         write_receipt(receipts[name], entry)
     return receipts
+
+
+def r_env_pins() -> dict[str, str]:
+    """{conda package: version} of envs/r.yaml (rule r_objects' environment)."""
+    dependencies = yaml.safe_load((PROJECT / "envs" / "r.yaml").read_text())["dependencies"]
+    return dict(dependency.split("=", 1) for dependency in dependencies)
