@@ -167,6 +167,21 @@ def failure_lines(logs_dir, since: float, snakemake_log=None) -> list[str]:
     return error_lines_of_logs(logs_dir, since) or failed_jobs_of_snakemake_log(snakemake_log)
 
 
+def stale_result_lines(output: dict, subsets_dir) -> list[str]:
+    """After a failed run: a result left without the sample it was made from (Snakemake
+    removes a failed sampling job's outputs, the earlier sample with them)."""
+    result = output["expression"]
+    if os.path.exists(output["cells"]) or not os.path.exists(result):
+        return []
+    subsets = sorted(Path(subsets_dir).glob("*.h5ad")) if os.path.isdir(subsets_dir) else []
+    also = f" and {len(subsets)} subsets in {subsets_dir}" if subsets else ""
+    return [
+        f"{PREFIX}: note: {result}{also} are from an earlier sample, which the failed "
+        "sampling removed: they no longer match a sample; fix the error below and rerun to "
+        "rebuild them"
+    ]
+
+
 def say_last(lines: list[str]) -> None:
     """Print ``lines`` to stderr when the process exits: after Snakemake's own closing lines
     ("Complete log", "Elapsed time", "WorkflowError"), so they are the last on screen."""

@@ -50,4 +50,7 @@ onsuccess:
 
 
 onerror:
-    run_messages.say_last(run_messages.failure_lines(LOGS, RUN_STARTED, log))
+    run_messages.say_last(
+        run_messages.stale_result_lines(OUT, SUBSETS)
+        + run_messages.failure_lines(LOGS, RUN_STARTED, log)
+    )
