@@ -70,6 +70,7 @@ class RemoteCsrSource:
         self.check_values, self.counts = check_values, counts
         self.stats = FetchStats()
         self.row_bytes = 0  # of stats.bytes: the rows' (the rest: headers, obs, var, indptr)
+        self.progress = None  # a cache.progress.Progress of the rows' bytes, if set
         self.store = CountingStore(store, self.stats)
         self.size = self.store.size(key) if size is None else size
         self.file = RangeFile(self.store, key, self.size, max_workers=max_concurrency)
@@ -138,7 +139,9 @@ class RemoteCsrSource:
         runs = np.asarray(runs, dtype=np.int64).reshape(-1, 2)
         starts, stops = self.indptr[runs[:, 0]], self.indptr[runs[:, 1]]
         before = self.stats.bytes  # nothing else fetches meanwhile: h5py is not called
-        data, indices = self._read(self.layouts, starts, stops)
+        store = self.store if self.progress is None else _Arrivals(self.store, self.progress)
+        data, indices = read_elements(self.layouts, starts, stops, store, self.key,
+                                      self.merge_gap, self.max_concurrency)  # fmt: skip
         self.row_bytes += self.stats.bytes - before
         self._check_rows(runs, data, indices)
         return data, indices
@@ -217,6 +220,22 @@ class RemoteCsrSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Arrivals:
+    """A store whose ranged reads count their bytes into ``progress`` as they arrive (on
+    the worker threads, so a long read reports while it runs)."""
+
+    def __init__(self, store, progress):
+        self.store, self.progress = store, progress
+
+    def read_ranges(self, key: str, ranges, max_workers: int, each=None) -> list:
+        def arrived(i: int, blob: bytes):
+            self.progress.add(len(blob))
+            self.progress.maybe_log()
+            return each(i, blob) if each is not None else blob
+
+        return self.store.read_ranges(key, ranges, max_workers=max_workers, each=arrived)
 
 
 def table_datasets(h5: h5py.File) -> list[h5py.Dataset]:
