@@ -61,6 +61,7 @@ def write_release(
     seed: int = 0,
     old_release: str = "20240330",
     datasets: tuple[str, ...] = (),
+    dataset_size: tuple[int, int] | None = None,
 ) -> dict:
     """Write a synthetic release under ``root``; return what tests need to know about it.
 
@@ -69,8 +70,9 @@ def write_release(
     relative path), ``files`` ({relative_path: {size, md5}}), ``matrices``
     ({label: {dataset, storage, raw, log2, n_rows, n_extra}}), ``n_cells``, ``n_genes``,
     ``cluster_sizes`` ({cluster_alias: cells}) and ``special_clusters`` ({size: alias}).
-    ``datasets`` names other datasets to add in their real shape (``demo.datasets``);
-    the WMB files are the same with or without them.
+    ``datasets`` names other datasets to add in their real shape (``demo.datasets``), of
+    ``dataset_size`` (cells, genes) each (default: that module's); the WMB files are the
+    same with or without them.
     """
     if n_cells < 100 or n_genes < 10:
         raise AbcError(
@@ -102,7 +104,8 @@ def write_release(
         write_bytes(root / path, data)
 
     for index, name in enumerate(datasets):
-        written = write_dataset(root, name, np.random.default_rng([seed, index + 1]), genes)
+        written = write_dataset(root, name, np.random.default_rng([seed, index + 1]), genes,
+                                *(dataset_size or ()))  # fmt: skip
         files.update(dict.fromkeys(written))
     matrices = {}
     for spec in MATRICES:
@@ -152,6 +155,8 @@ def ensure_release(root, settings: dict) -> bool:
             n_genes=int(settings["n_genes"]),
             seed=int(settings["seed"]),
             datasets=() if dataset == "WMB-10X" else (dataset,),
+            # the demo's dataset has the size its config says, whichever it is
+            dataset_size=(int(settings["n_cells"]), int(settings["n_genes"])),
         )
     write_if_changed(record, wanted)
     return True
