@@ -319,6 +319,9 @@ def test_the_cards_say_how_each_matrix_was_read(tmp_path):
         "1 from the cache; 5 GB of files in all"
     )
     assert landing.transfer_text({}, 10**9) == "read; 1 GB of files in all"
+    small = landing.transfer_text({"stream": [(2_700_000, 800_000)]}, 1_860_000)
+    assert small == ("800 kB of rows streamed from 1 file, plus 1.9 MB of headers, obs and var "
+                     "(read in blocks: more than such small files hold); 1.86 MB of files in all")
 
 
 def test_files_read_count_the_datasets_own_matrices():

@@ -88,9 +88,11 @@ def transfer_text(found: dict[str, list[tuple[int, int]]], file_bytes: int) -> s
         n = len(found["stream"])
         rows = sum(r for _, r in found["stream"])
         other = sum(t for t, _ in found["stream"]) - rows
+        # read in blocks around the rows: on files of a few MB (the demo) more than their size
+        why = " (read in blocks: more than such small files hold)" if other > file_bytes else ""
         parts.append(
             f"{size_text(rows)} of rows streamed from {n} file{'s' * (n != 1)}, plus "
-            f"{size_text(other)} of headers, obs and var"
+            f"{size_text(other)} of headers, obs and var{why}"
         )
     for how, words in (("download", "downloaded whole"), ("cache", "from the cache")):
         if how in found:
