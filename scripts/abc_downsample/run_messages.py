@@ -174,11 +174,11 @@ def stale_result_lines(output: dict, subsets_dir) -> list[str]:
     if os.path.exists(output["cells"]) or not os.path.exists(result):
         return []
     subsets = sorted(Path(subsets_dir).glob("*.h5ad")) if os.path.isdir(subsets_dir) else []
-    also = f" and {len(subsets)} subsets in {subsets_dir}" if subsets else ""
+    what = f"{result} and {len(subsets)} subsets in {subsets_dir}" if subsets else result
     return [
-        f"{PREFIX}: note: {result}{also} are from an earlier sample, which the failed "
-        "sampling removed: they no longer match a sample; fix the error below and rerun to "
-        "rebuild them"
+        f"{PREFIX}: note: {what}: made from an earlier sample, which the failed sampling "
+        "removed, they no longer match a sample; fix the error below and rerun to rebuild "
+        "them"
     ]
 
 

@@ -138,7 +138,6 @@ def subset_done(matrix):
     return done_marker("subsets", matrix, SUBSET_SETTINGS)
 
 
-@one_line
 def subsets_done(wildcards=None):
     return [subset_done(m) for m in needed_matrices()]
 
@@ -197,12 +196,10 @@ def needed_matrices():
     return sorted(res.sample_counts(checkpoints.sample_cells.get().output.cells))
 
 
-@one_line
 def subset_paths(wildcards=None):
     return [f"{SUBSETS}/{m}.h5ad" for m in needed_matrices()]
 
 
-@one_line
 def provenance(wildcards=None):
     """What made the dataset, stored in uns["abc_downsample"] of the result; concat adds
     the sampling settings as the sample recorded them (abc_downsample.provenance)."""
@@ -281,12 +278,10 @@ def missing_targets():
 # -- resources and params of the rules (one style: functions of the wildcards) ----------
 
 
-@one_line
 def relpath_of(wildcards):
     return wildcards.relpath
 
 
-@one_line
 def matrix_of(wildcards):
     return wildcards.matrix
 
@@ -301,12 +296,10 @@ def subset_runtime(wildcards):
     return res.subset_runtime_min(matrix_size(wildcards.matrix))
 
 
-@one_line
 def concat_mem_mb(wildcards, input):
     return res.concat_mem_mb(input.subsets)
 
 
-@one_line
 def concat_runtime(wildcards, input):
     return res.concat_runtime_min(input.subsets)
 
