@@ -1,7 +1,5 @@
 # Figures and tables for `snakemake --report report.html`. The plots never fail a run: a
 # figure that cannot be drawn becomes a placeholder naming the reason (see plots.py).
-from abc_downsample.run_messages import group_name
-
 REPORT = f"{OUT['dir']}/report"
 REPORT_SAMPLING = {
     "sizes": f"{REPORT}/group_sizes.png",
@@ -13,12 +11,12 @@ REPORT_SAMPLING = {
 REPORT_RUNTIME = {"figure": f"{REPORT}/runtime.png", "table": f"{REPORT}/runtime.html"}
 # the first screen: workflow.rst embeds it (not a report() result of its own)
 REPORT_LANDING = f"{REPORT}/landing.html"
-# how figures name a sampling group
-GROUP = group_name(config["sampling"]["cluster_column"])
 # the report's two level figures: the profile's top two levels; a dataset without taxonomy
 # has one, its group key (taxonomy.read_taxonomy)
 _LEVELS = list(DATASET.taxonomy.levels) or [DATASET.cells.group]
 REPORT_LEVELS = (_LEVELS + _LEVELS[-1:])[:2]
+# The menu's labels are made by the report command: they name no setting of the run (the
+# figures and the first screen say what it did, from what it recorded).
 SAMPLE_CATEGORY = "1. What the sample kept"
 COST_CATEGORY = "2. What the run cost"
 
@@ -43,7 +41,7 @@ rule plot_sampling:
             REPORT_SAMPLING["sizes"],
             caption="../report/group_sizes.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": f"1. cells per {GROUP}, before and after"},
+            labels={"figure": "1. cells per sampling group, before and after"},
         ),
         classes=report(
             REPORT_SAMPLING["classes"],
@@ -67,7 +65,7 @@ rule plot_sampling:
             REPORT_SAMPLING["table"],
             caption="../report/sampling_summary.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": f"5. sampling summary: every {GROUP}"},
+            labels={"figure": "5. sampling summary: every group"},
         ),
     log:
         f"{LOGS}/plot_sampling.log",
