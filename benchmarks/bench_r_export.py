@@ -61,7 +61,7 @@ from abc_downsample.export import r_export
 level = None if {compression!r} == "none" else int({compression!r}.removeprefix("gzip"))
 r_export.export_for_r({result!r}, h5={out!r} + "/matrix.h5", cells={out!r} + "/cells.csv",
                       umap={out!r} + "/umap.csv", colors={out!r} + "/colors.csv",
-                      gzip_level=level)
+                      levels={out!r} + "/levels.csv", gzip_level=level)
 """,
     "read_h5ad": "import anndata; anndata.read_h5ad({result!r})",
 }

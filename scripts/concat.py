@@ -5,6 +5,7 @@ import logging
 from abc_downsample.cache.download import cached_input
 from abc_downsample.concat.build import concat_release
 from abc_downsample.dataset.profile import as_list, dataset_of_rule
+from abc_downsample.provenance import read_marker, sampling_record
 from abc_downsample.rule_io import run
 
 
@@ -17,7 +18,10 @@ def main():
         sample_rows=inp.sample_rows,
         taxonomy=[cached_input(path, abc) for path in as_list(inp.taxonomy)],
         genes=next((cached_input(path, abc) for path in as_list(inp.get("genes"))), None),
-        provenance=dict(snakemake.params.provenance),
+        provenance={
+            **snakemake.params.provenance,
+            **sampling_record(read_marker(inp.sample_done)),
+        },
         dataset=dataset_of_rule(snakemake.params, abc),
         population=inp.population,
     )

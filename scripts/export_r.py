@@ -14,7 +14,9 @@ def main():
         cells=out.cells,
         umap=out.umap,
         colors=out.colors,
+        levels=out.levels,
         genome=snakemake.params.genome,
+        gzip_level=snakemake.params.gzip_level,
     )
     logging.getLogger("abc_downsample").info(summary)
 

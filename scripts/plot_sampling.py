@@ -6,6 +6,7 @@ from abc_downsample.cache.download import cached_input
 from abc_downsample.dataset.profile import as_list, dataset_of_rule
 from abc_downsample.errors import AbcError
 from abc_downsample.metadata.taxonomy import read_taxonomy
+from abc_downsample.provenance import read_marker, sampling_record
 from abc_downsample.report import plots
 from abc_downsample.rule_io import run
 from abc_downsample.run_messages import group_name
@@ -13,7 +14,10 @@ from abc_downsample.run_messages import group_name
 
 def main():
     inp, out, params = snakemake.input, snakemake.output, snakemake.params
-    group = group_name(params.cluster_column)
+    settings = sampling_record(read_marker(inp.sample_done))  # what the sample ran with
+    group = group_name(settings["cluster_column"])
+    # a given cell list has no size threshold: no group is kept whole for being small
+    min_size = settings.get("min_cluster_size")
     abc = snakemake.config["abc"]
     dataset = dataset_of_rule(params, abc)
     try:  # the atlas colours where the taxonomy has them, else a fixed palette
@@ -31,7 +35,7 @@ def main():
         out.sizes,
         f"Cells per {group}",
         lambda: plots.plot_group_sizes(
-            plots.read_summary(inp.summary), params.min_cluster_size, out.sizes, group
+            plots.read_summary(inp.summary), min_size, out.sizes, group
         ),
     )
     for level, path in zip(params.levels, (out.level1, out.level2), strict=True):

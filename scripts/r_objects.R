@@ -1,5 +1,6 @@
 # Rule r_objects: a Seurat object and a SingleCellExperiment (.rds) from the R export:
-# counts, cell metadata (taxonomy levels as factors in the atlas's order), the atlas UMAP as
+# counts, cell metadata (group columns as factors in the h5ad's category order, columns
+# naming cells as character), the finest level as Idents() / colLabels(), the atlas UMAP as
 # a reduction and the atlas colours. Reads only the export's 10x HDF5 and CSVs: no Python.
 log <- file(snakemake@log[[1]], open = "wt")
 sink(log)
@@ -28,7 +29,7 @@ read_counts <- function(path) {
   }
   shape <- h5[["matrix/shape"]][]
   counts <- Matrix::sparseMatrix(
-    i = h5[["matrix/indices"]][] + 1L, p = as.integer(h5[["matrix/indptr"]][]),
+    i = as.integer(h5[["matrix/indices"]][]) + 1L, p = as.integer(h5[["matrix/indptr"]][]),
     x = as.numeric(h5[["matrix/data"]][]), dims = as.integer(shape)
   )
   ids <- h5[["matrix/features/id"]][]
@@ -36,15 +37,17 @@ read_counts <- function(path) {
   list(counts = counts, ids = ids, symbols = h5[["matrix/features/name"]][])
 }
 
-read_cells <- function(cells_csv, colors) {
-  # na.strings = "": "NA" is a neurotransmitter term, a missing value is an empty field
-  cells <- read.csv(cells_csv, row.names = 1, na.strings = "", check.names = FALSE)
-  for (column in names(cells)) {
-    if (column %in% names(colors)) {
-      cells[[column]] <- factor(cells[[column]], levels = names(colors[[column]]))
-    } else if (is.character(cells[[column]]) || column == "cluster_alias") {
-      cells[[column]] <- factor(cells[[column]])
-    }
+read_cells <- function(cells_csv, levels_csv) {
+  # na.strings = "": "NA" is a neurotransmitter term, a missing value is an empty field.
+  # The h5ad's categorical columns become factors with its levels, in its order; the rest
+  # stays as read: text naming cells (barcodes, sample ids) character, numbers numeric.
+  table <- read.csv(levels_csv, na.strings = character(0), colClasses = "character")
+  columns <- unique(table$column)
+  cells <- read.csv(cells_csv, row.names = 1, na.strings = "", check.names = FALSE,
+                    stringsAsFactors = FALSE,
+                    colClasses = setNames(rep("character", length(columns)), columns))
+  for (column in columns) {
+    cells[[column]] <- factor(cells[[column]], levels = table$level[table$column == column])
   }
   cells
 }
@@ -76,7 +79,8 @@ main <- function() {
   out <- snakemake@output
   matrix <- read_counts(inp[["h5"]])
   colors <- read_colors(inp[["colors"]])
-  cells <- read_cells(inp[["cells"]], colors)
+  cells <- read_cells(inp[["cells"]], inp[["levels"]])
+  idents <- snakemake@params[["idents"]]  # the finest level
   umap <- as.matrix(read.csv(inp[["umap"]], row.names = 1, check.names = FALSE))
   if (!identical(rownames(cells), colnames(matrix$counts)) ||
     !identical(rownames(umap), colnames(matrix$counts))) {
@@ -89,6 +93,7 @@ main <- function() {
     rowData = S4Vectors::DataFrame(Symbol = matrix$symbols, row.names = matrix$ids)
   )
   if (ncol(umap) > 0) reducedDim(sce, "UMAP") <- umap  # none where the atlas has none
+  colLabels(sce) <- cells[[idents]]
   S4Vectors::metadata(sce)$colors <- colors
   save_rds(sce, out[["sce"]])
 
@@ -100,6 +105,7 @@ main <- function() {
   if (ncol(umap) > 0) {
     seurat[["umap"]] <- CreateDimReducObject(embeddings = umap, key = "UMAP_", assay = "RNA")
   }
+  Idents(seurat) <- idents
   Misc(seurat, slot = "colors") <- colors
   save_rds(seurat, out[["seurat"]])
   message(sprintf("wrote %d cells x %d genes as Seurat and SingleCellExperiment objects",

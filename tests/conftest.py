@@ -210,3 +210,9 @@ def filled_cache(release: dict, cache: Path) -> Path:
         (cache / relative).parent.mkdir(parents=True, exist_ok=True)
         os.link(root / relative, cache / relative)
     return cache
+
+
+def r_env_pins() -> dict[str, str]:
+    """{conda package: version} of envs/r.yaml (rule r_objects' environment)."""
+    dependencies = yaml.safe_load((PROJECT / "envs" / "r.yaml").read_text())["dependencies"]
+    return dict(dependency.split("=", 1) for dependency in dependencies)

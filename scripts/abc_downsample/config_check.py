@@ -1,6 +1,7 @@
 """Config validation with one-line messages (Snakemake's validate() prints a schema dump),
 and the defaults as config/config.yaml writes them."""
 
+import difflib
 import functools
 from pathlib import Path
 
@@ -68,8 +69,20 @@ def _typed(value: str, kind) -> object:
 
 def _short(err: jsonschema.ValidationError) -> str:
     if err.validator == "additionalProperties":
-        return err.message.replace("Additional properties are not allowed", "unknown key")
+        return _unknown_keys(err)
     return err.message
+
+
+def _unknown_keys(err: jsonschema.ValidationError) -> str:
+    """ "unknown key 'targt_cells' (did you mean 'target_cells'?)": the nearest valid key."""
+    known = list(err.schema.get("properties", {}))
+    unknown = [key for key in err.instance if key not in known]
+    texts = []
+    for key in unknown:
+        near = difflib.get_close_matches(str(key), known, n=1)
+        texts.append(f"{key!r}" + (f" (did you mean {near[0]!r}?)" if near else ""))
+    valid = f"; valid keys: {', '.join(known)}" if known else ""
+    return f"unknown key{'s' * (len(unknown) > 1)} {', '.join(texts)}{valid}"
 
 
 def _check_combinations(config: dict) -> None:

@@ -120,6 +120,10 @@ def subset_runtime_min(file_size: int) -> int:
 
 def _subset_shapes(subset_paths) -> list[tuple[int, int, int]]:
     """(rows, non-zeros, bytes a non-zero) of each subset, from X's attributes."""
+    if isinstance(subset_paths, (str, os.PathLike)):
+        # Before the sampling checkpoint has run (a dry-run), Snakemake holds its output, one
+        # path, in place of the list of subsets: they are not known yet.
+        raise FileNotFoundError(errno.ENOENT, "not sampled yet", str(subset_paths))
     import h5py
 
     shapes = []

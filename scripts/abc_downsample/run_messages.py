@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from abc_downsample.cells_csv import MATRIX
+from abc_downsample.errors import SHOWN
 from abc_downsample.rule_io import PREFIX
 
 if TYPE_CHECKING:  # pandas where a run ends: Snakemake's start-up imports this module
@@ -99,6 +100,34 @@ def success_lines(output: dict, cluster_column: str) -> list[str]:
     return [made, where]
 
 
+def dry_run_lines(matrices: dict | None, old_sample: bool) -> list[str]:
+    """What a dry-run adds to Snakemake's job list. ``matrices``: for each matrix file the
+    current sample needs, (cells, its subset is made, it is in the cache); None while no
+    sample of the run's settings exists (``old_sample``: one of other settings does)."""
+    if matrices is None:
+        why = "the sampling settings changed" if old_sample else "there is no sample yet"
+        return [
+            f"{PREFIX}: dry-run: sampling runs first ({why}); the matrix files it needs, "
+            "one subset job each, are known only after it, so the jobs above are not all"
+        ]
+    cells = sum(n for n, _, _ in matrices.values())
+    files = "file" if len(matrices) == 1 else "files"
+    todo = [
+        f"{m} ({n:,} cells, {'in the cache' if cached else 'to fetch'})"
+        for m, (n, made, cached) in matrices.items()
+        if not made
+    ]
+    if not todo:
+        rest = "every subset is made"
+    else:
+        listed = ", ".join(todo[:SHOWN]) + (f" and {len(todo) - SHOWN} more" * (len(todo) > SHOWN))
+        rest = f"{len(todo)} subset{'s' * (len(todo) != 1)} to make: {listed}"
+    return [
+        f"{PREFIX}: dry-run: the sample ({cells:,} cells) needs {len(matrices)} matrix "
+        f"{files}; {rest}"
+    ]
+
+
 def _newer_or_same(path, than) -> bool:
     try:
         return os.path.getmtime(path) >= os.path.getmtime(than)
@@ -145,12 +174,29 @@ def failure_lines(logs_dir, since: float, snakemake_log=None) -> list[str]:
     return error_lines_of_logs(logs_dir, since) or failed_jobs_of_snakemake_log(snakemake_log)
 
 
+def stale_result_lines(output: dict, subsets_dir) -> list[str]:
+    """After a failed run: a result left without the sample it was made from (Snakemake
+    removes a failed sampling job's outputs, the earlier sample with them)."""
+    result = output["expression"]
+    if os.path.exists(output["cells"]) or not os.path.exists(result):
+        return []
+    subsets = sorted(Path(subsets_dir).glob("*.h5ad")) if os.path.isdir(subsets_dir) else []
+    what = f"{result} and {len(subsets)} subsets in {subsets_dir}" if subsets else result
+    return [
+        f"{PREFIX}: note: {what}: made from an earlier sample, which the failed sampling "
+        "removed, they no longer match a sample; fix the error below and rerun to rebuild "
+        "them"
+    ]
+
+
 def say_last(lines: list[str]) -> None:
     """Print ``lines`` to stderr when the process exits: after Snakemake's own closing lines
     ("Complete log", "Elapsed time", "WorkflowError"), so they are the last on screen."""
     if lines:
-        atexit.register(_print_lines, list(lines))
+        atexit.register(print_lines, list(lines))
 
 
-def _print_lines(lines: list[str]) -> None:
-    print("\n".join(lines), file=sys.stderr, flush=True)
+def print_lines(lines: list[str]) -> None:
+    """Print ``lines`` to stderr now."""
+    if lines:
+        print("\n".join(lines), file=sys.stderr, flush=True)

@@ -14,7 +14,7 @@ import pandas as pd
 import pytest
 import scipy.io
 import scipy.sparse as sp
-from conftest import RESULT, snakemake_ok
+from conftest import RESULT, r_env_pins, snakemake_ok
 from synthetic_paths import COLORS, PIVOTED
 from test_workflow import workflow_config
 
@@ -113,6 +113,10 @@ write.csv(Embeddings(seurat, "umap"), file.path(out, "seurat_umap.csv"))
 writeLines(levels(seurat$class), file.path(out, "seurat_class_levels"))
 writeLines(Misc(seurat, "colors")$class, file.path(out, "seurat_class_colors"))
 writeLines(seurat[["RNA"]][["gene_identifier"]][[1]], file.path(out, "seurat.ids"))
+classes <- function(table) vapply(table, function(column) class(column)[1], "")
+write.csv(data.frame(class = classes(seurat[[]])), file.path(out, "seurat_classes.csv"))
+writeLines(levels(Idents(seurat)), file.path(out, "seurat_ident_levels"))
+writeLines(as.character(Idents(seurat)), file.path(out, "seurat_idents"))
 
 sce <- readRDS(file.path(dir, "sce.rds"))
 dump(counts(sce), "sce")
@@ -120,6 +124,12 @@ write.csv(as.data.frame(colData(sce)), file.path(out, "sce_meta.csv"), na = "")
 write.csv(reducedDim(sce, "UMAP"), file.path(out, "sce_umap.csv"))
 writeLines(S4Vectors::metadata(sce)$colors$class, file.path(out, "sce_class_colors"))
 writeLines(names(S4Vectors::metadata(sce)$colors$class), file.path(out, "sce_class_terms"))
+write.csv(data.frame(class = classes(as.data.frame(colData(sce)))),
+          file.path(out, "sce_classes.csv"))
+writeLines(as.character(colLabels(sce)), file.path(out, "sce_labels"))
+versions <- vapply(c("SeuratObject", "SingleCellExperiment", "hdf5r", "Matrix"),
+                   function(p) as.character(packageVersion(p)), "")
+writeLines(c(as.character(getRversion()), versions), file.path(out, "versions"))
 """
 
 
@@ -182,6 +192,40 @@ def test_r_objects_have_the_metadata_umap_and_colours(r_read, result, obj, atlas
     np.testing.assert_allclose(umap.to_numpy(), result.obsm["X_umap"])
     classes = list(result.obs["class"].cat.categories)
     assert r_lines(r_read, f"{obj}_class_colors") == [atlas_colors["class"][t] for t in classes]
+
+
+@needs_r
+@pytest.mark.parametrize("obj", ["seurat", "sce"])
+def test_group_columns_are_factors_and_columns_naming_cells_character(r_read, result, obj):
+    """A factor with one level per cell helps no one (issue 22, finding 7): the h5ad's
+    categorical columns are factors, its text columns (barcodes, sample ids) character."""
+    classes = pd.read_csv(r_read / f"{obj}_classes.csv", index_col=0)["class"]
+    obs = result.obs
+    assert obs["abc_sample_id"].dtype == object and classes["abc_sample_id"] == "character"
+    for column in obs.columns:
+        if isinstance(obs[column].dtype, pd.CategoricalDtype):
+            # a column with no values at all (brain_section_label of 10x cells): R's NA
+            assert classes[column] == "factor" or obs[column].isna().all(), column
+        elif obs[column].dtype == object:
+            assert classes[column] == "character", column
+
+
+@needs_r
+def test_idents_and_labels_are_the_finest_level(r_read, result):
+    clusters = result.obs["cluster"]
+    assert r_lines(r_read, "seurat_ident_levels") == list(clusters.cat.categories)
+    assert r_lines(r_read, "seurat_idents") == list(clusters.astype(str))
+    assert r_lines(r_read, "sce_labels") == list(clusters.astype(str))
+
+
+@needs_r
+def test_the_r_that_ran_is_the_one_envs_r_yaml_pins(r_read):
+    pins = r_env_pins()
+    r, seurat_object, sce, hdf5r, matrix = r_lines(r_read, "versions")
+    assert (r, seurat_object, sce, hdf5r) == (
+        pins["r-base"], pins["r-seuratobject"], pins["bioconductor-singlecellexperiment"],
+        pins["r-hdf5r"])  # fmt: skip
+    assert matrix == pins["r-matrix"].replace("_", ".")  # R says 1.5-3 as 1.5.3
 
 
 @needs_r

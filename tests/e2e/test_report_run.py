@@ -229,7 +229,8 @@ def test_report_shows_its_figures_in_chromium(report_run, tmp_path):
     assert f"{after:,} of {before:,} cells kept" in text
     assert f"{whole} of {len(summary)} clusters kept whole" in text
     matrices = pd.read_csv(report_run / "data" / "downsampled_cells.csv")["feature_matrix_label"]
-    assert f"{matrices.nunique()} of " in text and "matrix files read" in text
+    assert f"{matrices.nunique()} of " in text
+    assert "matrix files of WMB-10XMulti, WMB-10Xv2, WMB-10Xv3 read" in text
     assert "job-min" in text and "run cost" in text
     levels = pd.read_csv(report_run / "data" / "sampling_levels.csv", keep_default_na=False)
     for term in levels.loc[levels["level"] == "class", "term"]:

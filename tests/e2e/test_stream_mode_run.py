@@ -26,4 +26,4 @@ def test_workflow_in_stream_mode_matches_download_mode(tmp_path, s3_endpoint):
     stream_dir = results["stream"]
     assert not (stream_dir / "abc_data" / "expression_matrices").exists()
     logs = list((stream_dir / "data").rglob("subset_matrix/*.log"))
-    assert logs and all("requests from a" in log.read_text() for log in logs)
+    assert logs and all("MB of the selected rows" in log.read_text() for log in logs)

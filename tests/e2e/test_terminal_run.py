@@ -4,7 +4,8 @@ ends with the one-line error of the job that failed."""
 from pathlib import Path
 
 import pandas as pd
-from conftest import ERROR, run_snakemake
+import yaml
+from conftest import ERROR, PROJECT, run_snakemake
 from synthetic_paths import CELLS
 
 
@@ -50,3 +51,30 @@ def test_a_failed_run_ends_with_the_one_line_error(tmp_path, s3_endpoint):
         "metadata, e.g. 'no-such-cell': is it a list of this release?"
     ), result.stderr[-3000:]
     assert result.stderr.count(last) == 2  # once as it happened, once at the end
+
+
+def one_line_error_last(result) -> str:
+    """The run failed with no traceback or Snakemake exception block, its last line ours."""
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "Traceback" not in output and "Exception" not in output, output[-3000:]
+    last = [line for line in result.stderr.splitlines() if line.strip()][-1]
+    assert last.startswith(ERROR), output[-3000:]
+    return last
+
+
+def test_a_release_without_a_table_the_dataset_needs_is_one_line(tmp_path, synthetic_release):
+    """Raised inside an input function (the cell table's receipt), read at parse time."""
+    profile = yaml.safe_load((PROJECT / "config" / "datasets" / "WMB-10X.yaml").read_text())
+    profile["cells"]["table"]["name"] = "cell_metadata_v2"
+    (tmp_path / "mine.yaml").write_text(yaml.safe_dump(profile))
+    config = {"abc": {"bucket": str(synthetic_release["root"]), "dataset": "mine.yaml"}}
+    last = one_line_error_last(run_snakemake(tmp_path, "-n", config=config))
+    assert "cell_metadata_v2" in last
+
+
+def test_an_unknown_matrix_target_is_one_line(tmp_path, synthetic_release):
+    """Raised inside a param function (the matrix's manifest entry)."""
+    config = {"abc": {"bucket": str(synthetic_release["root"])}}
+    last = one_line_error_last(run_snakemake(tmp_path, "data/subsets/Nope.h5ad", config=config))
+    assert "has no raw matrix Nope" in last

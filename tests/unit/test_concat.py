@@ -1,5 +1,7 @@
 """Streaming concatenation of subset files into the final h5ad, on real files."""
 
+import json
+
 import anndata as ad
 import numpy as np
 import pandas as pd
@@ -123,11 +125,11 @@ def test_obs_has_all_metadata_and_taxonomy_levels(release):
     obs = ad.read_h5ad(out).obs
     metadata = release["metadata"].loc[obs.index]
     assert list(obs.columns) == METADATA_COLUMNS[1:] + TAXONOMY_LEVELS
-    for column in ["cell_barcode", "feature_matrix_label", "donor_sex", "dataset_label"]:
+    for column in ["cell_barcode", "feature_matrix_label", "donor_sex", "dataset_label",
+                   "cluster_alias"]:  # fmt: skip
         assert isinstance(obs[column].dtype, pd.CategoricalDtype), column
         assert list(obs[column].astype(str)) == list(metadata[column].astype(str))
     np.testing.assert_array_equal(obs["x"].to_numpy(), metadata["x"].to_numpy())
-    np.testing.assert_array_equal(obs["cluster_alias"].to_numpy(), metadata["cluster_alias"])
     terms = {1: "Glut", 2: "NA", 3: "GABA", 4: ""}
     expected_nt = [terms[a] for a in metadata["cluster_alias"]]
     assert list(obs["neurotransmitter"].astype(str)) == expected_nt
@@ -146,6 +148,7 @@ def test_obs_columns_are_what_pandas_makes_of_the_cell_table(release):
     notes = np.array(["é", "b", "", "NA", "a", "B"], dtype=object)[np.arange(len(table)) % 6]
     table["note"] = np.where(table["cell_label"].str.startswith("unsampled"), "Z", notes)
     table["count"] = np.where(np.arange(len(table)) % 5 == 0, np.nan, np.arange(len(table)))
+    table["abc_sample_id"] = [f"id-{i:05d}" for i in range(len(table))]
     table.to_csv(d / "cell_metadata.csv", index=False)
     rows = sample_files(d, d / "cells.csv")
     out = d / "final.h5ad"
@@ -156,10 +159,14 @@ def test_obs_columns_are_what_pandas_makes_of_the_cell_table(release):
     for column in ["note", "cell_barcode", "donor_sex", "library_label"]:
         want = expected[column].astype("category")
         pd.testing.assert_series_equal(obs[column], want, check_names=False)
+    # one value per cell (an id, a barcode) names cells, it groups none: text, not a
+    # category, in scanpy and R alike (issue 22, findings 6 and 7)
+    want = expected["abc_sample_id"].astype(object)
+    pd.testing.assert_series_equal(obs["abc_sample_id"], want, check_names=False)
     assert list(obs["note"].cat.categories) == ["B", "NA", "a", "b", "é"]
     assert obs["note"].isna().sum() == (expected["note"].isna()).sum() > 0
     pd.testing.assert_series_equal(obs["count"], expected["count"], check_names=False)
-    assert obs["cluster_alias"].cat.categories.dtype == np.int64
+    assert list(obs["cluster_alias"].cat.categories) == ["1", "2", "3", "4"]
 
 
 def test_stale_sample_rows_are_refused(release):
@@ -230,24 +237,37 @@ rule concat:
     input:
         subsets=[SUBSETS], cells="cells.csv", sample_rows=".abc/sample/cell_rows.arrow",
         population=".abc/sample/population.json",
-        taxonomy="receipts/taxonomy.csv.json", genes="receipts/gene.csv.json"
+        taxonomy="receipts/taxonomy.csv.json", genes="receipts/gene.csv.json",
+        sample_done="done/sample.json"
     output: h5ad="data/downsampled_expression.h5ad"
-    params: provenance={"release": "20250531", "seed": 7, "variant": "raw"}
+    params: provenance={"release": "20250531", "variant": "raw"}
     log: "logs/concat.log"
     script: "SCRIPT"
 """
 
 
 def test_rule_script_under_snakemake(release):
-    """The rule's obs come from the sample's rows: the cell table is not even there."""
+    """The rule's obs come from the sample's rows: the cell table is not even there. Its
+    provenance says what the sample recorded: a given cell list (its MD5), and none of the
+    draw's settings, which played no part (issue 22, finding 3)."""
     subsets = ", ".join(f'"subsets/{p.rsplit("/", 1)[1]}"' for p in release["paths"])
     receipts_for(release["dir"], "taxonomy.csv", "gene.csv")
     (release["dir"] / "cell_metadata.csv").unlink()
+    marker = {"release": "20250531", "dataset": {"name": "WMB-10X"}, "target_cells": 1500,
+              "seed": 7, "strategy": "proportional", "min_cluster_size": 50,
+              "cluster_column": "cluster_alias", "filters": {}, "cells_file": "mine.csv",
+              "cells_file_md5": "0123abcd"}  # fmt: skip
+    (release["dir"] / "done").mkdir()
+    (release["dir"] / "done" / "sample.json").write_text(json.dumps(marker))
     rule = CONCAT_RULE.replace("SUBSETS", subsets).replace("ABC", repr(local_abc(release["dir"])))
     result = run_rule(release["dir"], rule, "concat.py")
     assert result.returncode == 0, result.stderr[-2000:]
     final = ad.read_h5ad(release["dir"] / "data" / "downsampled_expression.h5ad")
-    assert final.shape == (37, N_GENES) and final.uns["abc_downsample"]["seed"] == 7
+    assert final.shape == (37, N_GENES)
+    assert final.uns["abc_downsample"] == {
+        "release": "20250531", "variant": "raw", "cluster_column": "cluster_alias",
+        "filters": {}, "cells_file": "mine.csv", "cells_file_md5": "0123abcd",
+    }  # fmt: skip
     expected = release["metadata"].loc[final.obs.index]
     assert list(final.obs["donor_sex"].astype(str)) == list(expected["donor_sex"])
     assert "37 cells" in (release["dir"] / "logs" / "concat.log").read_text()

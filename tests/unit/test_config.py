@@ -41,6 +41,22 @@ def test_bad_values_give_one_line_naming_the_key(section, key, value, expected):
     assert "\n" not in str(err.value)
 
 
+@pytest.mark.parametrize(
+    "where, key, suggested",
+    [(("sampling",), "targt_cells", "target_cells"), ((), "sampeling", "sampling"),
+     (("abc", "stream"), "timeout", "timeout_s")],  # fmt: skip
+)
+def test_an_unknown_key_suggests_the_nearest_valid_one(where, key, suggested):
+    config = _default()
+    block = config
+    for name in where:
+        block = block[name]
+    block[key] = 5
+    with pytest.raises(AbcError) as err:
+        check_config(config, SCHEMA)
+    assert f"unknown key {key!r} (did you mean {suggested!r}?)" in str(err.value)
+
+
 def test_synthetic_release_needs_a_local_bucket():
     config = _default()
     config["synthetic"]["enabled"] = True

@@ -5,6 +5,7 @@ import json
 import logging
 import os
 import random
+import re
 import runpy
 import subprocess
 import sys
@@ -154,8 +155,22 @@ def test_progress_is_logged(proxy, dest, md5, caplog):
             progress_seconds=0.001,
         )
     lines = [r.getMessage() for r in caplog.records]
-    assert any("GB (" in line and "MB/s, ETA" in line for line in lines), lines
+    assert any(re.search(r" of 6.3 MB \(\d+%\), [\d.]+ MB/s, \d+m\d\ds left$", line)
+               for line in lines), lines  # fmt: skip
     assert any("MD5 ok" in line for line in lines)
+
+
+def test_a_matrix_download_says_its_progress_on_the_terminal(proxy, dest, md5, capfd):
+    """One line each time, bytes of the file and time left (issue 22: progress a user
+    can follow); metadata downloads keep it to their log."""
+    fetch(proxy, dest, md5, part_size=64 * 1024, max_concurrency=2, progress_seconds=0.001,
+          progress_terminal=True)  # fmt: skip
+    said = [line for line in capfd.readouterr().err.splitlines()
+            if line.startswith(f"abc-downsample: download {KEY}: ")]  # fmt: skip
+    assert said and all(re.search(r" of 6.3 MB \(\d+%\), .* left$", line) for line in said)
+    dest.unlink()
+    fetch(proxy, dest, md5, part_size=64 * 1024, max_concurrency=2, progress_seconds=0.001)
+    assert "abc-downsample: download" not in capfd.readouterr().err
 
 
 @pytest.mark.parametrize("size", [0, 1, PART, PART + 1])

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 
-from conftest import PROJECT
+from conftest import PROJECT, r_env_pins
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -101,3 +101,13 @@ def test_every_package_the_workflow_imports_is_a_runtime_requirement():
 def test_every_package_the_tests_import_is_a_test_requirement():
     code = [*(PROJECT / "tests").rglob("*.py"), *(PROJECT / "benchmarks").rglob("*.py")]
     assert undeclared(code, "requirements-test.txt") == []
+
+
+def test_the_r_environment_pins_every_package():
+    """envs/r.yaml: exact versions (tests/e2e/test_export.py checks them against the R
+    that runs the R tests); SeuratObject 4, whose objects Seurat 4 and 5 both read."""
+    pins = r_env_pins()
+    assert set(pins) == {"r-base", "r-matrix", "r-hdf5r", "r-seuratobject",
+                         "bioconductor-singlecellexperiment"}  # fmt: skip
+    assert all(re.fullmatch(r"\d+(\.\d+)*(_\d+)?", version) for version in pins.values()), pins
+    assert pins["r-seuratobject"].startswith("4.")

@@ -15,12 +15,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
+from conftest import PROJECT
 from pictures import ATLAS_GREEN, TAB_RED, count_color, pixels
 from PIL import Image
 
 from abc_downsample.dataset.profile import dataset_from_dict, load_dataset
 from abc_downsample.errors import AbcError
 from abc_downsample.metadata.taxonomy import read_taxonomy
+from abc_downsample.release.manifest import Manifest
 from abc_downsample.report import landing, plots
 
 
@@ -262,10 +264,11 @@ def landing_inputs(summary: pd.DataFrame):
          "max_rss_mb": [812.0, 300.0], "cpu_seconds": [1.0, 1.0]}
     )  # fmt: skip
     source = {
-        "release_matrices": 24,
+        "dataset_matrices": 24,
+        "directories": ["WMB-10Xv2", "WMB-10Xv3"],
         "bytes_text": "1.2 GB downloaded or read from the cache",
         "min_size": 50,
-        "release_text": "Release 20250531",
+        "run_text": "Release 20250531",
     }
     return counts, bench, source
 
@@ -281,6 +284,7 @@ def test_landing_answers_the_first_questions_on_one_screen():
     assert f"{after:,} of {before:,}" in text and "cells kept" in text
     assert "2 of 6" in text and "clusters kept whole" in text  # 5 and 49 cells: under 50
     assert "2 of 24" in text and "1.2 GB" in text  # files and bytes
+    assert "matrix files of WMB-10Xv2, WMB-10Xv3 read" in text
     assert "2.0 job-min" in text and "peak 812 MB (concat)" in text  # the cost
     for term, b, a in (
         levels_table(summary)
@@ -295,20 +299,64 @@ def test_landing_answers_the_first_questions_on_one_screen():
 
 def test_the_cards_say_how_each_matrix_was_read(tmp_path):
     """From the subset jobs' last log lines: auto streams some files, reads others from
-    the cache, downloads others; a job without a log is left out."""
+    the cache, downloads others; a job without a log is left out. What a stream job read
+    besides the rows (headers, obs, var: on a small file more than the file) is counted
+    apart, so no figure reads as more than the files (issue 22, finding 4)."""
     logs = tmp_path / "subset_matrix"
     logs.mkdir()
     line = "x INFO {}: 10 rows, 99 non-zeros, {} MB read ({})\n"
-    (logs / "A.log").write_text(line.format("A", "1,250.5", "stream"))
-    retried = line.format("B", "0.5", "download") + line.format("B", "0.5", "stream")
+    (logs / "A.log").write_text(line.format("A", "1,250.5", "stream: 1,000.5 MB of rows"))
+    retried = line.format("B", "0.5", "download")
+    retried += line.format("B", "0.9", "stream: 0.2 MB of rows")
     (logs / "B.log").write_text(retried)  # the last line counts
     (logs / "C.log").write_text(line.format("C", "3.0", "cache"))
     found = landing.transfers(tmp_path, ["A", "B", "C", "D"])
-    assert found == {"stream": [1_250_500_000, 500_000], "cache": [3_000_000]}
+    assert found == {"stream": [(1_250_500_000, 1_000_500_000), (900_000, 200_000)],
+                     "cache": [(3_000_000, 3_000_000)]}  # fmt: skip
     text = landing.transfer_text(found, 5 * 10**9)
-    expected = "1.25 GB streamed (rows, obs, var) from 2 files, 1 from the cache, of 5 GB of files"
-    assert text == expected
-    assert landing.transfer_text({}, 10**9) == "read, of 1 GB of files"
+    assert text == (
+        "1 GB of rows streamed from 2 files, plus 251 MB of headers, obs and var; "
+        "1 from the cache; 5 GB of files in all"
+    )
+    assert landing.transfer_text({}, 10**9) == "read; 1 GB of files in all"
+    small = landing.transfer_text({"stream": [(2_700_000, 800_000)]}, 1_860_000)
+    assert small == ("800 kB of rows streamed from 1 file, plus 1.9 MB of headers, obs and var "
+                     "(read in blocks: more than such small files hold); 1.86 MB of files in all")
+
+
+def test_files_read_count_the_datasets_own_matrices():
+    """WHB reads 2 files: of WHB's 2, not of every matrix in the release (issue 22,
+    finding 4), from the real manifest of 20250531."""
+    manifest = Manifest.load(PROJECT / "tests" / "data" / "real_manifest_20250531.json")
+    directories, files = landing.dataset_matrices(
+        manifest, ["WHB-10Xv3-Neurons", "WHB-10Xv3-Nonneurons"], "raw"
+    )
+    assert directories == ["WHB-10Xv3"] and sorted(files) == [
+        "WHB-10Xv3-Neurons", "WHB-10Xv3-Nonneurons"]  # fmt: skip
+    directories, files = landing.dataset_matrices(manifest, ["WMB-10Xv3-MB"], "raw")
+    assert directories == ["WMB-10Xv3"] and len(files) == 13
+
+
+SAMPLED = {"release": "20250531", "variant": "raw", "dataset": "WMB-10X",
+           "cluster_column": "cluster_alias", "filters": {}, "target_cells": 2000,
+           "min_cluster_size": 50, "seed": 7, "strategy": "capped"}  # fmt: skip
+
+
+def test_the_first_screen_says_what_the_run_did_from_its_provenance():
+    """The sentence comes from the result's provenance: a sampled run names its target,
+    strategy and seed; a run from a given cell list names the list and none of them."""
+    text = landing.run_text(SAMPLED, "clusters")
+    assert "dataset WMB-10X, release 20250531, raw counts" in text
+    assert "target_cells = 2,000 with the capped strategy over cluster_alias (seed 7)" in text
+    assert "clusters under 50 cells are kept whole" in text
+    given = {k: v for k, v in SAMPLED.items()
+             if k not in ("target_cells", "min_cluster_size", "seed", "strategy")}  # fmt: skip
+    given.update(cells_file="picked.csv", cells_file_md5="abc", synthetic=True,
+                 filters={"library_method": ["10Xv3"]})  # fmt: skip
+    text = landing.run_text(given, "clusters")
+    assert text.startswith("Offline demo: a synthetic release")
+    assert "cells from picked.csv (not sampled, only cells with library_method in 10Xv3)" in text
+    assert not re.search("target|seed|strategy|kept whole", text), text
 
 
 # ---- the report of a synthetic run, in a browser ---------------------------------------

@@ -73,6 +73,18 @@ def test_paths_not_there_yet_raise_file_not_found(tmp_path, matrix):
         res.concat_mem_mb([tmp_path / "later.h5ad"])
 
 
+def test_concat_before_sampling_is_not_made_yet_not_a_crash(tmp_path):
+    """A dry-run before the sampling checkpoint: Snakemake passes the checkpoint's output
+    (one path, maybe an old sample's) in place of the subsets. That is "not made yet"
+    (Snakemake asks again later), named by that path, never its characters."""
+    placeholder = tmp_path / "downsampled_cells.csv"
+    write_cells_csv(placeholder, ["a"])
+    for size in (res.concat_mem_mb, res.concat_runtime_min):
+        with pytest.raises(FileNotFoundError) as err:
+            size(str(placeholder))
+        assert err.value.filename == str(placeholder)
+
+
 def test_estimate_from_cells_bounds_by_file_size(tmp_path):
     write_cells_csv(tmp_path / "cells.csv", [f"c{i}" for i in range(500)])
     tiny_file = res.estimate_subset_mem_mb_from_cells(1 * MB, tmp_path / "cells.csv",

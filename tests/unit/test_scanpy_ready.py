@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 from test_concat import concat_files, release  # noqa: F401 (a fixture)
 
-from abc_downsample.concat.build import MISSING_TERM_COLOR
+from abc_downsample.concat.build import MISSING_TERM_COLOR, _text_categories
 from abc_downsample.dataset.profile import load_dataset
 
 TAXONOMY_LEVELS = list(load_dataset().taxonomy.columns)
@@ -44,12 +44,29 @@ def test_atlas_umap_and_colours_in_category_order(release):  # noqa: F811
     assert "NA" in result.obs["neurotransmitter"].cat.categories  # a term, coloured as one
 
 
-def test_cluster_alias_is_a_category_in_numeric_order(release):  # noqa: F811
+def test_cluster_alias_is_a_text_category_in_numeric_order(release):  # noqa: F811
+    """scanpy's rank_genes_groups joins a group key's categories as text: int categories
+    failed (issue 22, finding 6). Text, in the keys' numeric order."""
     out = release["dir"] / "final.h5ad"
     concat_files(release, out)
     alias = ad.read_h5ad(out).obs["cluster_alias"]
     assert isinstance(alias.dtype, pd.CategoricalDtype)
-    assert list(alias.cat.categories) == sorted(set(release["metadata"]["cluster_alias"]))
+    aliases = sorted(set(release["metadata"]["cluster_alias"]))
+    assert list(alias.cat.categories) == [str(a) for a in aliases]
+    keys = _text_categories(pd.Series([10, 2, 1, 2, 1.0]))
+    assert list(keys.cat.categories) == ["1", "2", "10"]
+
+
+def test_the_group_key_has_the_colours_of_its_finest_terms(release):  # noqa: F811
+    """More than 102 categories without colours paint every cell grey in sc.pl.umap: each
+    cluster_alias gets its cluster's atlas colour (issue 22, finding 6)."""
+    out = release["dir"] / "final.h5ad"
+    concat_files(release, out, colors=write_colors(release["dir"] / "colors.csv"))
+    result = ad.read_h5ad(out)
+    aliases = result.obs["cluster_alias"].cat.categories
+    assert list(result.uns["cluster_alias_colors"]) == [
+        COLORS["cluster"][int(a) - 1] for a in aliases
+    ]
 
 
 def test_terms_without_colour_are_grey_and_levels_without_colours_left_out(release):  # noqa: F811

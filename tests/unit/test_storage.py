@@ -96,6 +96,16 @@ def test_unreachable_endpoint_names_the_endpoint_and_the_fix():
     assert "\n" not in message
 
 
+def test_no_network_error_reads_as_one_sentence():
+    """No DNS (no network, a wrong host): urllib3's message nests parentheses; the error
+    keeps them balanced (no "...name resolution))")."""
+    store = store_of(BUCKET, "http://no-such-host.invalid", retries=1)
+    with pytest.raises(TransientError) as err:
+        store.get_bytes("releases/20250531/manifest.json")
+    message = str(err.value)
+    assert "))" not in message and message.count("(") == message.count(")"), message
+
+
 def test_endpoint_from_the_environment(s3, objects, monkeypatch):
     monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
     monkeypatch.setenv("AWS_ENDPOINT_URL_S3", s3)

@@ -6,6 +6,7 @@ sample is subset from the local files (download mode) and from the bucket (strea
 and the outputs are compared.
 """
 
+import re
 from pathlib import Path
 
 import pandas as pd
@@ -18,6 +19,7 @@ from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.errors import AbcError
 from abc_downsample.subset.job import subset_from_config, subset_remote
 from abc_downsample.subset.local import subset_local_file
+from abc_downsample.units import size_text
 
 
 @pytest.fixture(scope="module")
@@ -85,8 +87,15 @@ def test_a_cell_missing_from_the_remote_file_is_one_line(release, s3, tmp_path):
     store = store_of(BUCKET, s3)
     out = tmp_path / "out.h5ad"
     with pytest.raises(AbcError, match="'NO-SUCH-CELL' missing from WMB-10Xv2-TH-raw.h5ad"):
-        subset_remote(store, raw_key(release, "WMB-10Xv2-TH"), cells, out, "WMB-10Xv2-TH",
-                      max_concurrency=32, merge_gap_kb=64)
+        subset_remote(
+            store,
+            raw_key(release, "WMB-10Xv2-TH"),
+            cells,
+            out,
+            "WMB-10Xv2-TH",
+            max_concurrency=32,
+            merge_gap_kb=64,
+        )
     assert not out.exists() and list(tmp_path.iterdir()) == [cells]
 
 
@@ -117,8 +126,9 @@ def test_auto_picks_the_cheaper_transfer_and_logs_its_plan(
 
     def fetch_cached():
         dest = tmp_path / "cache" / key
-        fetch_file(store_of(BUCKET, s3), key, dest, size=store.size(key), md5=None,
-                   **fetch_settings())
+        fetch_file(
+            store_of(BUCKET, s3), key, dest, size=store.size(key), md5=None, **fetch_settings()
+        )
         fetched.append(dest)
         return dest
 
@@ -177,3 +187,35 @@ def test_auto_reads_a_matrix_in_the_cache_without_any_transfer(
     assert stats.rows == local.rows > 0
     assert out.read_bytes() == (tmp_path / "d.h5ad").read_bytes()
     assert cached.exists() and is_stamped(cache, entry)
+
+
+def test_stream_progress_says_bytes_of_the_planned_and_time_left(
+    release, s3, cells_csv, tmp_path, capfd, monkeypatch, rule_logging
+):
+    """A long stream job says, per matrix, its rows' bytes so far of those planned and the
+    time left: in its log and on the terminal, at most every PROGRESS_SECONDS (here every
+    arrival); a short one says nothing."""
+    from abc_downsample.cache import progress
+    from abc_downsample.rule_io import setup_logging
+
+    key, matrix = raw_key(release, "WMB-10Xv3-HPF"), "WMB-10Xv3-HPF"
+    setup_logging(str(tmp_path / "job.log"))
+    store = store_of(BUCKET, s3)
+    subset_remote(
+        store, key, cells_csv, tmp_path / "quiet.h5ad", matrix, max_concurrency=2, merge_gap_kb=64
+    )
+    assert "stream" not in capfd.readouterr().err  # under 10 s: no progress lines
+
+    monkeypatch.setattr(progress, "PROGRESS_SECONDS", 0.0)
+    stats = subset_remote(
+        store, key, cells_csv, tmp_path / "s.h5ad", matrix, max_concurrency=2, merge_gap_kb=64
+    )
+    pattern = (rf"^abc-downsample: stream {matrix}: ([\d.]+ \w+) of ([\d.]+ \w+) \((\d+)%\), "
+               r"[\d.]+ MB/s, \d+m\d\ds left$")  # fmt: skip
+    said = [re.match(pattern, line) for line in capfd.readouterr().err.splitlines()]
+    said = [match for match in said if match]
+    assert len(said) >= 2 and len({m[2] for m in said}) == 1, "one planned total"
+    assert [int(m[3]) for m in said] == sorted(int(m[3]) for m in said) and int(said[-1][3]) > 50
+    assert said[-1][2] == size_text(stats.row_bytes)  # planned: the rows' bytes fetched
+    logged = (tmp_path / "job.log").read_text()
+    assert logged.count(f"stream {matrix}: ") >= len(said)

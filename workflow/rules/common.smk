@@ -1,5 +1,5 @@
 # Configuration, paths and the input/resource functions shared by the rules.
-import shlex
+import functools
 from pathlib import Path
 
 from snakemake.io import is_flagged
@@ -17,19 +17,25 @@ from abc_downsample.errors import AbcError
 from abc_downsample.project import CONFIG_SCHEMA
 from abc_downsample.cache.store import local_root
 
-# The Python of command rules: the environment's under --sdm conda, else Snakemake's own
-# (as script: uses), whatever the PATH holds.
-PYTHON = (
-    "python"
-    if "conda" in str(workflow.deployment_settings.deployment_method).lower()
-    else shlex.quote(sys.executable)
-)
-
-
 def fail(err):
     """Stop with one line instead of a traceback."""
     sys.stderr.write(f"abc-downsample: error: {err}\n")
     sys.exit(1)
+
+
+def one_line(function):
+    """For an input, param or resource function: its AbcError (a release without a table
+    the dataset needs, an unknown matrix) stops the run with one line, not Snakemake's
+    InputFunctionException and traceback. Its signature is kept: Snakemake reads it."""
+
+    @functools.wraps(function)
+    def checked(*args, **kwargs):
+        try:
+            return function(*args, **kwargs)
+        except AbcError as err:
+            fail(err)
+
+    return checked
 
 
 try:
@@ -168,9 +174,10 @@ def metadata_path(table):
 def metadata_tables():
     """Every metadata table the dataset's profile names."""
     d = DATASET
-    tables = [d.cells.table, *d.taxonomy.tables(), d.genes.table]
-    tables += [d.cells.membership] if d.cells.membership else []
-    return tables + [d.genes.table_for(m) for m in d.genes.by_matrix]
+    tables = [d.cells.table, *d.taxonomy.tables(), *d.cells.side_tables]
+    if d.genes is not None:
+        tables += [d.genes.table, *(d.genes.table_for(m) for m in d.genes.by_matrix)]
+    return tables
 
 
 def receipts_of_trusted_metadata():
@@ -190,27 +197,32 @@ def receipts_of_trusted_metadata():
 receipts_of_trusted_metadata()
 
 
+@one_line
 def cell_metadata_path(wildcards=None):
     return metadata_path(DATASET.cells.table)
 
 
+@one_line
 def membership_path(wildcards=None):
     """The per-cell table holding the group key, where the profile names one."""
     membership = DATASET.cells.membership
     return [metadata_path(membership)] if membership else []
 
 
+@one_line
 def embedding_path(wildcards=None):
     """The per-cell table holding the atlas's 2-d coordinates, where the profile names one."""
     embedding = DATASET.cells.embedding
     return [metadata_path(embedding)] if embedding else []
 
 
+@one_line
 def taxonomy_path(wildcards=None):
     """The taxonomy's tables in the profile's format (none for a dataset without one)."""
     return [metadata_path(table) for table in DATASET.taxonomy.tables()]
 
 
+@one_line
 def genes_path(wildcards=None):
     """The gene table of the sampled matrices (one table: sample_cells checks it); none
     where the profile names none (the matrices' own genes)."""
@@ -234,28 +246,29 @@ def subset_paths(wildcards=None):
 
 
 def provenance(wildcards=None):
-    """What made the dataset, stored in uns["abc_downsample"] of the result."""
+    """What made the dataset, stored in uns["abc_downsample"] of the result; concat adds
+    the sampling settings as the sample recorded them (abc_downsample.provenance)."""
     m = manifest()
-    return {
+    made = {
         "workflow": "abc-downsample",
         "workflow_version": __version__,
         "release": m.version,
         "directory_versions": m.directory_versions(),
         "variant": ABC["variant"],
         "dataset": DATASET.name,
-        **{
-            k: v
-            for k, v in SAMPLING_SETTINGS.items()
-            if v is not None and k not in ("release", "dataset")
-        },
     }
+    if config["synthetic"]["enabled"]:  # the demo's made-up release, not atlas data
+        made["synthetic"] = True
+    return made
 
 
+@one_line
 def matrix_input(wildcards):
     """The cached matrix's receipt with download jobs; else nothing (the job fetches)."""
     return receipt(matrix_entry(wildcards.matrix)) if DOWNLOAD_JOBS else []
 
 
+@one_line
 def subset_mem_mb(wildcards, input, attempt):
     """From the selected rows' bytes, more on a retry (the first try may have run out)."""
     return attempt * _subset_mem_mb(wildcards.matrix, input)
@@ -283,6 +296,21 @@ def _require_input(path):
         raise FileNotFoundError(2, "not made yet", str(path))
 
 
+def dry_run_matrices():
+    """For a dry-run's note: {matrix: (cells, subset made, in the cache)} of the current
+    sample, None while no sample of these settings exists."""
+    if not (os.path.exists(SAMPLE_DONE) and os.path.exists(OUT["cells"])):
+        return None
+    return {
+        m: (
+            n,
+            os.path.exists(subset_done(m)) and os.path.exists(f"{SUBSETS}/{m}.h5ad"),
+            cache_path(CACHE, matrix_entry(m).relative_path).exists(),
+        )
+        for m, n in sorted(res.sample_counts(OUT["cells"]).items())
+    }
+
+
 def missing_targets():
     """Files the run was asked for that are not there (never exit 0 without them): what
     `all` asks for, or a partial target's outputs."""
@@ -303,10 +331,12 @@ def matrix_of(wildcards):
     return wildcards.matrix
 
 
+@one_line
 def matrix_file_fields(wildcards):
     return entry_fields(matrix_entry(wildcards.matrix))
 
 
+@one_line
 def subset_runtime(wildcards):
     return res.subset_runtime_min(matrix_size(wildcards.matrix))
 
@@ -319,11 +349,13 @@ def concat_runtime(wildcards, input):
     return res.concat_runtime_min(input.subsets)
 
 
+@one_line
 def r_objects_mem(wildcards, input):
     from abc_downsample.export.r_export import r_objects_mem_mb
 
     return r_objects_mem_mb(input.h5)
 
 
+@one_line
 def download_runtime(wildcards):
     return res.download_runtime_min(manifest().entry_for(wildcards.relpath).size)

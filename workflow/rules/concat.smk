@@ -8,6 +8,8 @@ rule concat:
         cells=OUT["cells"],
         sample_rows=SAMPLE_ROWS,
         population=SAMPLE_POPULATION,
+        # the settings the sample was made with: the result's provenance says them
+        sample_done=SAMPLE_DONE,
         taxonomy=taxonomy_path,
         genes=genes_path,
     output:

@@ -1,5 +1,5 @@
 # Optional targets for R users (not in `rule all`):
-#   export_r:  a 10x HDF5 + cells/umap/colors CSVs, read by Seurat/Bioconductor/base R
+#   export_r:  a 10x HDF5 + cells/levels/umap/colors CSVs, read by Seurat/Bioconductor/base R
 #   r_objects: seurat.rds and sce.rds, built by R in envs/r.yaml (no Python on the R side)
 
 R_DIR = f"{OUT['dir']}/r"
@@ -8,7 +8,10 @@ R_FILES = {
     "cells": f"{R_DIR}/cells.csv",
     "umap": f"{R_DIR}/umap.csv",
     "colors": f"{R_DIR}/colors.csv",
+    "levels": f"{R_DIR}/levels.csv",
 }
+# Idents() of the Seurat object, colLabels() of the SingleCellExperiment: the finest level
+FINEST_LEVEL = (list(DATASET.taxonomy.levels) or [DATASET.cells.group])[-1]
 
 
 rule export_r:
@@ -26,6 +29,7 @@ rule export_r:
         mem_mb=1024,
     params:
         genome=DATASET.genes.genome if DATASET.genes else "unknown",
+        gzip_level=config["export_r"]["gzip_level"],
     script:
         "../../scripts/export_r.py"
 
@@ -42,6 +46,8 @@ rule r_objects:
         f"{BENCH}/r_objects.tsv"
     conda:
         "../../envs/r.yaml"
+    params:
+        idents=FINEST_LEVEL,
     resources:
         # R holds the whole matrix: ~32 bytes a non-zero at its peak
         mem_mb=r_objects_mem,

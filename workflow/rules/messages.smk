@@ -1,5 +1,7 @@
 # What a run says at its end, after Snakemake's own lines: what was made, or the one-line
 # errors of the jobs that failed (read from their logs), so that they are the last on screen.
+import atexit
+import contextlib
 import time
 
 from abc_downsample import run_messages
@@ -8,6 +10,23 @@ from abc_downsample.errors import few
 
 # When this run started: logs modified since then were written by its jobs.
 RUN_STARTED = time.time()
+# The working directory the paths are relative to (Snakemake leaves it before exiting).
+RUN_DIR = os.getcwd()
+
+
+def dry_run_note():
+    """After a dry-run's job list (no hook runs in a dry-run): what it cannot know before
+    sampling, or which matrices the sample needs."""
+    if workflow.dryrun and workflow.scheduler is not None:
+        with contextlib.chdir(RUN_DIR):
+            lines = run_messages.dry_run_lines(
+                dry_run_matrices(), os.path.exists(OUT["cells"])
+            )
+        run_messages.print_lines(lines)
+
+
+if workflow.is_main_process:
+    atexit.register(dry_run_note)
 
 
 onstart:
@@ -31,4 +50,7 @@ onsuccess:
 
 
 onerror:
-    run_messages.say_last(run_messages.failure_lines(LOGS, RUN_STARTED, log))
+    run_messages.say_last(
+        run_messages.stale_result_lines(OUT, SUBSETS)
+        + run_messages.failure_lines(LOGS, RUN_STARTED, log)
+    )

@@ -1,7 +1,5 @@
 # Figures and tables for `snakemake --report report.html`. The plots never fail a run: a
 # figure that cannot be drawn becomes a placeholder naming the reason (see plots.py).
-from abc_downsample.run_messages import group_name
-
 REPORT = f"{OUT['dir']}/report"
 # the report's two level figures: the profile's top two levels; a dataset without taxonomy
 # has one, its group key (taxonomy.read_taxonomy)
@@ -18,8 +16,8 @@ REPORT_SAMPLING = {
 REPORT_RUNTIME = {"figure": f"{REPORT}/runtime.png", "table": f"{REPORT}/runtime.html"}
 # the first screen: workflow.rst embeds it (not a report() result of its own)
 REPORT_LANDING = f"{REPORT}/landing.html"
-# how figures name a sampling group
-GROUP = group_name(config["sampling"]["cluster_column"])
+# The menu's labels are made by the report command: they name no setting of the run (the
+# figures and the first screen say what it did, from what it recorded).
 SAMPLE_CATEGORY = "1. What the sample kept"
 COST_CATEGORY = "2. What the run cost"
 
@@ -37,12 +35,14 @@ rule plot_sampling:
         levels=OUT["levels"],
         cells=OUT["cells"],
         taxonomy=taxonomy_path,  # no colours: plots use a palette
+        # the settings the sample was made with (its threshold, a given cell list)
+        sample_done=SAMPLE_DONE,
     output:
         sizes=report(
             REPORT_SAMPLING["sizes"],
             caption="../report/group_sizes.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": f"1. cells per {GROUP}, before and after"},
+            labels={"figure": "1. cells per sampling group, before and after"},
         ),
         level1=report(
             REPORT_SAMPLING["level1"],
@@ -66,7 +66,7 @@ rule plot_sampling:
             REPORT_SAMPLING["table"],
             caption="../report/sampling_summary.rst",
             category=SAMPLE_CATEGORY,
-            labels={"figure": f"5. sampling summary: every {GROUP}"},
+            labels={"figure": "5. sampling summary: every group"},
         ),
     log:
         f"{LOGS}/plot_sampling.log",
@@ -76,8 +76,6 @@ rule plot_sampling:
     conda:
         "../../envs/abc.yaml"
     params:
-        min_cluster_size=config["sampling"]["min_cluster_size"],
-        cluster_column=config["sampling"]["cluster_column"],
         levels=REPORT_LEVELS,
         dataset=DATASET.raw,
     script:
@@ -116,6 +114,8 @@ rule plot_runtime:
 rule report_landing:
     input:
         manifest=ancient(MANIFEST),
+        # what the run did: the result's provenance, not this command's config
+        result=OUT["expression"],
         summary=OUT["summary"],
         levels=OUT["levels"],
         cells=OUT["cells"],
@@ -129,8 +129,6 @@ rule report_landing:
     conda:
         "../../envs/abc.yaml"
     params:
-        min_cluster_size=config["sampling"]["min_cluster_size"],
-        cluster_column=config["sampling"]["cluster_column"],
         benchmarks=BENCH,
         logs=LOGS,
     script:

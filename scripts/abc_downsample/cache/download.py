@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING
 
 from abc_downsample.cache.layout import read_receipt, write_receipt
 from abc_downsample.cache.lock import STALL_SECONDS, file_lock
-from abc_downsample.cache.progress import PROGRESS_SECONDS, Progress
+from abc_downsample.cache.progress import Progress
 from abc_downsample.cache.verify import check_cached, ensure_cached
 from abc_downsample.errors import AbcError, TransientError
 from abc_downsample.release.manifest import FileEntry
@@ -87,10 +87,14 @@ def fetch_file(
     retries: int,
     log: logging.Logger = _default_log,
     verify_existing: str = "size",
-    progress_seconds: float = PROGRESS_SECONDS,
+    progress_seconds: float | None = None,
     stall_seconds: float = STALL_SECONDS,
+    progress_terminal: bool = False,
 ) -> None:
     """Download ``key`` from ``store`` to ``dest``, verified against ``size`` and ``md5``.
+
+    Progress goes to ``log`` every ``progress_seconds`` (default: cache.progress's), and to
+    the terminal too with ``progress_terminal``.
 
     ``retries`` counts tries per part after the store's own per-request retries gave up.
     A ``dest`` that exists once the lock is held and passes ``check_cached(verify_existing)``
@@ -105,7 +109,8 @@ def fetch_file(
         _check_remote_size(store, key, size)
         job = _Job(store, key, dest, size, md5, max(1, int(part_size)), log)
         for attempt in (1, 2):
-            digest = _download(job, max(1, max_concurrency), max(1, retries), progress_seconds)
+            progress = (progress_seconds, progress_terminal)
+            digest = _download(job, max(1, max_concurrency), max(1, retries), progress)
             if md5 is None or digest == md5:
                 break
             _discard(job)
@@ -170,6 +175,8 @@ def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log) 
             retries=settings["retries"],
             log=log,
             verify_existing=verify_existing,
+            # a matrix takes minutes: its progress on the terminal too
+            progress_terminal=entry.kind == "expression_matrices",
         )
 
     return ensure_cached(abc["cache_dir"], entry, abc["verify"], fetch, log)
@@ -243,8 +250,9 @@ def _discard(job: _Job) -> None:
 # -- the transfer ----------------------------------------------------------------------
 
 
-def _download(job: _Job, workers: int, retries: int, progress_seconds: float) -> str | None:
-    """Fetch the missing parts into the part file; return its MD5 (None without one)."""
+def _download(job: _Job, workers: int, retries: int, progress_settings) -> str | None:
+    """Fetch the missing parts into the part file; return its MD5 (None without one).
+    ``progress_settings``: (seconds, terminal) of its `Progress`."""
     _load_record(job)
     if job.done:
         job.log.info(
@@ -258,7 +266,9 @@ def _download(job: _Job, workers: int, retries: int, progress_seconds: float) ->
         _start_part_file(job)
     _check_free_space(job)
     hasher = _OrderedHasher(job) if job.md5 else _NoHasher()
-    progress = Progress(job.key, job.size, job.log, progress_seconds, job.bytes_done())
+    seconds, terminal = progress_settings
+    progress = Progress(f"download {job.key}", job.size, job.log, seconds, job.bytes_done(),
+                        terminal=terminal)  # fmt: skip
     fd = os.open(job.part, os.O_WRONLY)
     try:
         _run_parts(job, fd, workers, retries, hasher, progress)

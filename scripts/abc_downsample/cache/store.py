@@ -480,7 +480,11 @@ def _short(err: BaseException) -> str:
     """The gist of a network error, e.g. "NewConnectionError: [Errno 111] Connection refused"."""
     text = str(err).splitlines()[0] if str(err) else ""
     if "[Errno" in text:
+        # from the inside of urllib3's "...: Failed to resolve 'host' ([Errno -2] ...)":
+        # without the closing parentheses of what is cut off
         text = text[text.index("[Errno") :]
+        while text.endswith(")") and text.count(")") > text.count("("):
+            text = text[:-1]
     return f"{type(err).__name__}: {text}"[:200]
 
 

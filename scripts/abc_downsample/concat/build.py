@@ -28,6 +28,7 @@ from abc_downsample.h5ad.tables import read_obs_index, read_var
 from abc_downsample.h5ad.writer import csr_h5ad_writer
 from abc_downsample.metadata.tables import read_cell_rows, read_genes
 from abc_downsample.metadata.taxonomy import TaxonomyTable, read_taxonomy
+from abc_downsample.provenance import UNS_KEY
 from abc_downsample.sampling.side_tables import UNASSIGNED
 from abc_downsample.units import CONCAT_BLOCK_NNZ
 
@@ -38,6 +39,10 @@ log = logging.getLogger(__name__)
 DEFAULT_BLOCK_NNZ = CONCAT_BLOCK_NNZ
 # A term the colour table does not list (scanpy needs one colour per category).
 MISSING_TERM_COLOR = "#808080"
+# A text column of the cell table with more distinct values than this share of the cells
+# names cells (cell_barcode, abc_sample_id), it does not group them: text, not a category
+# (scanpy's rank_genes_groups and R's factors are for groups).
+PER_CELL_SHARE = 0.5
 
 
 @dataclass
@@ -136,9 +141,39 @@ def build_obs(labels: pd.Index, sample_rows, taxonomy: TaxonomyTable,
         if level == cells.group:  # no taxonomy: the group is its own level
             continue
         obs[level] = _per_cell(pd.Categorical(terms[level].to_numpy(object)), rows)
-    # a group, not a quantity: scanpy then colours it by category, not on a colour bar
-    obs[cells.group] = obs[cells.group].astype("category")
-    return _strings_as_categoricals(obs)
+    # a group, not a quantity: scanpy then colours it by category, not on a colour bar,
+    # and names its groups by text (rank_genes_groups joins them)
+    obs[cells.group] = _text_categories(obs[cells.group])
+    obs = _strings_as_categoricals(obs)
+    _per_cell_as_text(obs, keep=(cells.group, *taxonomy.columns))
+    return obs
+
+
+def _per_cell_as_text(obs: pd.DataFrame, keep) -> None:
+    """Text columns that name cells rather than group them (see ``PER_CELL_SHARE``) as
+    plain text, in place, but the columns ``keep``; one with missing values stays a
+    categorical."""
+    for column in obs.columns:
+        values = obs[column]
+        if column in keep or not isinstance(values.dtype, pd.CategoricalDtype):
+            continue
+        if len(values.cat.categories) > PER_CELL_SHARE * len(values) and values.notna().all():
+            obs[column] = values.astype(object)
+
+
+def _text_categories(values: pd.Series) -> pd.Series:
+    """A group key as categories of text, in the keys' own order (1, 2, 10 for numbers)."""
+    categorical = values.astype("category")
+    return categorical.cat.rename_categories(
+        [key_text(key) for key in categorical.cat.categories]
+    )
+
+
+def key_text(key) -> str:
+    """A group key as text: 7, 7.0 (a number column with gaps) and "7" alike are "7"."""
+    if isinstance(key, (float, np.floating)) and float(key).is_integer():
+        return str(int(key))
+    return str(key)
 
 
 def _obs_frame(table: pa.Table) -> pd.DataFrame:
@@ -186,11 +221,14 @@ def atlas_umap(obs: pd.DataFrame, dataset: Dataset) -> dict:
     return {"X_umap": obs[columns].to_numpy(np.float64)}
 
 
-def level_colors(obs: pd.DataFrame, taxonomy: TaxonomyTable) -> dict[str, list[str]]:
+def level_colors(obs: pd.DataFrame, taxonomy: TaxonomyTable,
+                 group: str | None = None) -> dict[str, list[str]]:  # fmt: skip
     """``uns`` entries ``<level>_colors``: the atlas colour of each category, in order.
 
     A term (even "" or "NA") meets its colour as it is in obs; a term takes the colour of
     its first group, as in the report. Levels without colours get none (scanpy's palette).
+    The group key (``group``) gets its term's colour at the finest level that has colours:
+    scanpy paints more than 102 categories without colours of their own all grey.
     """
     uns = {}
     for level in taxonomy.columns:
@@ -206,7 +244,20 @@ def level_colors(obs: pd.DataFrame, taxonomy: TaxonomyTable) -> dict[str, list[s
             log.warning("%d %s term(s) have no colour in the taxonomy, e.g. %s: drawn in grey",
                         len(unknown), level, few(unknown))  # fmt: skip
         uns[f"{level}_colors"] = [term_color.get(t, MISSING_TERM_COLOR) for t in categories]
+    if group in obs.columns and f"{group}_colors" not in uns:
+        uns.update(_group_colors(obs[group], taxonomy, group))
     return uns
+
+
+def _group_colors(keys: pd.Series, taxonomy: TaxonomyTable, group: str) -> dict:
+    coloured = [level for level in taxonomy.levels if level in taxonomy.colors.columns]
+    if not coloured:
+        return {}
+    colors = taxonomy.colors[coloured[-1]]  # the finest level's colour of each group key
+    by_key = {key_text(k): c for k, c in colors.items() if isinstance(c, str) and c}
+    return {
+        f"{group}_colors": [by_key.get(k, MISSING_TERM_COLOR) for k in keys.cat.categories]
+    }
 
 
 def _aliases(values) -> pd.Index:
@@ -266,11 +317,17 @@ def concat_subsets(
     indices_dtype = np.result_type(*(p.indices_dtype for p in parts))
     with (
         atomic_path(out_path, suffix=".h5ad") as tmp,
-        csr_h5ad_writer(tmp, obs, var, uns, nnz, dtype, indices_dtype, obsm) as writer,
+        csr_h5ad_writer(tmp, obs, var, uns, nnz, dtype, indices_dtype, obsm,
+                        text_columns=_text_columns(obs)) as writer,  # fmt: skip
     ):
         for part in parts:
             _copy_rows(part.path, writer, block_nnz)
     return ConcatStats(rows=n_rows, nnz=nnz, files=len(parts))
+
+
+def _text_columns(obs: pd.DataFrame) -> list[str]:
+    """Columns kept as text (anndata would make categoricals of those with repeats)."""
+    return [c for c in obs.columns if pd.api.types.is_object_dtype(obs[c].dtype)]
 
 
 def _copy_rows(path: str, writer, block_nnz: int) -> None:
@@ -338,7 +395,7 @@ def concat_release(
     provenance = dict(provenance)
     if population is not None:
         provenance["population"] = json.loads(Path(population).read_text())
-    uns = {"abc_downsample": provenance, **level_colors(obs, table)}
+    uns = {UNS_KEY: provenance, **level_colors(obs, table, dataset.cells.group)}
     return concat_subsets(
         paths, out_path, obs, var, uns, block_nnz=block_nnz, obsm=atlas_umap(obs, dataset)
     )

@@ -73,14 +73,16 @@ SHAPES = {
         "none", None, ("cluster_label",),
     ),
 }  # fmt: skip
-N_CELLS = 3000
+N_CELLS = 3000  # unless the caller says (the demos: their config's synthetic block)
 N_GENES = 80
 
 
-def write_dataset(root: Path, name: str, rng: np.random.Generator, wmb_genes) -> list[str]:
-    """Write the synthetic ``name`` dataset under ``root``; return its keys."""
+def write_dataset(root: Path, name: str, rng: np.random.Generator, wmb_genes,
+                  n_cells: int = N_CELLS, n_genes: int = N_GENES) -> list[str]:  # fmt: skip
+    """Write the synthetic ``name`` dataset under ``root``, ``n_cells`` cells of
+    ``n_genes`` genes (its own gene tables; WMB-10X's where it has none); return its keys."""
     shape = SHAPES[name]
-    clusters = _clusters(rng, shape)
+    clusters = _clusters(rng, shape, n_cells)
     cells = _cells(rng, shape, clusters, name)
     files = {}
     columns = [c for c in cells.columns if not c.startswith("_")]
@@ -93,7 +95,7 @@ def write_dataset(root: Path, name: str, rng: np.random.Generator, wmb_genes) ->
     files.update(_taxonomy_files(rng, shape, clusters))
     gene_tables = {}
     for table, prefix in shape.genes:
-        gene_tables[table] = _genes(rng, prefix)
+        gene_tables[table] = _genes(rng, prefix, n_genes)
         if table == "marmoset_gene":
             # In its real shape (NCBI ids): the table HMBA-10xMultiome-Subcortex reads too.
             # The draws of the one it replaces are still made, so the other files stay.
@@ -110,9 +112,9 @@ def write_dataset(root: Path, name: str, rng: np.random.Generator, wmb_genes) ->
     return list(files)
 
 
-def _clusters(rng, shape: Shape) -> pd.DataFrame:
+def _clusters(rng, shape: Shape, n_cells: int) -> pd.DataFrame:
     """One row per cluster: its key, size and a term per level (nested) and annotation."""
-    sizes = cluster_sizes(rng, N_CELLS)
+    sizes = cluster_sizes(rng, n_cells)
     n = len(sizes)
     table = pd.DataFrame({"number_of_cells": rng.permutation(sizes)})
     table.insert(0, "cluster_alias", rng.permutation(n) + shape.alias_start)
@@ -210,14 +212,14 @@ def _cells(rng, shape: Shape, clusters: pd.DataFrame, name: str) -> pd.DataFrame
     return cells.iloc[rng.permutation(n)].reset_index(drop=True)
 
 
-def _genes(rng, prefix: str) -> pd.DataFrame:
-    ids = np.sort(rng.choice(900_000, size=N_GENES, replace=False)) + 1000
-    symbols = [f"G{i}" if i % 5 else f"MT-{i}" for i in range(1, N_GENES + 1)]
+def _genes(rng, prefix: str, n_genes: int) -> pd.DataFrame:
+    ids = np.sort(rng.choice(900_000, size=n_genes, replace=False)) + 1000
+    symbols = [f"G{i}" if i % 5 else f"MT-{i}" for i in range(1, n_genes + 1)]
     return pd.DataFrame(
         {
             "gene_identifier": [f"{prefix}{i:011d}" for i in ids],
             "gene_symbol": symbols,
-            "biotype": rng.choice(["protein_coding", "lncRNA"], N_GENES),
+            "biotype": rng.choice(["protein_coding", "lncRNA"], n_genes),
             "name": [f"synthetic gene {s}" for s in symbols],
         }
     )

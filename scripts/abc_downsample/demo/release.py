@@ -74,6 +74,7 @@ def write_release(
     seed: int = 0,
     old_release: str = "20240330",
     datasets: tuple[str, ...] = (),
+    dataset_size: tuple[int, int] | None = None,
 ) -> dict:
     """Write a synthetic release under ``root``; return what tests need to know about it.
 
@@ -82,7 +83,8 @@ def write_release(
     relative path), ``files`` ({relative_path: {size, md5}}), ``matrices``
     ({label: {dataset, storage, raw, log2, n_rows, n_extra}}), ``n_cells``, ``n_genes``,
     ``cluster_sizes`` ({cluster_alias: cells}) and ``special_clusters`` ({size: alias}).
-    ``datasets`` names other datasets to add in their real shape (``demo.datasets``, and
+    ``datasets`` names other datasets to add in their real shape (``demo.datasets``, of
+    ``dataset_size`` (cells, genes) each (default: that module's); and
     ``demo.newer`` for those of later releases, which ``release`` must not precede); the
     WMB files are the same with or without them. Also returned: ``releases`` ({version:
     manifest key}, every manifest written), ``listings`` ({version: the keys it lists})
@@ -98,7 +100,8 @@ def write_release(
 
     older = [name for name in datasets if name in SHAPES]
     for index, name in enumerate(older):
-        files += write_dataset(root, name, np.random.default_rng([seed, index + 1]), genes)
+        files += write_dataset(root, name, np.random.default_rng([seed, index + 1]), genes,
+                               *(dataset_size or ()))  # fmt: skip
     matrices = {}
     for spec in MATRICES:
         matrices[spec.label] = write_matrix_pair(root, rng, spec, cells, genes)
@@ -157,6 +160,8 @@ def ensure_release(root, settings: dict) -> bool:
             n_genes=int(settings["n_genes"]),
             seed=int(settings["seed"]),
             datasets=() if dataset == "WMB-10X" else (dataset,),
+            # the demo's dataset has the size its config says, whichever it is
+            dataset_size=(int(settings["n_cells"]), int(settings["n_genes"])),
         )
     write_if_changed(record, wanted)
     return True

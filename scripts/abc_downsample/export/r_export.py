@@ -1,9 +1,12 @@
 """The result in files R reads with its own functions, no Python on the R side.
 
-- a 10x-format HDF5 (``Seurat::Read10X_h5``, ``DropletUtils::read10xCounts``). Its CSC
-  genes x cells layout holds exactly the arrays of our CSR cells x genes X, so X is copied
-  block by block: memory follows one block, not the matrix;
-- the cell metadata, the atlas UMAP and the atlas colours as CSV (``read.csv``).
+- a 10x-format HDF5 (``Seurat::Read10X_h5``, ``DropletUtils::read10xCounts``), as Cell
+  Ranger writes it: int32 counts (raw data), int64 indices and indptr, int32 shape, the
+  root attributes, gzip chunks if asked. Its CSC genes x cells layout holds exactly the
+  arrays of our CSR cells x genes X, so X is copied block by block: memory follows one
+  block, not the matrix;
+- the cell metadata, the category order of its group columns, the atlas UMAP and the
+  atlas colours as CSV (``read.csv``).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from abc_downsample.concat.build import DEFAULT_BLOCK_NNZ
 from abc_downsample.errors import AbcError, unreadable
 from abc_downsample.h5ad.csr import check_csr_group
 from abc_downsample.h5ad.tables import read_obs, read_obs_index, read_var
+from abc_downsample.provenance import UNS_KEY
 
 log = logging.getLogger(__name__)
 
@@ -29,9 +33,10 @@ log = logging.getLogger(__name__)
 DGC_MAX_NNZ = 2**31 - 1
 FEATURE_TYPE = "Gene Expression"
 UMAP_KEY = "X_umap"
-# Chunk of the datasets when compressed (gzip_level); uncompressed is the default: gzip
-# made the export 7x slower for a quarter of the size (benchmarks/README.md).
+# Chunk of the datasets when compressed (export_r.gzip_level; benchmarks/README.md).
 H5_CHUNK = 1 << 18
+# Cell Ranger's dtypes (its matrix.h5); log2 values stay floating point.
+COUNT_DTYPE, INDEX_DTYPE = np.dtype(np.int32), np.dtype(np.int64)
 
 
 def warn_if_too_big_for_r(nnz: int, limit: int = DGC_MAX_NNZ) -> bool:
@@ -58,7 +63,8 @@ def write_10x_h5(
     """The result's X as a 10x (Cell Ranger 3+) feature-barcode HDF5; returns its nnz.
 
     Barcodes are the cell labels (10x barcodes repeat across libraries); features are the
-    genes: id = gene_identifier, name = gene_symbol.
+    genes: id = gene_identifier, name = gene_symbol. Raw counts are written as Cell Ranger
+    writes them, int32 (checked whole); log2 values keep their dtype.
     """
     with unreadable(f"result {h5ad_path}"), h5py.File(h5ad_path, "r") as src:
         x = src["X"]
@@ -66,17 +72,38 @@ def write_10x_h5(
         n_cells, n_genes = (int(n) for n in x.attrs["shape"])
         labels = read_obs_index(src)
         var = read_var(src)
+        provenance = _provenance(src)
         nnz = len(x["data"])
         warn_if_too_big_for_r(nnz, nnz_limit)
+        counts = provenance.get("variant", "raw") == "raw"
         with atomic_path(out_path, suffix=".h5") as tmp, h5py.File(tmp, "w") as out:
+            _write_root_attributes(out, provenance)
             matrix = out.create_group("matrix")
             matrix.create_dataset("barcodes", data=_ascii(labels, "cell labels"))
             matrix.create_dataset("shape", data=np.array([n_genes, n_cells], np.int32))
             _write_features(matrix.create_group("features"), var, genome)
-            for name in ("data", "indices"):
-                _copy_blocks(x[name], matrix, name, block_nnz, gzip_level)
-            matrix.create_dataset("indptr", data=x["indptr"][:].astype(np.int64))
+            data_dtype = COUNT_DTYPE if counts else x["data"].dtype
+            _copy_blocks(x["data"], matrix, "data", block_nnz, gzip_level, data_dtype)
+            _copy_blocks(x["indices"], matrix, "indices", block_nnz, gzip_level, INDEX_DTYPE)
+            matrix.create_dataset("indptr", data=x["indptr"][:].astype(INDEX_DTYPE))
     return nnz
+
+
+def _provenance(h5file: h5py.File) -> dict:
+    """The result's ``uns["abc_downsample"]`` (empty for a file without one)."""
+    group = h5file.get(f"uns/{UNS_KEY}")
+    return dict(read_elem(group)) if group is not None else {}
+
+
+def _write_root_attributes(out: h5py.File, provenance: dict) -> None:
+    """The root attributes of Cell Ranger's matrix.h5 (one library: the result)."""
+    name = f"abc-downsample of {provenance.get('dataset', 'an ABC Atlas dataset')}"
+    out.attrs["filetype"] = "matrix"
+    out.attrs["version"] = np.int64(2)
+    out.attrs["software_version"] = f"abc-downsample {provenance.get('workflow_version', '')}"
+    out.attrs["chemistry_description"] = "mixed: see library_method in cells.csv"
+    out.attrs["library_ids"] = _ascii([name], "library ids")
+    out.attrs["original_gem_groups"] = np.array([1], np.int64)
 
 
 def _write_features(group: h5py.Group, var: pd.DataFrame, genome: str) -> None:
@@ -100,18 +127,35 @@ def _ascii(values, what: str) -> np.ndarray:
 
 
 def _copy_blocks(source: h5py.Dataset, group: h5py.Group, name: str, block_nnz: int,
-                 gzip_level: int | None) -> None:  # fmt: skip
+                 gzip_level: int | None, dtype: np.dtype) -> None:  # fmt: skip
+    """``source`` into ``group[name]`` as ``dtype``, ``block_nnz`` values at a time."""
     size = len(source)
     gzip = {}
     if gzip_level is not None and size:
         gzip = {"compression": "gzip", "compression_opts": gzip_level, "shuffle": True,
                 "chunks": (min(H5_CHUNK, size),)}  # fmt: skip
-    dest = group.create_dataset(name, shape=(size,), dtype=source.dtype, **gzip)
+    dest = group.create_dataset(name, shape=(size,), dtype=dtype, **gzip)
     buffer = np.empty(min(block_nnz, size), source.dtype)
     for start in range(0, size, block_nnz):
         n = min(block_nnz, size - start)
         source.read_direct(buffer, np.s_[start : start + n], np.s_[0:n])
-        dest.write_direct(buffer, np.s_[0:n], np.s_[start : start + n])
+        dest.write_direct(_as_dtype(buffer[:n], dtype, name), np.s_[0:n], np.s_[start : start + n])
+
+
+def _as_dtype(values: np.ndarray, dtype: np.dtype, name: str) -> np.ndarray:
+    """``values`` as ``dtype``; floats to an integer dtype only if they are whole and fit."""
+    if values.dtype == dtype:
+        return values
+    if dtype.kind in "iu" and values.dtype.kind == "f" and len(values):
+        info = np.iinfo(dtype)
+        whole = np.array_equal(values, np.rint(values))
+        if not whole or values.min() < info.min or values.max() > info.max:
+            raise AbcError(
+                f"X holds {name} that are not whole {dtype} counts, yet the result says "
+                "it is raw data: rebuild it (delete it and rerun), or export log2 data "
+                "(abc.variant: log2)"
+            )
+    return np.ascontiguousarray(values, dtype=dtype)
 
 
 def cell_tables(h5ad_path) -> dict[str, pd.DataFrame]:
@@ -125,7 +169,21 @@ def cell_tables(h5ad_path) -> dict[str, pd.DataFrame]:
         colors = {k: read_elem(uns[k]) for k in uns if k.endswith("_colors")}
     obs.index.name = CELL_LABEL
     umap_table = pd.DataFrame(umap, index=obs.index, columns=["UMAP_1", "UMAP_2"][: umap.shape[1]])
-    return {"cells": obs, "umap": umap_table, "colors": color_table(obs, colors)}
+    return {"cells": obs, "umap": umap_table, "colors": color_table(obs, colors),
+            "levels": level_table(obs)}  # fmt: skip
+
+
+def level_table(obs: pd.DataFrame) -> pd.DataFrame:
+    """One row per (column, level) of every categorical column, in category order: R makes
+    these columns factors with these levels, and keeps the others (text naming cells,
+    numbers) as they are."""
+    rows = [
+        (column, str(level))
+        for column in obs.columns
+        if isinstance(obs[column].dtype, pd.CategoricalDtype)
+        for level in obs[column].cat.categories
+    ]
+    return pd.DataFrame(rows, columns=["column", "level"])
 
 
 def color_table(obs: pd.DataFrame, colors: dict) -> pd.DataFrame:
@@ -143,12 +201,14 @@ def color_table(obs: pd.DataFrame, colors: dict) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["column", "term", "color"])
 
 
-def write_cell_tables(h5ad_path, cells_csv, umap_csv, colors_csv) -> None:
+def write_cell_tables(h5ad_path, cells_csv, umap_csv, colors_csv, levels_csv) -> None:
     """cells.csv (cell_label first; a missing value is an empty field, "NA" is a term),
-    umap.csv (cell_label, UMAP_1, UMAP_2) and colors.csv (column, term, color)."""
+    umap.csv (cell_label, UMAP_1, UMAP_2), colors.csv (column, term, color) and
+    levels.csv (column, level)."""
     tables = cell_tables(h5ad_path)
     for key, path, index in (("cells", cells_csv, True), ("umap", umap_csv, True),
-                             ("colors", colors_csv, False)):  # fmt: skip
+                             ("colors", colors_csv, False),
+                             ("levels", levels_csv, False)):  # fmt: skip
         with atomic_path(path, suffix=".csv") as tmp:
             tables[key].to_csv(tmp, index=index, na_rep="")
 
@@ -160,13 +220,14 @@ def export_for_r(
     cells,
     umap,
     colors,
+    levels,
     genome: str = "unknown",
     nnz_limit: int = DGC_MAX_NNZ,
     gzip_level=None,
 ) -> str:
     """All R-side files of the result; returns a one-line summary."""
     nnz = write_10x_h5(h5ad_path, h5, nnz_limit=nnz_limit, gzip_level=gzip_level, genome=genome)
-    write_cell_tables(h5ad_path, cells, umap, colors)
+    write_cell_tables(h5ad_path, cells, umap, colors, levels)
     return f"wrote {os.path.basename(h5)} ({nnz:,} non-zeros) and the cell tables for R"
 
 

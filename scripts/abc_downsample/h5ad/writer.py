@@ -77,14 +77,22 @@ def csr_h5ad_writer(
     dtype,
     indices_dtype,
     obsm: dict | None = None,
+    text_columns=(),
 ) -> Iterator[CsrWriter]:
     """Write an h5ad at ``path`` (obs, var, uns, obsm by anndata) and yield a writer for X.
 
-    The caller appends all rows; the X group is checked complete on exit.
+    Text columns become categoricals where they repeat, as ``write_h5ad`` makes them, but
+    the obs columns ``text_columns``. The caller appends all rows; the X group is checked
+    complete on exit.
     """
     import anndata as ad  # see the module's docstring
 
-    ad.AnnData(obs=obs, var=var, uns=uns, obsm=obsm).write_h5ad(path)
+    adata = ad.AnnData(obs=obs, var=var, uns=uns, obsm=obsm)
+    kept = {column: adata.obs[column].copy() for column in text_columns}
+    adata.strings_to_categoricals()
+    for column, values in kept.items():
+        adata.obs[column] = values
+    adata.write_h5ad(path, convert_strings_to_categoricals=False)
     with h5py.File(path, "r+") as h5file:
         writer = CsrWriter(
             h5file.create_group("X"), (len(obs), len(var)), nnz, dtype, indices_dtype

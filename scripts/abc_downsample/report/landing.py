@@ -21,7 +21,8 @@ from abc_downsample.units import size_text
 
 FIGURE_SIZE = (7.0, 3.7)  # inches at plots.DPI: shown unscaled next to the class table
 URI_LINE = 4000  # characters per line of the embedded figure (docutils' limit is 10,000)
-READ_LINE = re.compile(r"([\d,.]+) MB read \((cache|download|stream)\)")
+# a subset job's last line (SubsetStats.summary): "... 12.5 MB read (stream: 9.1 MB of rows)"
+READ_LINE = re.compile(r"([\d,.]+) MB read \((cache|download|stream)(?:: ([\d,.]+) MB of rows)?\)")
 
 # The report centres its landing text in a narrow column beside the rule graph: widen it and
 # start it at the top. The rules apply only while this fragment is on screen.
@@ -46,15 +47,22 @@ flex:1 1 0;min-width:150px}
 """
 
 
-def read_matrix_sizes(manifest, matrices, variant: str) -> dict[str, int]:
-    """Bytes of each needed matrix file, from the manifest."""
-    return {m: manifest.matrix_file(m, variant).size for m in matrices}
+def dataset_matrices(manifest, matrices, variant: str) -> tuple[list[str], list[str]]:
+    """The directories (dataset_labels) of the matrices read, and every matrix file of the
+    variant in them: what "files read" counts against (not other datasets' files)."""
+    directories = sorted({manifest.matrix_file(m, variant).directory for m in matrices})
+    in_them = [
+        e.name
+        for e in manifest.entries
+        if e.kind == "expression_matrices" and e.variant == variant and e.directory in directories
+    ]
+    return directories, in_them
 
 
-def transfers(logs_dir, matrices) -> dict[str, list[int]]:
-    """How each subset job read its matrix (cache, download, stream), with its bytes of
-    rows, from the jobs' last log lines; a job without one is not counted."""
-    found: dict[str, list[int]] = {}
+def transfers(logs_dir, matrices) -> dict[str, list[tuple[int, int]]]:
+    """How each subset job read its matrix (cache, download, stream): (bytes read, bytes of
+    the selected rows) from the job's last log line; a job without one is not counted."""
+    found: dict[str, list[tuple[int, int]]] = {}
     for matrix in matrices:
         path = Path(logs_dir, "subset_matrix", f"{matrix}.log")
         try:
@@ -62,23 +70,35 @@ def transfers(logs_dir, matrices) -> dict[str, list[int]]:
         except OSError:
             continue
         if matches:
-            megabytes, how = matches[-1]
-            found.setdefault(how, []).append(int(float(megabytes.replace(",", "")) * 1e6))
+            read, how, rows = matches[-1]
+            read_bytes = _megabytes(read)
+            found.setdefault(how, []).append((read_bytes, _megabytes(rows) if rows else read_bytes))
     return found
 
 
-def transfer_text(found: dict[str, list[int]], file_bytes: int) -> str:
-    """E.g. "76.4 MB streamed (rows, obs, var) from 20 files, 4 from the cache, of 1.2 GB of
-    files": what a stream job fetched, headers and obs included."""
+def _megabytes(text: str) -> int:
+    return int(float(text.replace(",", "")) * 1e6)
+
+
+def transfer_text(found: dict[str, list[tuple[int, int]]], file_bytes: int) -> str:
+    """E.g. "76.4 MB of rows streamed from 20 files, plus 3.1 MB of headers, obs and var;
+    4 from the cache; 1.2 GB of files in all". A stream job reads the files' headers, obs
+    and var apart from the rows (on a small file they can outweigh them): counted apart."""
     parts = []
     if "stream" in found:
         n = len(found["stream"])
-        fetched = size_text(sum(found["stream"]))
-        parts.append(f"{fetched} streamed (rows, obs, var) from {n} file{'s' * (n != 1)}")
+        rows = sum(r for _, r in found["stream"])
+        other = sum(t for t, _ in found["stream"]) - rows
+        # read in blocks around the rows: on files of a few MB (the demo) more than their size
+        why = " (read in blocks: more than such small files hold)" if other > file_bytes else ""
+        parts.append(
+            f"{size_text(rows)} of rows streamed from {n} file{'s' * (n != 1)}, plus "
+            f"{size_text(other)} of headers, obs and var{why}"
+        )
     for how, words in (("download", "downloaded whole"), ("cache", "from the cache")):
         if how in found:
             parts.append(f"{len(found[how])} {words}")
-    return f"{', '.join(parts) or 'read'}, of {size_text(file_bytes)} of files"
+    return f"{'; '.join(parts) or 'read'}; {size_text(file_bytes)} of files in all"
 
 
 def figure_uri(summary: pd.DataFrame, min_size: int, group_name: str) -> str:
@@ -108,17 +128,21 @@ def headline_cards(summary, counts, source: dict, bench: pd.DataFrame, group_nam
     before, after = int(summary["size"].sum()), int(summary["selected"].sum())
     whole = summary["kept_whole"].to_numpy(bool)
     share = f"{after / before:.1%} of the cells" if before else "no cells"
+    why = (
+        f"every cell of {group_name}s under {source['min_size']} cells"
+        if source["min_size"] is not None
+        else "every cell of the group in the given list"
+    )
     cards = [
         _card(f"{after:,} of {before:,}", "cells kept", share),
         _card(
             f"{whole.sum():,} of {len(summary):,}",
             f"{group_name}s kept whole",
-            f"every cell of {group_name}s under {source['min_size']} cells; "
-            f"{int(summary.loc[whole, 'selected'].sum()):,} cells",
+            f"{why}; {int(summary.loc[whole, 'selected'].sum()):,} cells",
         ),
         _card(
-            f"{len(counts)} of {source['release_matrices']}",
-            "matrix files read",
+            f"{len(counts)} of {source['dataset_matrices']}",
+            f"matrix files of {', '.join(source['directories'])} read",
             source["bytes_text"],
         ),
         _card(*_cost(bench)),
@@ -166,7 +190,7 @@ def landing_fragment(summary, levels, counts, source: dict, bench, group_name: s
     figure = figure_uri(summary, source["min_size"], group_name)
     parts = [
         f"<style>{' '.join(LANDING_CSS.split())}</style><div id='abc-landing'>",
-        f"<p>{escape(source['release_text'])}</p>",
+        f"<p>{escape(source['run_text'])}</p>",
         headline_cards(summary, counts, source, bench, group_name),
         "<div class='row'>",
         f"<img alt='cells per {escape(group_name)} before and after sampling' src='{figure}'>",
@@ -176,21 +200,51 @@ def landing_fragment(summary, levels, counts, source: dict, bench, group_name: s
     return "\n".join(parts)
 
 
-def source_facts(manifest, counts, variant: str, transfer: str, logs_dir, min_size) -> dict:
-    """Release, matrix files and bytes read, for the cards."""
+def source_facts(manifest, counts, provenance: dict, logs_dir, groups: str) -> dict:
+    """What the run did and read, for the cards: from the result's provenance (what the run
+    recorded) and the subset jobs' logs, never from the config of the command."""
+    variant = provenance["variant"]
     matrices = list(counts[MATRIX])
-    sizes = read_matrix_sizes(manifest, matrices, variant)
-    in_release = {
-        e.name for e in manifest.entries if e.kind == "expression_matrices" and e.variant == variant
-    }
+    directories, in_them = dataset_matrices(manifest, matrices, variant)
+    file_bytes = sum(manifest.matrix_file(m, variant).size for m in matrices)
+    given = bool(provenance.get("cells_file"))
     return {
-        "release_matrices": len(in_release),
-        "bytes_text": transfer_text(transfers(logs_dir, matrices), sum(sizes.values())),
-        "min_size": min_size,
-        "release_text": (
-            f"Release {manifest.version} · {variant} matrices · abc.transfer: {transfer}"
-        ),
+        "dataset_matrices": len(in_them),
+        "directories": directories,
+        "bytes_text": transfer_text(transfers(logs_dir, matrices), file_bytes),
+        "min_size": None if given else provenance["min_cluster_size"],
+        "run_text": run_text(provenance, groups),
     }
+
+
+def run_text(provenance: dict, groups: str) -> str:
+    """What the run did, in a sentence: the data, then how its cells were chosen."""
+    if provenance.get("synthetic"):
+        data = (
+            "Offline demo: a synthetic release in the format of the Allen Brain Cell Atlas "
+            "(made-up cells and genes, not atlas data)"
+        )
+    else:
+        data = f"The Allen Brain Cell Atlas, dataset {provenance['dataset']}"
+    values = "log2(CPM+1) values" if provenance["variant"] == "log2" else "raw counts"
+    head = f"{data}, release {provenance['release']}, {values}"
+    filters = provenance.get("filters")
+    only = f", only cells with {_filters_text(filters)}" if filters else ""
+    if provenance.get("cells_file"):
+        return (
+            f"{head}: cells from {provenance['cells_file']} (not sampled{only}), grouped by "
+            f"{provenance['cluster_column']}."
+        )
+    return (
+        f"{head}, sampled to target_cells = {provenance['target_cells']:,} with the "
+        f"{provenance['strategy']} strategy over {provenance['cluster_column']} (seed "
+        f"{provenance['seed']}{only}): {groups} under {provenance['min_cluster_size']} "
+        "cells are kept whole."
+    )
+
+
+def _filters_text(filters: dict) -> str:
+    return "; ".join(f"{column} in {', '.join(map(str, v))}" for column, v in filters.items())
 
 
 def write_landing(out, fragment: str) -> None:

@@ -166,8 +166,9 @@ def term_color_list(terms, colors: dict[str, str] | None) -> list:
 # ---- figures -------------------------------------------------------------------------
 
 
-def plot_group_sizes(summary: pd.DataFrame, min_size: int, out, group_name="cluster") -> None:
-    """Group sizes before and after, largest first, on log axes; the rare threshold marked."""
+def plot_group_sizes(summary: pd.DataFrame, min_size, out, group_name="cluster") -> None:
+    """Group sizes before and after, largest first, on log axes; the rare threshold marked
+    (``min_size`` None: a given cell list, no threshold)."""
     if summary.empty:
         raise AbcError("the sampling summary has no groups: check sampling.filters")
     ordered = summary.sort_values(["size", "selected"], ascending=False)
@@ -178,9 +179,10 @@ def plot_group_sizes(summary: pd.DataFrame, min_size: int, out, group_name="clus
     )
     draw_rank(rank_ax, size, selected, min_size, group_name)
     _draw_size_hist(hist_ax, size, selected, min_size, group_name)
+    why = f"under {min_size} cells " if min_size is not None else ""
     fig.suptitle(
         f"{len(ordered):,} {group_name}s: {size.sum():,} → {selected.sum():,} cells; "
-        f"{n_rare:,} {group_name}s under {min_size} cells kept whole",
+        f"{n_rare:,} {group_name}s {why}kept whole",
         fontsize=13,
         weight="bold",
     )
@@ -194,7 +196,8 @@ def draw_rank(ax, size, selected, min_size, group_name) -> None:
     shown = selected > 0  # a log axis cannot show empty groups
     marker = "." if len(size) > 500 else "o"
     ax.plot(rank[shown], selected[shown], marker, ms=3, color="tab:red", label="after sampling")
-    ax.axhline(min_size, color="k", ls="--", lw=1, label=f"kept whole below {min_size}")
+    if min_size is not None:
+        ax.axhline(min_size, color="k", ls="--", lw=1, label=f"kept whole below {min_size}")
     ax.set(yscale="log", xlim=(0, len(size) + 1), ylim=(0.8, None))
     ax.set_xlabel(f"{group_name}s, largest first (rank)")
     ax.set_ylabel("cells (log scale)")
@@ -221,7 +224,8 @@ def _draw_size_hist(ax, size, selected, min_size, group_name) -> None:
         color="tab:red",
         label="after sampling",
     )
-    ax.axvline(min_size, color="k", ls="--", lw=1, label=f"rare threshold ({min_size})")
+    if min_size is not None:
+        ax.axvline(min_size, color="k", ls="--", lw=1, label=f"rare threshold ({min_size})")
     ax.set(xscale="log")
     ax.set_xlabel(f"cells per {group_name} (log scale)")
     ax.set_ylabel(f"number of {group_name}s")

@@ -72,6 +72,8 @@ class RemoteCsrSource:
         self.key, self.max_concurrency, self.merge_gap = key, max_concurrency, merge_gap
         self.check_values, self.counts = check_values, counts
         self.stats = FetchStats()
+        self.row_bytes = 0  # of stats.bytes: the rows' (the rest: headers, obs, var, indptr)
+        self.progress = None  # a cache.progress.Progress of the rows' bytes, if set
         self.store = CountingStore(store, self.stats)
         self.size = self.store.size(key) if size is None else size
         self.file = RangeFile(self.store, key, self.size, max_workers=max_concurrency)
@@ -139,7 +141,11 @@ class RemoteCsrSource:
         """``data`` and ``indices`` of the row runs ``[a, b)``, concatenated in order."""
         runs = np.asarray(runs, dtype=np.int64).reshape(-1, 2)
         starts, stops = self.indptr[runs[:, 0]], self.indptr[runs[:, 1]]
-        data, indices = self._read(self.layouts, starts, stops)
+        before = self.stats.bytes  # nothing else fetches meanwhile: h5py is not called
+        store = self.store if self.progress is None else _Arrivals(self.store, self.progress)
+        data, indices = read_elements(self.layouts, starts, stops, store, self.key,
+                                      self.merge_gap, self.max_concurrency)  # fmt: skip
+        self.row_bytes += self.stats.bytes - before
         self._check_rows(runs, data, indices)
         return data, indices
 
@@ -201,12 +207,15 @@ class RemoteCsrSource:
         return nnz * (self.dtype.itemsize + self.indices_dtype.itemsize)
 
     def summary(self) -> str:
-        """One line for the job log: what was fetched, against the file size."""
-        share = 100 * self.stats.bytes / self.size if self.size else 0.0
+        """One line for the job log: what was fetched, the rows apart from the rest (read
+        in blocks apart from the rows: on a small file it can outweigh them, even add up
+        to more than the file)."""
+        other = self.stats.bytes - self.row_bytes
         return (
             f"stream {self.key}: fetched {self.stats.bytes / MB:,.1f} MB in "
-            f"{self.stats.requests:,} requests from a {self.size / MB:,.1f} MB file "
-            f"({share:.1f}%)"
+            f"{self.stats.requests:,} requests: {self.row_bytes / MB:,.1f} MB of the selected "
+            f"rows, {other / MB:,.1f} MB of headers, obs, var and indptr (a "
+            f"{self.size / MB:,.1f} MB file)"
         )
 
     def close(self) -> None:
@@ -218,6 +227,22 @@ class RemoteCsrSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+class _Arrivals:
+    """A store whose ranged reads count their bytes into ``progress`` as they arrive (on
+    the worker threads, so a long read reports while it runs)."""
+
+    def __init__(self, store, progress):
+        self.store, self.progress = store, progress
+
+    def read_ranges(self, key: str, ranges, max_workers: int, each=None) -> list:
+        def arrived(i: int, blob: bytes):
+            self.progress.add(len(blob))
+            self.progress.maybe_log()
+            return each(i, blob) if each is not None else blob
+
+        return self.store.read_ranges(key, ranges, max_workers=max_workers, each=arrived)
 
 
 def table_datasets(h5: h5py.File) -> list[h5py.Dataset]:

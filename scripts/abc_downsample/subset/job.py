@@ -12,6 +12,7 @@ import os
 from pathlib import Path
 
 from abc_downsample.cache.download import use_cached
+from abc_downsample.cache.progress import Progress
 from abc_downsample.cache.verify import forget, is_trusted
 from abc_downsample.errors import AbcError
 from abc_downsample.h5ad.csr import DEFAULT_MAX_NNZ
@@ -76,6 +77,11 @@ def _reads_the_cache(abc: dict, in_cache: bool) -> bool:
 def _stream_subset(
     source: RemoteCsrSource, labels, out_path, matrix: str, max_nnz: int, rows=None
 ):
+    if rows is None:
+        rows = rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(source.key))
+    # the rows' bytes as they arrive: in the log and on the terminal every few seconds
+    planned = source.plan_rows(rows).nbytes
+    source.progress = Progress(f"stream {matrix}", planned, log, terminal=True)
     try:
         stats = subset_matrix(
             source.h5, labels, out_path, matrix=matrix, source=source, max_nnz=max_nnz,
@@ -85,7 +91,7 @@ def _stream_subset(
         raise AbcError(
             f"'{source.key}' lacks {err}: it is not an h5ad expression matrix; check the manifest"
         ) from None
-    stats.bytes_read = source.stats.bytes
+    stats.bytes_read, stats.row_bytes = source.stats.bytes, source.row_bytes
     log.info(source.summary())
     return stats
 

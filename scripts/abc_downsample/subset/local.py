@@ -36,11 +36,13 @@ class SubsetStats:
     nnz: int
     bytes_read: int  # the rows' bytes from a local file; all fetched bytes when streamed
     transfer: str = "cache"  # how the matrix was read: cache, download or stream
+    row_bytes: int | None = None  # streamed: of bytes_read, the rows' (not headers, obs, var)
 
     def summary(self, matrix: str) -> str:
+        rows = f": {self.row_bytes / 1e6:,.1f} MB of rows" if self.row_bytes is not None else ""
         return (
             f"{matrix}: {self.rows:,} rows, {self.nnz:,} non-zeros, "
-            f"{self.bytes_read / 1e6:,.1f} MB read ({self.transfer})"
+            f"{self.bytes_read / 1e6:,.1f} MB read ({self.transfer}{rows})"
         )
 
 
