@@ -267,6 +267,8 @@ def test_rule_script_under_snakemake(release):
     assert final.uns["abc_downsample"] == {
         "release": "20250531", "variant": "raw", "cluster_column": "cluster_alias",
         "filters": {}, "cells_file": "mine.csv", "cells_file_md5": "0123abcd",
+        # what the cell table held, as sampling recorded it
+        "population": {"cells": 46, "without_group": 0, "unassigned": "drop", "membership": ""},
     }  # fmt: skip
     expected = release["metadata"].loc[final.obs.index]
     assert list(final.obs["donor_sex"].astype(str)) == list(expected["donor_sex"])
