@@ -327,7 +327,8 @@ def test_the_cards_say_how_each_matrix_was_read(tmp_path):
 def test_files_read_count_the_datasets_own_matrices():
     """WHB reads 2 files: of WHB's 2, not of every matrix in the release (issue 22,
     finding 4), from the real manifest of 20250531."""
-    manifest = Manifest.load(PROJECT / "workflow" / "resources" / "releases" / "20250531" / "manifest.json")
+    shipped = PROJECT / "workflow" / "resources" / "releases" / "20250531"
+    manifest = Manifest.load(shipped / "manifest.json")
     directories, files = landing.dataset_matrices(
         manifest, ["WHB-10Xv3-Neurons", "WHB-10Xv3-Nonneurons"], "raw"
     )
