@@ -117,10 +117,9 @@ def rule_logging():
 
 
 def snakefile() -> Path:
-    for candidate in (PROJECT / "workflow" / "Snakefile", PROJECT / "Snakefile"):
-        if candidate.exists():
-            return candidate
-    raise FileNotFoundError(f"no Snakefile in {PROJECT}/workflow or {PROJECT}")
+    """The top-level Snakefile, as users run it (it includes workflow/Snakefile; the
+    workflow profile profiles/default is found next to it)."""
+    return PROJECT / "Snakefile"
 
 
 def clean_env(extra: dict | None = None) -> dict:
