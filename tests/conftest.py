@@ -31,6 +31,10 @@ SYNTHETIC_ARGS = {"release": "20250531", "n_cells": 6000, "n_genes": 120, "seed"
 # The config's defaults (config/config.yaml), the one copy tests take transport settings from.
 DEFAULT_ABC = abc_with_defaults({})
 DEFAULT_OUTPUT = default_config()["output"]  # the results' file names inside output.dir
+DEMO = yaml.safe_load((PROJECT / "config" / "demo.yaml").read_text())
+# the demo's outputs as the workflow names them: each file inside output.dir
+DEMO_OUT = {key: name if key == "dir" else f"{DEMO['output']['dir']}/{name}"
+            for key, name in {**DEFAULT_OUTPUT, **DEMO["output"]}.items()}  # fmt: skip
 
 
 def store_of(bucket: str, endpoint_url: str | None = None, **settings):

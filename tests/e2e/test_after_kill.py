@@ -12,13 +12,11 @@ from pathlib import Path
 
 import psutil
 import pytest
-import yaml
-from conftest import DEFAULT_OUTPUT, PROJECT, clean_env, snakefile
+from conftest import DEMO_OUT, PROJECT, clean_env, snakefile
 
 INTERRUPTED = "abc-downsample: interrupted"
-DEMO = yaml.safe_load((PROJECT / "config" / "demo.yaml").read_text())
-CELLS = Path(DEMO["output"]["dir"], DEFAULT_OUTPUT["cells"])
-RESULT = Path(DEMO["output"]["dir"], DEFAULT_OUTPUT["expression"])
+CELLS = Path(DEMO_OUT["cells"])
+RESULT = Path(DEMO_OUT["expression"])
 
 # a rule script as Snakemake runs it (from .snakemake/scripts/), stopped at a known point
 IN_IMPORTS = """

@@ -5,10 +5,8 @@ matrices the sample needs. The real snakemake on the offline demo (config/demo.y
 import re
 
 import pytest
-import yaml
-from conftest import ERROR, PROJECT, run_snakemake
+from conftest import DEMO, DEMO_OUT, ERROR, run_snakemake
 
-DEMO = yaml.safe_load((PROJECT / "config" / "demo.yaml").read_text())
 NOTE = "abc-downsample: dry-run:"
 
 
@@ -43,7 +41,7 @@ def test_dry_run_before_any_sample(demo_dir):
 def test_dry_run_after_a_run_and_after_changes(demo_dir):
     result = run_snakemake(demo_dir, config=DEMO)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    matrices = sorted(p.stem for p in (demo_dir / DEMO["output"]["dir"] / "subsets").iterdir())
+    matrices = sorted(p.stem for p in (demo_dir / DEMO_OUT["dir"] / "subsets").iterdir())
 
     assert last_line(dry_run(demo_dir)) == (
         f"{NOTE} the sample (1,500 cells) needs {len(matrices)} matrix files; every subset "
@@ -55,7 +53,7 @@ def test_dry_run_after_a_run_and_after_changes(demo_dir):
     assert {"sample_cells", "concat"} <= planned(output)
     assert "(the sampling settings changed)" in last_line(output)
 
-    (demo_dir / DEMO["output"]["dir"] / "subsets" / f"{matrices[0]}.h5ad").unlink()
+    (demo_dir / DEMO_OUT["dir"] / "subsets" / f"{matrices[0]}.h5ad").unlink()
     output = dry_run(demo_dir)
     assert {"subset_matrix", "concat"} <= planned(output)
     assert "sample_cells" not in planned(output)

@@ -7,11 +7,9 @@ import re
 import anndata as ad
 import pandas as pd
 import pytest
-import yaml
-from conftest import PROJECT, run_snakemake
+from conftest import DEMO, DEMO_OUT, run_snakemake
 
-DEMO = yaml.safe_load((PROJECT / "config" / "demo.yaml").read_text())
-OUT = DEMO["output"]
+OUT = DEMO_OUT  # the demo's outputs
 DRAW = ("target_cells", "min_cluster_size", "seed", "strategy")
 
 

@@ -7,13 +7,11 @@ import matplotlib
 import numpy as np
 import pandas as pd
 import pytest
-import yaml
-from conftest import PROJECT, run_snakemake
+from conftest import DEMO, DEMO_OUT, run_snakemake
 
 matplotlib.use("Agg")
 sc = pytest.importorskip("scanpy")
 
-DEMO = yaml.safe_load((PROJECT / "config" / "demo.yaml").read_text())
 
 
 @pytest.fixture(scope="module")
@@ -21,7 +19,7 @@ def adata(tmp_path_factory):
     workdir = tmp_path_factory.mktemp("scanpy")
     result = run_snakemake(workdir, config=DEMO)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
-    adata = ad.read_h5ad(workdir / DEMO["output"]["expression"])
+    adata = ad.read_h5ad(workdir / DEMO_OUT["expression"])
     sc.pp.normalize_total(adata)
     sc.pp.log1p(adata)
     return adata
