@@ -246,3 +246,15 @@ def test_a_column_that_turns_from_numbers_to_text_is_read_as_text(tmp_path, smal
     sampled = metadata.read_cell_table_once(path, ["cell_label"], "cell_label")
     taken = sampled.take(np.array([0, 5999]))
     assert taken.column("alignment_job_id").to_pylist() == ["1000000000", f"{5999:040x}"]
+
+
+def test_labels_hashed_in_pieces_hash_as_they_do_alone(monkeypatch):
+    """Hashing in pieces bounds the memory (a number per byte of label); each label's hash
+    stays its own."""
+    from abc_downsample.sampling import hashing
+
+    labels = [f"{i:06d}-cell_{'x' * (i % 7)}" for i in range(1000)]
+    whole = hashing.hash_labels(labels, seed=3)
+    monkeypatch.setattr(hashing, "PIECE", 37)
+    assert (hashing.hash_labels(pa.chunked_array([labels[:500], labels[500:]]), 3) == whole).all()
+    assert hashing.hash_labels([labels[999]], 3)[0] == whole[999]

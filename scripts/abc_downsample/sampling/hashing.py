@@ -6,6 +6,7 @@ import pyarrow as pa
 
 from abc_downsample.metadata.tables import as_arrow_strings
 
+PIECE = 1 << 18  # labels hashed at once: ~8 MB of text, ~64 MB of work arrays
 _MIX1, _MIX2 = np.uint64(0xBF58476D1CE4E5B9), np.uint64(0x94D049BB133111EB)
 _LENGTH_KEY = np.uint64(0x9E3779B97F4A7C15)
 
@@ -32,9 +33,14 @@ def _hash_chunk(chunk: pa.Array) -> np.ndarray:
     return sums + lengths.astype(np.uint64) * _LENGTH_KEY
 
 
-
 def hash_labels(labels, seed: int = 0) -> np.ndarray:
-    """A 64-bit hash of each label, keyed by ``seed``: the same for a label wherever it is."""
-    chunks = [_hash_chunk(chunk) for chunk in as_arrow_strings(labels).chunks if len(chunk)]
+    """A 64-bit hash of each label, keyed by ``seed``: the same for a label wherever it is.
+    Hashed ``PIECE`` labels at a time: the work arrays hold a number per byte of label
+    (8.6 M labels, 200 MB of text, would take GBs at once)."""
+    chunks = [
+        _hash_chunk(chunk.slice(start, PIECE))
+        for chunk in as_arrow_strings(labels).chunks
+        for start in range(0, len(chunk), PIECE)
+    ]
     hashes = np.concatenate(chunks) if chunks else np.zeros(0, np.uint64)
     return _mix(hashes ^ _mix(np.array([seed], dtype=np.uint64)))

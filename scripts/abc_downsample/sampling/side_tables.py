@@ -4,7 +4,6 @@ table holding the atlas's 2-d coordinates. Joined with Arrow's hash lookups: no 
 object per label, on 8.6 M cells.
 """
 
-import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
@@ -32,12 +31,9 @@ def require_columns(path, wanted: dict[str, str], fix) -> None:
 
 
 def read_side_table(path, label: str, columns: list[str]) -> pa.Table:
-    """``label`` and ``columns`` of a per-cell table, the first row of each label."""
-    table = read_cell_table(path, [label, *columns], label)
-    labels = table.column(label)
-    first = pc.index_in(labels, value_set=labels).to_numpy(zero_copy_only=False)
-    keep = first == np.arange(len(table))
-    return table if keep.all() else table.filter(pa.array(keep))
+    """``label`` and ``columns`` of a per-cell table (a label listed twice: ``positions``
+    finds its first row)."""
+    return read_cell_table(path, [label, *columns], label)
 
 
 def positions(cell_labels, side_labels) -> pa.Array:
