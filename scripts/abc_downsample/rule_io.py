@@ -9,6 +9,7 @@ this package's warnings (``abc-downsample: warning: ...``), a job's few notices
 import errno
 import logging
 import sys
+import threading
 from collections.abc import Callable
 
 from abc_downsample.errors import AbcError
@@ -16,6 +17,7 @@ from abc_downsample.errors import AbcError
 log = logging.getLogger("abc_downsample")
 
 PREFIX = "abc-downsample"
+_TERMINAL = threading.Lock()  # one line at a time from any thread
 QUIET_LIBRARIES = ("anndata",)  # loggers that print INFO chatter to stderr by themselves
 
 
@@ -60,7 +62,9 @@ def setup_logging(log_path: str | None = None) -> None:
 def say(message: str) -> None:
     """One line for the user on the terminal (``abc-downsample: <message>``), and the log."""
     log.info(message)
-    print(f"{PREFIX}: {message}", file=sys.__stderr__, flush=True)
+    with _TERMINAL:  # print() writes the text and its newline apart: threads would mix them
+        sys.__stderr__.write(f"{PREFIX}: {message}\n")
+        sys.__stderr__.flush()
 
 
 def quiet_interrupts() -> None:
