@@ -45,16 +45,19 @@ def positions(cell_labels, side_labels) -> pa.Array:
     sorted (8 bytes a label, where a hash table of the text takes ~10 times that on SEA-AD's
     8.6 M cells), then the text of every match is compared."""
     cells, side = as_arrow_strings(cell_labels), as_arrow_strings(side_labels)
-    side_hashes = hash_labels(side)
-    order = np.argsort(side_hashes, kind="stable")  # equal hashes: the first row first
-    side_hashes = side_hashes[order]
-    cell_hashes = hash_labels(cells)
-    at = np.minimum(np.searchsorted(side_hashes, cell_hashes), max(len(side_hashes) - 1, 0))
-    where = np.full(len(cell_hashes), -1, dtype=np.int64)
-    if len(side_hashes):
-        matched = side_hashes[at] == cell_hashes
+    where = np.full(len(cells), -1, dtype=np.int64)
+    if len(side):
+        side_hashes = hash_labels(side)
+        order = np.argsort(side_hashes, kind="stable")  # equal hashes: the first row first
+        side_hashes = side_hashes[order]
+        cell_hashes = hash_labels(cells)
+        at = np.searchsorted(side_hashes, cell_hashes)
+        np.minimum(at, len(side_hashes) - 1, out=at)
+        matched = np.flatnonzero(side_hashes[at] == cell_hashes)
         where[matched] = order[at[matched]]
+        del side_hashes, order, cell_hashes, at, matched  # before the text is compared
     _check_text(cells, side, where)
+    pa.default_memory_pool().release_unused()  # the compared pieces' memory, back to the system
     return pa.array(where, mask=where < 0)
 
 
