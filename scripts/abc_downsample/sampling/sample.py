@@ -205,15 +205,16 @@ def _join_membership(cell_rows: _CellRows, membership_path, dataset, unassigned:
     if absent.all():
         raise AbcError(f"no cell of the cell table is in {membership_path}: "
                        f"{dataset.fix('cells.membership')}")  # fmt: skip
-    values = membership.column(group).take(where)
     population = Population(len(absent), int(absent.sum()), unassigned, f"{m.directory}/{m.name}")
     if absent.any():
         verb = "left out" if unassigned == "drop" else f"kept as the group '{UNASSIGNED}'"
         log.warning("%d of %d cells have no %s in %s: %s (sampling.unassigned)",
                     absent.sum(), len(absent), group, population.source, verb)  # fmt: skip
     kept = np.flatnonzero(~absent) if unassigned == "drop" else np.arange(len(absent))
-    values = values.take(pa.array(kept))
+    values = membership.column(group).take(where.take(pa.array(kept)))
+    del membership, where  # before the kept rows are copied: a lower peak
     columns = _with_column(kept_columns.take(pa.array(kept)), group, values)
+    pa.default_memory_pool().release_unused()  # the side table's memory, back to the system
     members = as_text_with(values, UNASSIGNED) if absent.any() and unassigned == "keep" else values
     return columns, _CellRows(cell_rows.table, kept, group, members), population
 
