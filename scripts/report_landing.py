@@ -19,6 +19,7 @@ def main():
         abc["transfer"],
         params.logs,
         params.min_cluster_size,
+        params.min_cells_per_group,
     )
     bench = plots.read_benchmarks(params.benchmarks)
     fragment = landing.landing_fragment(summary, levels, counts, source, bench, group)

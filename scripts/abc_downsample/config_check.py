@@ -63,6 +63,11 @@ def _short(err: jsonschema.ValidationError) -> str:
 
 def _check_combinations(config: dict) -> None:
     abc = config["abc"]
+    if config["sampling"]["cells_file"] and config["sampling"]["within"]:
+        raise AbcError(
+            "sampling.cells_file and sampling.within are both set: cells_file takes exactly its "
+            "cells, within samples among its cells; set one of them to null"
+        )
     if config["synthetic"]["enabled"] and local_root(abc["bucket"]) is None:
         raise AbcError(
             "synthetic.enabled needs abc.bucket to be a local directory (e.g. demo/bucket), "

@@ -81,15 +81,14 @@ except AbcError as err:
     fail(err)
 
 
-def cells_file_digest():
-    """The given cell list's MD5: its content, not its name, decides the result."""
-    path = config["sampling"]["cells_file"]
+def given_file_digest(key):
+    """The MD5 of a given cell list (sampling.cells_file or sampling.within): its content,
+    not its name, decides the result."""
+    path = config["sampling"][key]
     if path is None:
         return None
     if not os.path.isfile(path):
-        fail(
-            f"sampling.cells_file {path} does not exist: fix the path or set it to null"
-        )
+        fail(f"sampling.{key} {path} does not exist: fix the path or set it to null")
     return file_md5(path).hexdigest()
 
 
@@ -98,7 +97,8 @@ SAMPLING_SETTINGS = {
     "release": RELEASE,
     "dataset": DATASET.raw,
     **config["sampling"],
-    "cells_file_md5": cells_file_digest(),
+    "cells_file_md5": given_file_digest("cells_file"),
+    "within_md5": given_file_digest("within"),
 }
 SUBSET_SETTINGS = {
     "release": RELEASE,

@@ -129,6 +129,7 @@ rule report_landing:
         "../../envs/abc.yaml"
     params:
         min_cluster_size=config["sampling"]["min_cluster_size"],
+        min_cells_per_group=config["sampling"]["min_cells_per_group"],
         cluster_column=config["sampling"]["cluster_column"],
         benchmarks=BENCH,
         logs=LOGS,

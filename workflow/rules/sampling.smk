@@ -11,6 +11,7 @@ checkpoint sample_cells:
         taxonomy=taxonomy_path,
         membership=membership_path,
         cells_file=config["sampling"]["cells_file"] or [],
+        within=config["sampling"]["within"] or [],
     output:
         cells=OUT["cells"],
         summary=OUT["summary"],

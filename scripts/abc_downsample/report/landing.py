@@ -20,6 +20,7 @@ from abc_downsample.units import size_text
 
 FIGURE_SIZE = (7.0, 3.7)  # inches at plots.DPI: shown unscaled next to the class table
 URI_LINE = 4000  # characters per line of the embedded figure (docutils' limit is 10,000)
+SHOWN_TERMS = 8  # terms a level lists by name under the floor
 READ_LINE = re.compile(r"([\d,.]+) MB read \((cache|download|stream)\)")
 
 # The report centres its landing text in a narrow column beside the rule graph: widen it and
@@ -160,9 +161,43 @@ def class_table(levels: pd.DataFrame) -> str:
     )
 
 
+def floor_text(min_size: int, min_per_group: int) -> tuple[int, str]:
+    """The floor coverage is measured against (as ``summaries.coverage_floor``), and what
+    it is."""
+    if min_per_group:
+        return min_per_group, f"sampling.min_cells_per_group = {min_per_group}"
+    return min_size, f"no floor set: min_cluster_size = {min_size} as the yardstick"
+
+
+def coverage_table(levels: pd.DataFrame, floor: int, what: str, group_name: str) -> str:
+    """Per taxonomy level, the terms that have a group kept under ``min(size, floor)``
+    cells (``groups_below_floor`` of the levels table), the fewest kept first."""
+    if "groups_below_floor" not in levels.columns:
+        return ""
+    body = []
+    for level, view in levels.groupby("level", sort=False):
+        below = view[view["groups_below_floor"] > 0].sort_values(["smallest_group_after", "term"])
+        shown = ", ".join(
+            f"{term} ({kept:,})"
+            for term, kept in below[["term", "smallest_group_after"]].head(SHOWN_TERMS).values
+        )
+        more = f" and {len(below) - SHOWN_TERMS:,} more" if len(below) > SHOWN_TERMS else ""
+        body.append(
+            f"<tr><td>{escape(str(level))}</td><td class='n'>{len(below):,} of {len(view):,}"
+            f"</td><td>{escape(shown + more) or 'none'}</td></tr>"
+        )
+    head = "<tr><th>level</th><th>terms</th><th>which (fewest cells a group kept)</th></tr>"
+    return (
+        f"<div><b>Terms with a {escape(group_name)} under the floor</b> (kept fewer than "
+        f"min(size, {floor:,}) cells; {escape(what)})<table><thead>{head}</thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
 def landing_fragment(summary, levels, counts, source: dict, bench, group_name: str) -> str:
     """The whole first screen, as lines of HTML (for an indented rst raw block)."""
     figure = figure_uri(summary, source["min_size"], group_name)
+    floor, what = floor_text(source["min_size"], source.get("min_per_group", 0))
     parts = [
         f"<style>{' '.join(LANDING_CSS.split())}</style><div id='abc-landing'>",
         f"<p>{escape(source['release_text'])}</p>",
@@ -170,13 +205,17 @@ def landing_fragment(summary, levels, counts, source: dict, bench, group_name: s
         "<div class='row'>",
         f"<img alt='cells per {escape(group_name)} before and after sampling' src='{figure}'>",
         class_table(levels),
-        "</div></div>",
+        "</div>",
+        coverage_table(levels, floor, what, group_name),
+        "</div>",
     ]
     return "\n".join(parts)
 
 
-def source_facts(manifest, counts, variant: str, transfer: str, logs_dir, min_size) -> dict:
-    """Release, matrix files and bytes read, for the cards."""
+def source_facts(manifest, counts, variant: str, transfer: str, logs_dir, min_size,
+                 min_per_group: int = 0) -> dict:  # fmt: skip
+    """Release, matrix files and bytes read, the rare threshold and the floor, for the
+    cards."""
     matrices = list(counts["feature_matrix_label"])
     sizes = read_matrix_sizes(manifest, matrices, variant)
     in_release = {
@@ -186,6 +225,7 @@ def source_facts(manifest, counts, variant: str, transfer: str, logs_dir, min_si
         "release_matrices": len(in_release),
         "bytes_text": transfer_text(transfers(logs_dir, matrices), sum(sizes.values())),
         "min_size": min_size,
+        "min_per_group": min_per_group,
         "release_text": (
             f"Release {manifest.version} · {variant} matrices · abc.transfer: {transfer}"
         ),

@@ -18,7 +18,6 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pyarrow as pa
-import pyarrow.compute as pc
 
 from abc_downsample.atomic import atomic_path
 from abc_downsample.dataset.profile import Dataset, load_dataset
@@ -29,7 +28,6 @@ from abc_downsample.metadata.tables import (
     arrow_frame,
     as_arrow_strings,
     cell_table_columns,
-    read_cell_columns,
     read_cell_table,
     read_cell_table_once,
     write_cell_rows,
@@ -37,13 +35,21 @@ from abc_downsample.metadata.tables import (
 from abc_downsample.metadata.taxonomy import read_taxonomy
 from abc_downsample.sampling.coding import CellTable, check_columns, filter_mask
 from abc_downsample.sampling.drawing import select_cells
-from abc_downsample.sampling.summaries import group_summary, level_views, log_figures
+from abc_downsample.sampling.selection import check_matchable, listed_cells, read_cell_list
+from abc_downsample.sampling.summaries import (
+    coverage_floor,
+    group_summary,
+    level_views,
+    log_figures,
+)
 
 log = logging.getLogger(__name__)
 
 # downsampled_cells.csv names these columns alike for every dataset (the profile's names
 # are renamed), then the group column and the profile's cells.keep
 LABEL, MATRIX, DATASET_LABEL = "cell_label", "feature_matrix_label", "dataset_label"
+# the settings that give a list of cells: exactly these cells; the population to sample
+GIVEN = ("cells_file", "within")
 
 
 def cell_columns(dataset: Dataset) -> list[str]:
@@ -63,34 +69,18 @@ class Sample:
     rows: pa.Table  # the cells' rows of the cell table (every column, the group key joined)
 
 
-def _read_given_labels(path) -> pa.Array:
-    path = Path(path)
-    if not path.is_file():
-        raise AbcError(f"sampling.cells_file {path} does not exist: fix the path or set it null")
-    if "cell_label" not in cell_table_columns(path):
-        raise AbcError(f"sampling.cells_file {path} has no cell_label column: add one")
-    labels = read_cell_columns(path, ["cell_label"])["cell_label"]
-    labels = as_arrow_strings(labels).combine_chunks().drop_null()
-    if len(labels) == 0:
-        raise AbcError(f"sampling.cells_file {path} lists no cells: give a non-empty list")
-    return pc.unique(labels)
-
-
-def _given_selection(labels, given: pa.Array, population: np.ndarray, path) -> np.ndarray:
-    """Mask of the listed cells; labels unknown to the metadata are an error."""
-    listed = pc.is_in(labels, value_set=given).to_numpy(zero_copy_only=False)
-    if listed.sum() < len(given):
-        unknown = pc.filter(given, pc.invert(pc.is_in(given, value_set=labels)))
-        raise AbcError(
-            f"{len(unknown)} cell label(s) of sampling.cells_file {path} are not in the cell "
-            f"metadata, e.g. {few(unknown.to_pylist())}: is it a list of this release?"
-        )
-    dropped = int((listed & ~population).sum())
-    if dropped:
-        log.warning("%d listed cells are excluded by sampling.filters", dropped)
-    return listed & population
-
-
+def _selection(cell_lists, table: CellTable, dataset: Dataset, population) -> dict:
+    """Mask of the cells each given list names (``cells_file``, ``within``), by setting."""
+    masks = {}
+    for cell_list in cell_lists:
+        column = dataset.cells.label if cell_list.column == LABEL else cell_list.column
+        keys = as_arrow_strings(table.cells[column])
+        masks[cell_list.setting] = listed_cells(cell_list, keys, dataset.name)
+        dropped = int((masks[cell_list.setting] & ~population).sum())
+        if dropped:
+            log.warning("%d cells of %s are excluded by sampling.filters", dropped,
+                        cell_list.what)  # fmt: skip
+    return masks
 
 
 def _cell_list(table: CellTable, selected: np.ndarray, group: str, dataset) -> pd.DataFrame:
@@ -195,16 +185,19 @@ def _join_membership(cells: pd.DataFrame, cell_rows: _CellRows, membership_path,
 
 
 def _load_table(metadata_path, taxonomy_paths, group, filters, dataset, membership_path,
-                spill):  # fmt: skip
+                spill, cell_lists=()):  # fmt: skip
     """Check the column names first (cheap), then read the cell table once: the sampling's
     columns as pandas (the CellTable), the others to ``spill`` for the sample's full rows."""
     metadata_columns = cell_table_columns(metadata_path)
     _check_cell_table(metadata_path, metadata_columns, dataset)
+    for cell_list in cell_lists:
+        check_matchable(cell_list, metadata_columns, dataset.name, metadata_path)
     known = list(metadata_columns) + ([dataset.cells.group] if membership_path else [])
     taxonomy_columns = list(dataset.taxonomy.columns)
     check_columns([group], known, taxonomy_columns, "sampling.cluster_column")
     check_columns(list(filters), known, taxonomy_columns, "sampling.filters column")
-    wanted = [*_required_columns(dataset), *dataset.cells.keep, group, *filters]
+    by_id = [c.column for c in cell_lists if c.column != LABEL]  # abc_sample_id
+    wanted = [*_required_columns(dataset), *dataset.cells.keep, group, *filters, *by_id]
     wanted = [c for c in wanted if c in metadata_columns]
     cell_rows = _CellRows(read_cell_table_once(metadata_path, wanted, dataset.cells.label, spill))
     cells = arrow_frame(cell_rows.table.kept)
@@ -229,12 +222,15 @@ def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
 def _sample(metadata_path, taxonomy_paths, sampling, dataset, membership_path, spill):
     group = sampling.get("cluster_column") or dataset.cells.group
     filters = sampling.get("filters") or {}
-    cells_file = sampling.get("cells_file")
-    given = _read_given_labels(cells_file) if cells_file else None
+    cell_lists = [read_cell_list(sampling[key], key) for key in GIVEN if sampling.get(key)]
     table, cell_rows = _load_table(
-        metadata_path, taxonomy_paths, group, filters, dataset, membership_path, spill
-    )
+        metadata_path, taxonomy_paths, group, filters, dataset, membership_path, spill,
+        cell_lists,
+    )  # fmt: skip
     population = filter_mask(table, filters)
+    given = _selection(cell_lists, table, dataset, population)
+    if "within" in given:  # the population to sample from: the selection's cells
+        population &= given["within"]
     groups = table.column(group)
     if (groups.codes[population] < 0).any():
         raise AbcError(
@@ -243,8 +239,8 @@ def _sample(metadata_path, taxonomy_paths, sampling, dataset, membership_path, s
     n_groups = len(groups.categories)
     sizes = np.bincount(groups.codes[population], minlength=n_groups)
     labels = as_arrow_strings(table.cells[dataset.cells.label])
-    if given is not None:
-        selected = _given_selection(labels, given, population, cells_file)
+    if "cells_file" in given:  # exactly the listed cells (of the population)
+        selected = given["cells_file"] & population
         counts = np.bincount(groups.codes[selected], minlength=n_groups)
     else:
         rows = np.flatnonzero(population)
@@ -257,9 +253,11 @@ def _sample(metadata_path, taxonomy_paths, sampling, dataset, membership_path, s
             min_size=int(sampling["min_cluster_size"]),
             strategy=sampling["strategy"],
             seed=int(sampling["seed"]),
+            floor=int(sampling.get("min_cells_per_group") or 0),
         )
     summary = group_summary(group, groups, sizes > 0, sizes, counts, table)
-    levels = level_views(table, groups.codes, n_groups, counts == sizes, population, selected)
+    levels = level_views(table, groups.codes, n_groups, sizes, counts, population, selected,
+                         coverage_floor(sampling))  # fmt: skip
     log_figures(summary, sampling)
     cells = _cell_list(table, selected, group, dataset)
     _check_one_gene_table(cells, dataset)

@@ -28,9 +28,17 @@ def group_summary(group: str, groups: Coded, present, sizes, counts, table: Cell
     return summary
 
 
-def level_views(table: CellTable, group_codes, n_groups, whole, population, selected):
-    """Per taxonomy level and term: cells before/after sampling, and the sampling groups
-    present in the term (``(term, group)`` pairs) and how many of them were kept whole."""
+def coverage_floor(sampling: dict) -> int:
+    """The floor coverage is measured against: ``min_cells_per_group``, or where none is
+    set ``min_cluster_size`` (the size under which a group is kept whole)."""
+    return int(sampling.get("min_cells_per_group") or 0) or int(sampling["min_cluster_size"])
+
+
+def level_views(table: CellTable, group_codes, n_groups, sizes, counts, population, selected,
+                floor: int):  # fmt: skip
+    """Per taxonomy level and term: cells before/after sampling; the sampling groups present
+    in the term (``(term, group)`` pairs), how many were kept whole, how many kept fewer
+    than ``min(size, floor)`` cells, and the fewest cells any of them had and kept."""
     cluster = table.clusters.codes[population]
     pair_index, pair = pd.factorize(cluster * n_groups + group_codes[population])  # hashing
     pairs = pd.DataFrame(
@@ -40,28 +48,45 @@ def level_views(table: CellTable, group_codes, n_groups, whole, population, sele
             "after": np.bincount(pair_index, selected[population], len(pair)).astype(np.int64),
         }
     )
+    groups = pd.DataFrame(
+        {
+            "size": sizes,
+            "kept": counts,
+            "whole": counts == sizes,
+            "below": counts < np.minimum(sizes, floor),
+        }
+    )
     pair_cluster = pair // n_groups
     views = []
     for level in table.taxonomy.levels:
         terms = coded(table.cluster_terms[level])
-        views.append(_level_view(level, terms, pairs.assign(term=terms.codes[pair_cluster]), whole))
+        views.append(
+            _level_view(level, terms, pairs.assign(term=terms.codes[pair_cluster]), groups)
+        )
     return pd.concat(views, ignore_index=True)
 
 
-def _level_view(level: str, terms: Coded, pairs: pd.DataFrame, whole) -> pd.DataFrame:
+def _level_view(level: str, terms: Coded, pairs: pd.DataFrame, groups: pd.DataFrame):
     cells = pairs.groupby("term")[["before", "after"]].sum()
-    groups = pairs.drop_duplicates(["term", "group"])
-    groups = groups.assign(whole=whole[groups["group"]]).groupby("term")["whole"]
+    members = pairs.drop_duplicates(["term", "group"])
+    members = members[["term"]].join(groups, on=members["group"]).groupby("term")
+    stats = members.agg(
+        groups_before=("size", "size"),
+        groups_kept_whole=("whole", "sum"),
+        groups_below_floor=("below", "sum"),
+        smallest_group_before=("size", "min"),
+        smallest_group_after=("kept", "min"),
+    ).reindex(cells.index)
     return pd.DataFrame(
         {
             "level": level,
             "term": terms.categories[cells.index],
             "cells_before": cells["before"].to_numpy(),
             "cells_after": cells["after"].to_numpy(),
-            "groups_before": groups.size().reindex(cells.index).to_numpy(),
-            "groups_kept_whole": groups.sum().reindex(cells.index).to_numpy().astype(np.int64),
+            **{column: stats[column].to_numpy().astype(np.int64) for column in stats.columns},
         }
     )
+
 
 def log_figures(summary: pd.DataFrame, sampling: dict) -> None:
     """The sample in one log line."""
