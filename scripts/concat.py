@@ -2,6 +2,7 @@
 
 import logging
 
+from abc_downsample.atomic import write_done_marker
 from abc_downsample.cache.download import cached_input
 from abc_downsample.concat.build import concat_release
 from abc_downsample.dataset.profile import as_list, dataset_of_rule
@@ -19,8 +20,10 @@ def main():
         genes=cached_input(inp.genes, abc),
         provenance=dict(snakemake.params.provenance),
         dataset=dataset_of_rule(snakemake.params, abc),
+        gene_panel=inp.get("panel") or snakemake.params.get("genes"),
     )
     logging.getLogger("abc_downsample").info(stats.summary())
+    write_done_marker(snakemake.output.done, snakemake.params.settings)
 
 
 run(main, snakemake.log[0])

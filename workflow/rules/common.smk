@@ -100,6 +100,25 @@ SAMPLING_SETTINGS = {
     "cells_file_md5": given_file_digest("cells_file"),
     "within_md5": given_file_digest("within"),
 }
+
+
+def gene_panel_settings():
+    """output.genes, the genes the result keeps: a list, or a file whose content decides.
+    Only concat depends on it (the subsets keep every gene)."""
+    genes = OUT["genes"]
+    if genes is None:
+        return {}
+    if isinstance(genes, str):
+        if not os.path.isfile(genes):
+            fail(
+                f"output.genes {genes} is not a file: give the path of a file with one gene "
+                "a line, or a list, e.g. output: {genes: [Snap25, Gad1]}"
+            )
+        return {"genes_file": genes, "genes_md5": file_md5(genes).hexdigest()}
+    return {"genes": [str(gene) for gene in genes]}
+
+
+CONCAT_SETTINGS = gene_panel_settings()
 SUBSET_SETTINGS = {
     "release": RELEASE,
     "variant": ABC["variant"],
@@ -116,6 +135,7 @@ def done_marker(stage, name, settings):
 
 
 SAMPLE_DONE = done_marker("sample", "sample", SAMPLING_SETTINGS)
+CONCAT_DONE = done_marker("concat", "result", CONCAT_SETTINGS)
 
 
 def subset_done(matrix):
@@ -195,6 +215,7 @@ def provenance(wildcards=None):
             for k, v in SAMPLING_SETTINGS.items()
             if v is not None and k not in ("release", "dataset")
         },
+        **CONCAT_SETTINGS,
     }
 
 
