@@ -43,12 +43,12 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pcsv
 import yaml
-from bench_sampling import N_CELLS, N_CLUSTERS, cluster_sizes, metadata_chunk, taxonomy_terms
+from bench_sampling import N_CLUSTERS, cluster_sizes, metadata_chunk, taxonomy_terms
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 from abc_downsample.cache.layout import STATE_DIR  # noqa: E402
-from abc_downsample.demo.release import (  # noqa: E402
+from abc_downsample.demo.common import (  # noqa: E402
     file_facts,
     long_taxonomy_tables,
     manifest_json,
@@ -85,29 +85,31 @@ def matrices() -> list[tuple[str, str, str, str]]:
     ]
 
 
-def matrix_of_cells(rng: np.random.Generator) -> np.ndarray:
-    """Each cell's matrix (an index into ``matrices()``), in random order."""
+def matrix_of_cells(rng: np.random.Generator, scale: float = 1.0) -> np.ndarray:
+    """Each cell's matrix (an index into ``matrices()``), in random order; ``scale``: the
+    share of each dataset's cells (a smaller release of the same shape)."""
     counts = []
     for *_, n_cells, labels in DATASETS:
         share = rng.dirichlet(np.full(len(labels), 4.0))
-        sizes = np.floor(share * n_cells).astype(np.int64)
-        sizes[0] += n_cells - sizes.sum()
+        sizes = np.floor(share * round(n_cells * scale)).astype(np.int64)
+        sizes[0] += round(n_cells * scale) - sizes.sum()
         counts.extend(sizes)
     return rng.permutation(np.repeat(np.arange(len(counts)), counts))
 
 
-def write_cell_table(path: Path, rng: np.random.Generator) -> pa.Table:
+def write_cell_table(path: Path, rng: np.random.Generator, scale: float = 1.0) -> pa.Table:
     """The cell table; returns each cell's label, barcode, library and matrix index."""
-    aliases = rng.permutation(np.repeat(np.arange(1, N_CLUSTERS + 1), cluster_sizes(rng, N_CELLS)))
-    barcodes = rng.permutation(N_CELLS) * 1000 + rng.integers(0, 1000, N_CELLS)
-    which = matrix_of_cells(rng)
+    n_cells = sum(round(n * scale) for *_, n, _ in DATASETS)  # N_CELLS at scale 1
+    aliases = rng.permutation(np.repeat(np.arange(1, N_CLUSTERS + 1), cluster_sizes(rng, n_cells)))
+    barcodes = rng.permutation(n_cells) * 1000 + rng.integers(0, 1000, n_cells)
+    which = matrix_of_cells(rng, scale)
     specs = matrices()
     labels, datasets, methods = (np.array([s[i] for s in specs]) for i in range(3))
     kept, chunk = [], 500_000
     schema = metadata_chunk(rng, aliases[:1], barcodes[:1]).schema
     options = pcsv.WriteOptions(quoting_style="none")
     with pcsv.CSVWriter(path, schema, write_options=options) as out:
-        for start in range(0, N_CELLS, chunk):
+        for start in range(0, n_cells, chunk):
             part = slice(start, start + chunk)
             table = metadata_chunk(rng, aliases[part], barcodes[part])
             for name, values in (
@@ -207,8 +209,9 @@ def write_matrix(path: Path, rng, mine: pa.Table, index: int, genes: list[str]) 
     tmp.replace(path)
 
 
-def build_release(work: Path, n_genes: int) -> Path:
-    """The mirror in ``work/bucket`` and a filled cache in ``work/abc_data`` (returned)."""
+def build_release(work: Path, n_genes: int, scale: float = 1.0) -> Path:
+    """The mirror in ``work/bucket`` and a filled cache in ``work/abc_data`` (returned);
+    ``scale``: the share of the atlas's cells (its 24 matrices and 5,322 clusters stay)."""
     bucket, cache = work / "bucket", work / "abc_data"
     manifest = bucket / manifest_key(RELEASE)
     if manifest.exists():
@@ -217,7 +220,7 @@ def build_release(work: Path, n_genes: int) -> Path:
     (bucket / CELLS_DIR).mkdir(parents=True, exist_ok=True)
     (bucket / TAXONOMY_DIR).mkdir(parents=True, exist_ok=True)
     print("generating the cell table ...", flush=True)
-    cells = write_cell_table(bucket / CELLS_DIR / "cell_metadata.csv", rng)
+    cells = write_cell_table(bucket / CELLS_DIR / "cell_metadata.csv", rng, scale)
     genes = write_genes(bucket / CELLS_DIR / "gene.csv", n_genes)
     write_taxonomy(bucket / TAXONOMY_DIR, rng)
     for index, (label, *_, relpath) in enumerate(matrices()):

@@ -20,6 +20,7 @@ def main():
         params.logs,
         params.min_cluster_size,
         params.min_cells_per_group,
+        inp.plan,
     )
     bench = plots.read_benchmarks(params.benchmarks)
     fragment = landing.landing_fragment(summary, levels, counts, source, bench, group)

@@ -143,16 +143,18 @@ def _check_remote_size(store: Store, key: str, size: int) -> None:
         )
 
 
-def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log) -> Path:
+def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log,
+               store: Store | None = None) -> Path:  # fmt: skip
     """The verified cached file of a manifest entry, per the validated config's ``abc``
-    block: trusted from its stamp, else checked, else downloaded (again)."""
+    block: trusted from its stamp, else checked, else downloaded (again) from ``store``
+    (default: the config's)."""
     settings = abc["download"]
 
     def fetch(entry: FileEntry, dest: Path, verify_existing: str) -> None:
         from abc_downsample.cache.store import store_from_config
 
         fetch_file(
-            store_from_config(abc),
+            store or store_from_config(abc),
             entry.relative_path,
             dest,
             size=entry.size,

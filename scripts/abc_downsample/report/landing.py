@@ -14,6 +14,7 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from abc_downsample.atomic import atomic_path
+from abc_downsample.plan.card import MODES, duration_text, read_plan
 from abc_downsample.report import plots
 from abc_downsample.report.html import escape
 from abc_downsample.units import size_text
@@ -123,7 +124,29 @@ def headline_cards(summary, counts, source: dict, bench: pd.DataFrame, group_nam
         ),
         _card(*_cost(bench)),
     ]
+    if source.get("plan"):
+        cards.append(_card(*plan_card(source["plan"])))
     return f"<div class='cards'>{''.join(cards)}</div>"
+
+
+def plan_card(plan: dict) -> tuple[str, str, str]:
+    """The plan made before the run (``plan.card``): the configured mode's bytes and time,
+    the other modes', disk and the largest job's memory."""
+    chosen = plan["transfer"]
+    modes = plan["modes"]
+    others = "; ".join(
+        f"{mode} {size_text(modes[mode]['bytes'])} ~{duration_text(modes[mode]['seconds'])}"
+        for mode in MODES
+        if mode != chosen
+    )
+    disk, memory = plan["disk"], plan["memory"]
+    detail = (
+        f"{others}; cache +{size_text(disk['cache'][chosen])}, {plan['data_dir']} "
+        f"~{size_text(disk['data'])}; largest job {memory['largest_mb']:,} MB "
+        f"({memory['largest_job']})"
+    )
+    value = f"{size_text(modes[chosen]['bytes'])} ~{duration_text(modes[chosen]['seconds'])}"
+    return value, f"planned before the run ({chosen})", detail
 
 
 def _cost(bench: pd.DataFrame) -> tuple[str, str, str]:
@@ -213,9 +236,9 @@ def landing_fragment(summary, levels, counts, source: dict, bench, group_name: s
 
 
 def source_facts(manifest, counts, variant: str, transfer: str, logs_dir, min_size,
-                 min_per_group: int = 0) -> dict:  # fmt: skip
-    """Release, matrix files and bytes read, the rare threshold and the floor, for the
-    cards."""
+                 min_per_group: int = 0, plan_json=None) -> dict:  # fmt: skip
+    """Release, matrix files and bytes read, the rare threshold and the floor, and the plan
+    made before the run, for the cards."""
     matrices = list(counts["feature_matrix_label"])
     sizes = read_matrix_sizes(manifest, matrices, variant)
     in_release = {
@@ -226,6 +249,7 @@ def source_facts(manifest, counts, variant: str, transfer: str, logs_dir, min_si
         "bytes_text": transfer_text(transfers(logs_dir, matrices), sum(sizes.values())),
         "min_size": min_size,
         "min_per_group": min_per_group,
+        "plan": read_plan(plan_json) if plan_json else None,
         "release_text": (
             f"Release {manifest.version} · {variant} matrices · abc.transfer: {transfer}"
         ),

@@ -175,18 +175,7 @@ class RemoteCsrSource:
 
     def plan_rows(self, rows: np.ndarray) -> RowsPlan:
         """What stream mode would fetch and decode for ``rows`` (no I/O)."""
-        runs = np.asarray(row_runs(np.sort(rows)), dtype=np.int64).reshape(-1, 2)
-        starts, stops = self.indptr[runs[:, 0]], self.indptr[runs[:, 1]]
-        plans = plan_elements(self.layouts, starts, stops, self.merge_gap)
-        return RowsPlan(
-            requests=sum(len(p.requests) for p in plans),
-            nbytes=sum(int((p.requests[:, 1] - p.requests[:, 0]).sum()) for p in plans),
-            decoded_bytes=sum(
-                int((layout.sizes[p.ids] > 0).sum()) * layout.chunk_bytes
-                for layout, p in zip(self.layouts, plans, strict=True)
-                if isinstance(p, ChunkPlan)
-            ),
-        )
+        return plan_rows(self.layouts, self.indptr, rows, self.merge_gap)
 
     def selected_bytes(self, rows: np.ndarray) -> int:
         """Bytes of ``data`` and ``indices`` the rows hold."""
@@ -197,7 +186,8 @@ class RemoteCsrSource:
         """One line for the job log: what was fetched, against the file size."""
         share = 100 * self.stats.bytes / self.size if self.size else 0.0
         return (
-            f"stream {self.key}: fetched {self.stats.bytes / MB:,.1f} MB in "
+            f"stream {self.key}: fetched {self.stats.bytes / MB:,.1f} MB "
+            f"({self.stats.bytes:,} bytes) in "
             f"{self.stats.requests:,} requests from a {self.size / MB:,.1f} MB file "
             f"({share:.1f}%)"
         )
@@ -211,6 +201,23 @@ class RemoteCsrSource:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def plan_rows(layouts, indptr: np.ndarray, rows: np.ndarray, merge_gap: int) -> RowsPlan:
+    """What stream mode fetches and decodes for ``rows`` of a matrix whose ``data`` and
+    ``indices`` are laid out as ``layouts`` (no I/O)."""
+    runs = np.asarray(row_runs(np.sort(rows)), dtype=np.int64).reshape(-1, 2)
+    starts, stops = indptr[runs[:, 0]], indptr[runs[:, 1]]
+    plans = plan_elements(layouts, starts, stops, merge_gap)
+    return RowsPlan(
+        requests=sum(len(p.requests) for p in plans),
+        nbytes=sum(int((p.requests[:, 1] - p.requests[:, 0]).sum()) for p in plans),
+        decoded_bytes=sum(
+            int((layout.sizes[p.ids] > 0).sum()) * layout.chunk_bytes
+            for layout, p in zip(layouts, plans, strict=True)
+            if isinstance(p, ChunkPlan)
+        ),
+    )
 
 
 def table_datasets(h5: h5py.File) -> list[h5py.Dataset]:

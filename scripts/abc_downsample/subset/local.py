@@ -35,11 +35,16 @@ class SubsetStats:
     nnz: int
     bytes_read: int  # the rows' bytes from a local file; all fetched bytes when streamed
     transfer: str = "cache"  # how the matrix was read: cache, download or stream
+    seconds: float | None = None  # getting the matrix (or its rows) and writing the subset
+    waited: float = 0.0  # of it, waiting for the bucket (transfers)
 
     def summary(self, matrix: str) -> str:
+        took = f" in {self.seconds:.2f} s" if self.seconds is not None else ""
+        if self.transfer != "cache":
+            took += f" ({self.waited:.2f} s waiting for the bucket)"
         return (
             f"{matrix}: {self.rows:,} rows, {self.nnz:,} non-zeros, "
-            f"{self.bytes_read / 1e6:,.1f} MB read ({self.transfer})"
+            f"{self.bytes_read / 1e6:,.1f} MB read ({self.transfer}){took}"
         )
 
 
