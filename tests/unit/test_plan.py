@@ -92,3 +92,42 @@ def test_durations_and_the_plans_lines():
                     "memory: largest job 2,345 MB (subset_matrix WMB-10Xv3-MB)")  # fmt: skip
     assert how == "how: read: ...; this plan read 3.2 MB in 480 requests"
     assert np.all([len(line) < 400 for line in (cells, fetch, disk, how)])
+
+
+def test_a_matrix_counts_as_cached_if_the_cache_held_it_before_the_sample(mirror, tmp_path):
+    """A full run plans while its subset jobs download: a copy newer than the sample was
+    fetched by this run, and the plan (made "before the run") does not count it."""
+    import os
+    import shutil
+
+    from abc_downsample.plan.card import make_plan
+    from abc_downsample.release.manifest import Manifest
+
+    picked = mirror["cells"][mirror["cells"]["feature_matrix_label"] == "WMB-10Xv3-HPF"]
+    cells_csv = tmp_path / "cells.csv"
+    picked.iloc[:40][["cell_label", "feature_matrix_label"]].to_csv(cells_csv, index=False)
+    summary = tmp_path / "summary.csv"
+    pd.DataFrame({"size": [100, 3], "selected": [37, 3], "kept_whole": [False, True]}).to_csv(
+        summary, index=False
+    )
+    key = mirror["matrices"]["WMB-10Xv3-HPF"]["raw"]
+    cache = tmp_path / "cache"
+    (cache / key).parent.mkdir(parents=True)
+    shutil.copy(mirror["root"] / key, cache / key)
+    abc = abc_with_defaults({"bucket": str(mirror["root"]), "cache_dir": str(cache),
+                             "endpoint_url": None})  # fmt: skip
+    manifest = Manifest.load(next(mirror["root"].glob("releases/*/manifest.json")))
+    sample_time = os.path.getmtime(cells_csv)
+    plans = {}
+    for label, when in (("before", sample_time - 60), ("after", sample_time + 60)):
+        os.utime(cache / key, (when, when))
+        plans[label] = make_plan(manifest, cells_csv, summary, cells_csv, abc,
+                                 "cluster_alias", "WMB-10X", "data")  # fmt: skip
+    before, after = plans["before"], plans["after"]
+    assert before["matrices"][0]["cached"] and not after["matrices"][0]["cached"]
+    assert before["modes"]["download"]["bytes"] == 0
+    assert after["modes"]["download"]["bytes"] == (cache / key).stat().st_size
+    assert before["modes"]["auto"]["files"] == {"cache": 1}
+    assert after["modes"]["auto"]["files"] == {"stream": 1}  # a local mirror: streamed
+    assert before["planning"]["bytes"] == 0  # nothing read from the bucket for it
+    assert before["cells"]["after"] == 40 and before["memory"]["largest_mb"] > 0

@@ -1,7 +1,7 @@
 # The cost before the run: `snakemake --cores 2 plan` reads the metadata, samples, and
 # prints what the run would fetch per transfer mode (and the time at abc.link), the disk and
 # memory it needs; no matrix is fetched. A full run makes the plan too (the report's card),
-# before its subset jobs start.
+# while its subset jobs run: a matrix counts as cached if it was before the sample was drawn.
 
 PLAN = {"text": f"{OUT['dir']}/plan.txt", "json": f"{STATE}/plan.json"}
 

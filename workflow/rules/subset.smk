@@ -6,8 +6,6 @@ rule subset_matrix:
     input:
         cells=OUT["cells"],
         matrix=matrix_input,
-        # after the plan (what the cache held before the run); never a reason to rerun
-        plan=ancient(PLAN["json"]),
     output:
         h5ad=f"{SUBSETS}/{{matrix}}.h5ad",
         done=done_marker("subsets", "{matrix}", SUBSET_SETTINGS),

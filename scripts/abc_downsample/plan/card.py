@@ -31,7 +31,8 @@ def make_plan(manifest, cells_csv, summary_csv, rows_path, abc: dict, cluster_co
     counts = res.sample_counts(cells_csv)
     link = Link.from_config(abc["link"])
     stores = _Stores(abc)
-    costs = [_matrix(manifest, stores, abc, m, n) for m, n in sorted(counts.items())]
+    drawn = os.path.getmtime(cells_csv)
+    costs = [_matrix(manifest, stores, abc, m, n, drawn) for m, n in sorted(counts.items())]
     figures = read_sample_figures(summary_csv, cells_csv)
     modes = {mode: _mode(costs, link, abc, stores.remote, mode) for mode in MODES}
     return {
@@ -75,12 +76,16 @@ class _Stores:
         return local_root(self.abc["bucket"]) is None
 
 
-def _matrix(manifest, stores: _Stores, abc: dict, matrix: str, cells: int) -> MatrixCost:
+def _matrix(manifest, stores: _Stores, abc: dict, matrix: str, cells: int,
+            drawn: float) -> MatrixCost:  # fmt: skip
+    """A matrix's cost. It counts as cached if the cache held it before the sample was
+    drawn (``drawn``: the sample's time): a full run plans while its subset jobs fetch."""
     entry = manifest.matrix_file(matrix, abc["variant"])
-    cached = is_trusted(abc["cache_dir"], entry, "size")
+    held = is_trusted(abc["cache_dir"], entry, "size")  # any copy of the right size
+    before = held and cache_path(abc["cache_dir"], entry.relative_path).stat().st_mtime < drawn
     return matrix_cost(
-        stores.cache if cached else stores.bucket, entry.relative_path, entry.size, matrix,
-        cells, cached=cached, merge_gap=abc["stream"]["merge_gap_kb"] * 1024,
+        stores.cache if held else stores.bucket, entry.relative_path, entry.size, matrix,
+        cells, cached=before, merge_gap=abc["stream"]["merge_gap_kb"] * 1024,
         concurrency=abc["stream"]["max_concurrency"],
     )  # fmt: skip
 
@@ -182,7 +187,7 @@ def plan_lines(plan: dict) -> list[str]:
         f"{modes['stream']['requests']:,} requests; auto {cost('auto')} ({auto_files}); "
         f"abc.transfer: {chosen}; at abc.link {link['latency_ms']:g} ms, "
         f"{link['connection_mbps']:g} MB/s a connection, {link['total_mbps']:g} MB/s in all "
-        "(times summed over the jobs)",
+        "(the jobs' waits for the bucket, added up)",
         f"disk: cache +{size_text(disk['cache'][chosen])} with {chosen} (download: "
         f"+{size_text(disk['cache']['download'])}), {plan['data_dir']} "
         f"~{size_text(disk['data'])}; memory: largest job {memory['largest_mb']:,} MB "
