@@ -56,8 +56,9 @@ def test_plan_samples_and_prints_the_cost_without_fetching_a_matrix(planned, syn
                             f"{whole} of {len(summary)} clusters kept whole")  # fmt: skip
     n_files = pd.read_csv(workdir / "data/downsampled_cells.csv")["feature_matrix_label"].nunique()
     assert f"{n_files} matrix files needed" in first and "0 in the cache" in first
-    assert re.search(r"to fetch: download [\d.]+ [kM]B ~[\d.]+ s; stream [\d.]+ [kM]B ~[\d.]+ "
-                     r"s in [\d,]+ requests; auto [\d.]+ [kM]B ~[\d.]+ s \(stream 6\)", fetch)  # fmt: skip
+    cost = r"[\d.]+ [kM]B ~[\d.]+ s"
+    assert re.search(rf"to fetch: download {cost}; stream {cost} in [\d,]+ requests; auto {cost} "
+                     r"\(stream 6\)", fetch)  # fmt: skip
     assert "abc.transfer: stream" in fetch and "30 ms, 40 MB/s a connection" in fetch
     assert disk.startswith("plan: disk: cache +0 bytes with stream (download: +")
     assert re.search(r"memory: largest job [\d,]+ MB \((subset_matrix \S+|concat)\)", disk)
