@@ -15,7 +15,8 @@ and cache: ``snakemake plan`` (timed: the plan's own cost), then the run, its su
 one at a time (``--cores 1``: the plan adds up the jobs' times). Measured per matrix, from
 each subset job's log: bytes fetched (a stream's own count; a download's file size) and the
 seconds it waited for the bucket (what the plan's time is: the job's local work, e.g.
-writing its subset, is apart, reported as ``job_seconds``).
+writing its subset, is apart, reported as ``job_seconds``); and what ``data/`` holds after
+(the subsets and the result) against the plan's disk figure.
 """
 
 import argparse
@@ -146,6 +147,8 @@ def run_mode(args, work: Path, endpoint: str, model: dict, sampling: dict, mode:
     planned_bytes = sum(m[mode]["bytes"] for m in plan["matrices"])
     planned_seconds = sum(m[mode]["seconds"] for m in plan["matrices"])
     got_bytes = sum(g["bytes"] for g in got.values())
+    data = [*(project / "data" / "subsets").glob("*.h5ad"),
+            project / "data" / "downsampled_expression.h5ad"]  # fmt: skip
     got_seconds = sum(g["seconds"] for g in got.values())
     return {
         "mode": mode,
@@ -157,6 +160,8 @@ def run_mode(args, work: Path, endpoint: str, model: dict, sampling: dict, mode:
         "measured_seconds": round(got_seconds, 2),
         "seconds_ratio": round(planned_seconds / got_seconds, 3) if got_seconds else None,
         "job_seconds": round(sum(g["job_seconds"] for g in got.values()), 2),
+        "planned_data_bytes": plan["disk"]["data"],
+        "measured_data_bytes": sum(path.stat().st_size for path in data),
         "auto_choices": dict(plan["modes"]["auto"]["files"]),
         "measured_how": sorted({g["how"] for g in got.values()}),
         "plan_wall_s": round(plan_seconds, 1),

@@ -16,7 +16,7 @@ from abc_downsample.atomic import atomic_path
 from abc_downsample.cache.layout import cache_path
 from abc_downsample.cache.store import LocalStore, local_root
 from abc_downsample.cache.verify import is_trusted
-from abc_downsample.plan.matrices import HOW, Fetch, MatrixCost, matrix_cost
+from abc_downsample.plan.matrices import H5AD_BYTES, HOW, Fetch, MatrixCost, matrix_cost
 from abc_downsample.run_messages import groups_name, read_sample_figures
 from abc_downsample.stream.plan import Link
 from abc_downsample.units import size_text
@@ -117,9 +117,10 @@ def _mode(costs, link: Link, abc: dict, remote: bool, mode: str) -> dict:
 
 def _disk(costs, modes: dict, rows_path) -> dict:
     """Bytes each mode adds to the cache (whole matrices), and what data/ will hold: the
-    subsets and the result (each the selected rows' X and the cells' rows)."""
+    subsets, and the result (their X, the cells' rows of the cell table, the UMAP)."""
     rows_bytes = os.path.getsize(rows_path) if os.path.exists(rows_path) else 0
-    x_bytes = sum(c.selected_bytes + 8 * (c.cells + 1) for c in costs)
+    cells = sum(c.cells for c in costs)
+    result = sum(c.selected_bytes for c in costs) + 8 * (cells + 1) + rows_bytes + 16 * cells
     downloaded = {c.matrix: c.file_bytes for c in costs if not c.cached}
     return {
         "cache": {
@@ -127,7 +128,7 @@ def _disk(costs, modes: dict, rows_path) -> dict:
             "stream": 0,
             "auto": modes["auto"]["bytes"] if modes["auto"]["files"].get("download") else 0,
         },
-        "data": 2 * (x_bytes + rows_bytes),
+        "data": sum(c.subset_bytes for c in costs) + result + H5AD_BYTES,
     }
 
 

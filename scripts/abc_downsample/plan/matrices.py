@@ -10,8 +10,12 @@ What is read, estimated or known (the plan says it in one line, ``HOW``):
 - estimated: which rows the sample takes. The matrix's selected cells are taken as spread
   at random over the file's rows, every row of the mean size, and stream mode's planner
   turns those rows into requests and bytes (merged gaps, chunk borders, whole gzip chunks).
-  The strings of obs and var (HDF5 heaps) are the file's bytes no dataset holds;
+  Where the strings of obs and var lie (HDF5 heaps) comes from the first and last
+  references of each string dataset;
 - known: a download's bytes (the manifest's size) and what the cache holds.
+
+Time is what a job waits for the bucket at ``abc.link`` (its local work aside): round trips
+one after another while h5py opens the file, batches in parallel after.
 """
 
 from __future__ import annotations
@@ -25,6 +29,8 @@ from abc_downsample.h5ad.csr import check_csr_group
 from abc_downsample.stream.layout import (
     HEAP_GUESS,
     VLEN_REF,
+    ChunkedLayout,
+    ContiguousLayout,
     dataset_layout,
     heap_ranges,
     is_vlen_strings,
@@ -42,6 +48,7 @@ HOW = (
 )
 SEED = 0  # of the simulated rows: the same plan for the same sample
 ENDS = 64  # references read at each end of a string dataset, to find its heaps
+H5AD_BYTES = 40_000  # an h5ad's groups, attributes and headers, whatever its size (measured)
 
 
 class _RoundCounter(CountingStore):
@@ -97,6 +104,15 @@ class MatrixCost:
     opening: Fetch  # stream's: headers, chunk index, indptr, obs and var
     rows: RowsPlan  # stream's, for the selected rows
     selected_bytes: int  # the selected rows' values and indices: the subset's X
+    table_bytes: int  # the file's bytes beside X (obs, var, their strings, headers)
+
+    @property
+    def subset_bytes(self) -> int:
+        """The subset file: the selected rows, their share of the file's obs (with var and
+        headers), and an h5ad's own headers."""
+        share = self.cells / max(1, self.file_rows)
+        obs = int(self.table_bytes * share)
+        return self.selected_bytes + 8 * (self.cells + 1) + obs + H5AD_BYTES
 
     def choice(self, link: Link, abc: dict) -> Choice:
         """Auto's choice after opening (as the subset job makes it)."""
@@ -172,7 +188,16 @@ def matrix_cost(store, key: str, size: int, matrix: str, cells: int, *, cached: 
         opening=opening,
         rows=plan_rows(layouts, mean_indptr, rows, merge_gap),
         selected_bytes=int(mean_indptr[rows + 1].sum() - mean_indptr[rows].sum()) * per_nnz,
+        table_bytes=max(0, size - sum(_stored(x) for x in (*layouts, indptr_layout) if x)),
     )
+
+
+def _stored(layout) -> int:
+    if isinstance(layout, ChunkedLayout):
+        return int(layout.sizes.sum())
+    if isinstance(layout, ContiguousLayout):
+        return layout.length * layout.dtype.itemsize
+    return 0
 
 
 def _heap_spans(file: RangeFile, strings: list) -> list[tuple[int, int]]:
