@@ -131,3 +131,10 @@ def test_a_matrix_counts_as_cached_if_the_cache_held_it_before_the_sample(mirror
     assert after["modes"]["auto"]["files"] == {"stream": 1}  # a local mirror: streamed
     assert before["planning"]["bytes"] == 0  # nothing read from the bucket for it
     assert before["cells"]["after"] == 40 and before["memory"]["largest_mb"] > 0
+    assert before["disk"]["cache"] == {"download": 0, "stream": 0, "auto": 0}
+    size = (cache / key).stat().st_size
+    assert after["disk"]["cache"] == {"download": size, "stream": 0, "auto": 0}
+    dropped = make_plan(manifest, cells_csv, summary, cells_csv,
+                        {**abc, "keep_matrices": False}, "cluster_alias", "WMB-10X", "data")
+    assert dropped["disk"]["cache"]["download"] == size and not dropped["disk"]["kept"]
+    assert "at a time (keep_matrices: false)" in plan_lines(dropped)[2]

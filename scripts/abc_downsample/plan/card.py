@@ -34,7 +34,8 @@ def make_plan(manifest, cells_csv, summary_csv, rows_path, abc: dict, cluster_co
     drawn = os.path.getmtime(cells_csv)
     costs = [_matrix(manifest, stores, abc, m, n, drawn) for m, n in sorted(counts.items())]
     figures = read_sample_figures(summary_csv, cells_csv)
-    modes = {mode: _mode(costs, link, abc, stores.remote, mode) for mode in MODES}
+    per_matrix = [cost.modes(link, abc, stores.remote) for cost in costs]
+    modes = {mode: _mode(costs, per_matrix, mode) for mode in MODES}
     return {
         "dataset": dataset,
         "release": manifest.version,
@@ -43,9 +44,9 @@ def make_plan(manifest, cells_csv, summary_csv, rows_path, abc: dict, cluster_co
         "groups": groups_name(cluster_column),
         "cells": figures,
         "link": dict(abc["link"]),
-        "matrices": [_matrix_json(c, link, abc, stores.remote) for c in costs],
+        "matrices": [_matrix_json(c, m) for c, m in zip(costs, per_matrix, strict=True)],
         "modes": modes,
-        "disk": _disk(costs, modes, rows_path),
+        "disk": _disk(costs, per_matrix, rows_path, abc["keep_matrices"]),
         "memory": _memory(costs, cells_csv, abc, figures["after"]),
         "planning": _planning(costs),
         "how": HOW,
@@ -90,8 +91,7 @@ def _matrix(manifest, stores: _Stores, abc: dict, matrix: str, cells: int,
     )  # fmt: skip
 
 
-def _matrix_json(cost: MatrixCost, link: Link, abc: dict, remote: bool) -> dict:
-    modes = cost.modes(link, abc, remote)
+def _matrix_json(cost: MatrixCost, modes: dict) -> dict:
     return {
         "matrix": cost.matrix,
         "cells": cost.cells,
@@ -104,8 +104,8 @@ def _matrix_json(cost: MatrixCost, link: Link, abc: dict, remote: bool) -> dict:
     }  # fmt: skip
 
 
-def _mode(costs, link: Link, abc: dict, remote: bool, mode: str) -> dict:
-    chosen = [cost.modes(link, abc, remote)[mode] for cost in costs]
+def _mode(costs, per_matrix: list[dict], mode: str) -> dict:
+    chosen = [modes[mode] for modes in per_matrix]
     requests = sum(c.opening.requests + c.rows.requests for c in costs) if mode == "stream" else 0
     return {
         "bytes": sum(n for _, n, _ in chosen),
@@ -115,19 +115,21 @@ def _mode(costs, link: Link, abc: dict, remote: bool, mode: str) -> dict:
     }
 
 
-def _disk(costs, modes: dict, rows_path) -> dict:
-    """Bytes each mode adds to the cache (whole matrices), and what data/ will hold: the
-    subsets, and the result (their X, the cells' rows of the cell table, the UMAP)."""
+def _disk(costs, per_matrix: list[dict], rows_path, keep: bool) -> dict:
+    """Bytes each mode adds to the cache (the matrices it downloads; with keep_matrices
+    false each is deleted after use: the largest), and what data/ will hold: the subsets,
+    and the result (their X, the cells' rows of the cell table, the UMAP)."""
     rows_bytes = os.path.getsize(rows_path) if os.path.exists(rows_path) else 0
     cells = sum(c.cells for c in costs)
     result = sum(c.selected_bytes for c in costs) + 8 * (cells + 1) + rows_bytes + 16 * cells
-    downloaded = {c.matrix: c.file_bytes for c in costs if not c.cached}
+    cache = {}
+    for mode in MODES:
+        fetched = [c.file_bytes for c, m in zip(costs, per_matrix, strict=True)
+                   if m[mode][0] == "download"]  # fmt: skip
+        cache[mode] = sum(fetched) if keep else max(fetched, default=0)
     return {
-        "cache": {
-            "download": sum(downloaded.values()),
-            "stream": 0,
-            "auto": modes["auto"]["bytes"] if modes["auto"]["files"].get("download") else 0,
-        },
+        "cache": cache,
+        "kept": keep,
         "data": sum(c.subset_bytes for c in costs) + result + H5AD_BYTES,
     }
 
@@ -190,7 +192,9 @@ def plan_lines(plan: dict) -> list[str]:
         f"{link['connection_mbps']:g} MB/s a connection, {link['total_mbps']:g} MB/s in all "
         "(the jobs' waits for the bucket, added up)",
         f"disk: cache +{size_text(disk['cache'][chosen])} with {chosen} (download: "
-        f"+{size_text(disk['cache']['download'])}), {plan['data_dir']} "
+        f"+{size_text(disk['cache']['download'])})"
+        f"{'' if disk.get('kept', True) else ' at a time (keep_matrices: false)'}, "
+        f"{plan['data_dir']} "
         f"~{size_text(disk['data'])}; memory: largest job {memory['largest_mb']:,} MB "
         f"({memory['largest_job']})",
         f"how: {plan['how']}; this plan read {size_text(plan['planning']['bytes'])} in "
