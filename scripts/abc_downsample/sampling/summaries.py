@@ -100,7 +100,15 @@ def log_figures(summary: pd.DataFrame, sampling: dict) -> None:
         summary.loc[rare, "selected"].sum(),
         sampling.get("min_cluster_size"),
         summary.loc[~rare, "selected"].sum(),
-        "cells_file" if sampling.get("cells_file") else sampling.get("strategy"),
+        "cells_file" if sampling.get("cells_file") else _how(sampling),
         summary["selected"].sum(),
     )
 
+
+
+def _how(sampling: dict) -> str:
+    """The strategy, with its floor and selection where set."""
+    floor = sampling.get("min_cells_per_group")
+    within = sampling.get("within")
+    return (f"{sampling.get('strategy')}{f', floor {floor}' if floor else ''}"
+            f"{f', within {within}' if within else ''}")  # fmt: skip
