@@ -2,6 +2,7 @@
 
 import os
 
+from abc_downsample.cache.download import cached_input
 from abc_downsample.plan.card import make_plan, write_plan
 from abc_downsample.release.manifest import Manifest
 from abc_downsample.rule_io import log, run
@@ -9,10 +10,12 @@ from abc_downsample.rule_io import log, run
 
 def main():
     inp, out, params = snakemake.input, snakemake.output, snakemake.params
+    abc = snakemake.config["abc"]
     plan = make_plan(
-        Manifest.load(inp.manifest), inp.cells, inp.summary, inp.rows,
-        snakemake.config["abc"], params.cluster_column, params.dataset,
+        Manifest.load(inp.manifest), inp.cells, inp.summary, inp.rows, abc,
+        params.cluster_column, params.dataset,
         data_dir=os.path.dirname(out.text),  # output.dir: the plan's text is its first file
+        cell_table=cached_input(inp.cell_metadata, abc), matrix_column=params.matrix_column,
     )  # fmt: skip
     for line in write_plan(plan, out.text, out.json):
         log.info("plan: %s", line)  # the terminal gets them at the end (messages.smk)

@@ -138,3 +138,45 @@ def test_a_matrix_counts_as_cached_if_the_cache_held_it_before_the_sample(mirror
                         {**abc, "keep_matrices": False}, "cluster_alias", "WMB-10X", "data")
     assert dropped["disk"]["cache"]["download"] == size and not dropped["disk"]["kept"]
     assert "at a time (keep_matrices: false)" in plan_lines(dropped)[2]
+
+    # download mode reads nothing of a matrix it has not fetched (each file fetched once):
+    # stream and auto come from the manifest's size and the cell table's count
+    (cache / key).unlink()
+    blind = make_plan(manifest, cells_csv, summary, cells_csv, {**abc, "transfer": "download"},
+                      "cluster_alias", "WMB-10X", "data",
+                      cell_table=mirror["root"] / CELLS)  # fmt: skip
+    assert blind["planning"] == {"bytes": 0, "requests": 0}
+    assert blind["how"].startswith("read: the manifest, the cache and the cell table")
+    matrix = blind["matrices"][0]
+    assert matrix["file_rows"] == int((mirror["cells"]["feature_matrix_label"]
+                                       == "WMB-10Xv3-HPF").sum())  # fmt: skip
+    assert 0 < matrix["stream"]["bytes"] <= 2 * size and matrix["download"]["bytes"] == size
+
+
+def test_a_matrix_whose_headers_cannot_be_read_is_estimated_and_warned_about(
+    mirror, tmp_path, caplog
+):
+    """The plan never stops a run: the subset job will say what is wrong with the file."""
+    from abc_downsample.plan.card import make_plan
+    from abc_downsample.release.manifest import Manifest
+
+    key = mirror["matrices"]["WMB-10Xv3-MB"]["raw"]
+    size = (mirror["root"] / key).stat().st_size
+    bucket = tmp_path / "bucket"
+    (bucket / key).parent.mkdir(parents=True)
+    (bucket / key).write_bytes(b"not an HDF5 file" * (size // 16 + 1))
+    picked = mirror["cells"][mirror["cells"]["feature_matrix_label"] == "WMB-10Xv3-MB"]
+    cells_csv = tmp_path / "cells.csv"
+    picked.iloc[:30][["cell_label", "feature_matrix_label"]].to_csv(cells_csv, index=False)
+    summary = tmp_path / "summary.csv"
+    pd.DataFrame({"size": [60], "selected": [30], "kept_whole": [False]}).to_csv(summary)
+    abc = abc_with_defaults({"bucket": str(bucket), "cache_dir": str(tmp_path / "cache"),
+                             "endpoint_url": None})  # fmt: skip
+    manifest = Manifest.load(next(mirror["root"].glob("releases/*/manifest.json")))
+    with caplog.at_level("WARNING"):
+        plan = make_plan(manifest, cells_csv, summary, cells_csv, abc, "cluster_alias",
+                         "WMB-10X", "data", cell_table=mirror["root"] / CELLS)  # fmt: skip
+    assert plan["how"].startswith("read: the manifest, the cache and the cell table")
+    assert plan["modes"]["stream"]["bytes"] > 0
+    warnings = [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert len(warnings) == 1 and "could not be read" in warnings[0] and key in warnings[0]

@@ -12,6 +12,7 @@ rule make_plan:
         cells=OUT["cells"],
         summary=OUT["summary"],
         rows=SAMPLE_ROWS,
+        cell_metadata=cell_metadata_path,  # the files' cells, where no header is read
     output:
         **PLAN,
     log:
@@ -22,6 +23,7 @@ rule make_plan:
     params:
         cluster_column=config["sampling"]["cluster_column"],
         dataset=DATASET.name,
+        matrix_column=DATASET.cells.matrix,
         # what the plan's figures depend on besides its inputs
         abc={k: ABC[k] for k in ("transfer", "variant", "link", "stream", "download")},
     script:

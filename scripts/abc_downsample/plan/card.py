@@ -7,30 +7,49 @@ for comparing with what the run then measured (``benchmarks/bench_plan.py``)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 from collections import Counter
+from dataclasses import replace
 from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
 
 from abc_downsample import resources as res
 from abc_downsample.atomic import atomic_path
 from abc_downsample.cache.layout import cache_path
 from abc_downsample.cache.store import LocalStore, local_root
 from abc_downsample.cache.verify import is_trusted
-from abc_downsample.plan.matrices import H5AD_BYTES, HOW, Fetch, MatrixCost, matrix_cost
+from abc_downsample.errors import AbcError
+from abc_downsample.metadata.tables import read_cell_table
+from abc_downsample.plan.matrices import (
+    H5AD_BYTES,
+    HOW,
+    HOW_MANIFEST,
+    Fetch,
+    MatrixCost,
+    manifest_cost,
+    matrix_cost,
+)
 from abc_downsample.run_messages import groups_name, read_sample_figures
 from abc_downsample.stream.plan import Link
 from abc_downsample.units import size_text
 
 MODES = ("download", "stream", "auto")
+log = logging.getLogger(__name__)
 
 
 def make_plan(manifest, cells_csv, summary_csv, rows_path, abc: dict, cluster_column: str,
-              dataset: str, data_dir: str) -> dict:  # fmt: skip
+              dataset: str, data_dir: str, cell_table=None,
+              matrix_column: str = "feature_matrix_label") -> dict:  # fmt: skip
     """The plan of the run whose sample is ``cells_csv`` (JSON-ready); ``rows_path`` is the
-    sample's rows of the cell table, ``data_dir`` where results go (output.dir)."""
+    sample's rows of the cell table, ``data_dir`` where results go (output.dir);
+    ``cell_table`` (with its ``matrix_column``) gives the files' cells where no header is
+    read."""
     counts = res.sample_counts(cells_csv)
     link = Link.from_config(abc["link"])
-    stores = _Stores(abc)
+    stores = _Stores(abc, cell_table, matrix_column)
     drawn = os.path.getmtime(cells_csv)
     costs = [_matrix(manifest, stores, abc, m, n, drawn) for m, n in sorted(counts.items())]
     figures = read_sample_figures(summary_csv, cells_csv)
@@ -49,18 +68,31 @@ def make_plan(manifest, cells_csv, summary_csv, rows_path, abc: dict, cluster_co
         "disk": _disk(costs, per_matrix, rows_path, abc["keep_matrices"]),
         "memory": _memory(costs, cells_csv, abc, figures["after"]),
         "planning": _planning(costs),
-        "how": HOW,
+        "how": HOW if all(c.from_headers for c in costs) else HOW_MANIFEST,
         "data_dir": f"{data_dir}/",
     }
 
 
 class _Stores:
-    """Where the plan reads a matrix's headers: the cached copy, else the bucket."""
+    """Where the plan reads a matrix's headers (the cached copy, else the bucket), and the
+    cell table's cells per matrix (read once, when a matrix is estimated without them)."""
 
-    def __init__(self, abc: dict):
+    def __init__(self, abc: dict, cell_table=None, matrix_column: str = "feature_matrix_label"):
         self.abc = abc
         self.cache = LocalStore(Path(abc["cache_dir"]).resolve())
         self._bucket = None
+        self.cell_table, self.matrix_column = cell_table, matrix_column
+        self._file_cells = None
+
+    def file_cells(self, matrix: str) -> int:
+        if self._file_cells is None:
+            self._file_cells = {}
+            if self.cell_table is not None:
+                column = read_cell_table(self.cell_table, [self.matrix_column],
+                                         self.matrix_column).column(0)  # fmt: skip
+                counts = pc.value_counts(column.combine_chunks().cast(pa.string()))
+                self._file_cells = {str(v["values"]): int(v["counts"]) for v in counts.to_pylist()}
+        return self._file_cells.get(matrix, 0)
 
     @property
     def bucket(self):
@@ -80,15 +112,26 @@ class _Stores:
 def _matrix(manifest, stores: _Stores, abc: dict, matrix: str, cells: int,
             drawn: float) -> MatrixCost:  # fmt: skip
     """A matrix's cost. It counts as cached if the cache held it before the sample was
-    drawn (``drawn``: the sample's time): a full run plans while its subset jobs fetch."""
+    drawn (``drawn``: the sample's time): a full run plans while its subset jobs fetch.
+    Download mode reads nothing of a matrix it has not fetched (each file is fetched
+    once): its stream and auto figures come from the manifest and the cell table."""
     entry = manifest.matrix_file(matrix, abc["variant"])
     held = is_trusted(abc["cache_dir"], entry, "size")  # any copy of the right size
     before = held and cache_path(abc["cache_dir"], entry.relative_path).stat().st_mtime < drawn
-    return matrix_cost(
-        stores.cache if held else stores.bucket, entry.relative_path, entry.size, matrix,
-        cells, cached=before, merge_gap=abc["stream"]["merge_gap_kb"] * 1024,
-        concurrency=abc["stream"]["max_concurrency"],
-    )  # fmt: skip
+    merge_gap = abc["stream"]["merge_gap_kb"] * 1024
+    if held or abc["transfer"] != "download":
+        try:
+            cost = matrix_cost(
+                stores.cache if held else stores.bucket, entry.relative_path, entry.size,
+                matrix, cells, cached=before, merge_gap=merge_gap,
+                concurrency=abc["stream"]["max_concurrency"],
+            )  # fmt: skip
+            return replace(cost, planning=Fetch()) if held else cost  # the cache's: free
+        except (AbcError, OSError) as err:  # the plan never stops a run: its job will say
+            log.warning("plan: the headers of %s could not be read (%s): estimated from the "
+                        "manifest", entry.relative_path, err)  # fmt: skip
+    return manifest_cost(entry.relative_path, entry.size, matrix, cells,
+                         file_cells=stores.file_cells(matrix), merge_gap=merge_gap)
 
 
 def _matrix_json(cost: MatrixCost, modes: dict) -> dict:
@@ -152,7 +195,8 @@ def _memory(costs, cells_csv, abc: dict, n_cells: int) -> dict:
 
 
 def _planning(costs) -> dict:
-    total = sum((c.planning for c in costs if not c.cached), Fetch())
+    """What the plan read from the bucket."""
+    total = sum((c.planning for c in costs), Fetch())
     return {"bytes": total.nbytes, "requests": total.requests}
 
 

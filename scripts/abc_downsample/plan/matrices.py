@@ -46,9 +46,16 @@ HOW = (
     "which rows (the selected cells spread at random over a file's rows, rows of mean size) "
     "and the obs/var strings"
 )
+HOW_MANIFEST = (
+    "read: the manifest, the cache and the cell table; estimated (abc.transfer: download reads "
+    "no header of a matrix it has not fetched): each file's X as its size beside an obs of "
+    "~120 bytes a cell in two plain halves, rows of mean size spread at random"
+)
 SEED = 0  # of the simulated rows: the same plan for the same sample
 ENDS = 64  # references read at each end of a string dataset, to find its heaps
 H5AD_BYTES = 40_000  # an h5ad's groups, attributes and headers, whatever its size (measured)
+OBS_BYTES_PER_CELL = 120  # a matrix file's obs on disk: label, barcode, codes (~110 measured)
+HEADER_ROUNDS = 20  # round trips of opening a file's headers, when they are not read
 
 
 class _RoundCounter(CountingStore):
@@ -105,6 +112,7 @@ class MatrixCost:
     rows: RowsPlan  # stream's, for the selected rows
     selected_bytes: int  # the selected rows' values and indices: the subset's X
     table_bytes: int  # the file's bytes beside X (obs, var, their strings, headers)
+    from_headers: bool = True  # False: estimated from the manifest alone (``manifest_cost``)
 
     @property
     def subset_bytes(self) -> int:
@@ -189,6 +197,35 @@ def matrix_cost(store, key: str, size: int, matrix: str, cells: int, *, cached: 
         rows=plan_rows(layouts, mean_indptr, rows, merge_gap),
         selected_bytes=int(mean_indptr[rows + 1].sum() - mean_indptr[rows].sum()) * per_nnz,
         table_bytes=max(0, size - sum(_stored(x) for x in (*layouts, indptr_layout) if x)),
+    )
+
+
+def manifest_cost(key: str, size: int, matrix: str, cells: int, *, file_cells: int,
+                  merge_gap: int) -> MatrixCost:  # fmt: skip
+    """A matrix's cost without reading it: its rows ``file_cells`` (the cell table's count),
+    an obs of ``OBS_BYTES_PER_CELL`` a cell, the rest X as float32 values and int32 indices
+    stored plainly, rows of the mean size spread at random (``HOW_MANIFEST``)."""
+    n_rows = max(file_cells, cells, 1)
+    table = min(size // 2, n_rows * OBS_BYTES_PER_CELL + H5AD_BYTES)
+    nnz = max(0, size - table - 8 * (n_rows + 1)) // 8
+    layouts = [ContiguousLayout("data", np.float32, nnz, table),
+               ContiguousLayout("indices", np.int32, nnz, table + 4 * nnz)]  # fmt: skip
+    rows = _random_rows(n_rows, min(cells, n_rows))
+    mean_indptr = np.round(np.arange(n_rows + 1) * (nnz / n_rows)).astype(np.int64)
+    opened = table + 8 * (n_rows + 1)
+    return MatrixCost(
+        matrix=matrix,
+        key=key,
+        cells=cells,
+        file_rows=n_rows,
+        file_bytes=size,
+        cached=False,
+        planning=Fetch(),
+        opening=Fetch(opened, HEADER_ROUNDS + -(-opened // 2**20), HEADER_ROUNDS + 2),
+        rows=plan_rows(layouts, mean_indptr, rows, merge_gap),
+        selected_bytes=int(mean_indptr[rows + 1].sum() - mean_indptr[rows].sum()) * 8,
+        table_bytes=table,
+        from_headers=False,
     )
 
 
