@@ -6,6 +6,7 @@ peak RSS of (a) our sampling step (read, sample, write list + summaries) and (b)
 way (pandas.read_csv of all columns, then groupby().sample).
 
     python benchmarks/bench_sampling.py [--runs 3] [--rows 4042976] [--skip-plain]
+        [--strategy proportional] [--min-cells-per-group 0]
 
 Not a test: it prints figures to report. The machine may be shared, so look at the spread.
 """
@@ -189,6 +190,7 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=N_CELLS)
     parser.add_argument("--skip-plain", action="store_true")
     parser.add_argument("--strategy", default="proportional")
+    parser.add_argument("--min-cells-per-group", type=int, default=0, help="the floor")
     args = parser.parse_args()
 
     WORK.mkdir(parents=True, exist_ok=True)
@@ -208,13 +210,15 @@ def main() -> None:
         "min_cluster_size": 50,
         "seed": 20230722,
         "strategy": args.strategy,
+        "min_cells_per_group": args.min_cells_per_group,
         "cluster_column": "cluster_alias",
         "filters": {},
         "cells_file": None,
     }
     paths = {"metadata": str(metadata), "taxonomy": str(taxonomy), "out": str(out)}
     ours = OURS.format(scripts=str(ROOT / "scripts"), config=config, **paths)
-    report(f"sampling step ({args.strategy})", ours, args.runs)
+    floor = f", floor {args.min_cells_per_group}" if args.min_cells_per_group else ""
+    report(f"sampling step ({args.strategy}{floor})", ours, args.runs)
     if not args.skip_plain:
         report("plain pandas", PLAIN.format(target=200_000, **paths), args.runs)
 

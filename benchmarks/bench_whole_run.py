@@ -217,9 +217,13 @@ def write_matrix(path: Path, rng, mine: pa.Table, index: int, genes: list[str]) 
     tmp.replace(path)
 
 
-def build_release(work: Path, n_genes: int, n_cells: int = N_CELLS) -> Path:
-    """The mirror in ``work/bucket`` and a filled cache in ``work/abc_data`` (returned).
-    Another ``n_cells`` than the atlas's: the metadata alone (for the sampling target)."""
+def build_release(work: Path, n_genes: int, n_cells: int = N_CELLS,
+                  with_matrices: bool | None = None) -> Path:  # fmt: skip
+    """The mirror in ``work/bucket`` and a filled cache in ``work/abc_data`` (returned):
+    ``n_cells`` in the atlas's 24 matrices and 5,322 clusters. ``with_matrices``: write the
+    matrices too (default: at the atlas's size; another is for the sampling alone)."""
+    if with_matrices is None:
+        with_matrices = n_cells == N_CELLS
     bucket, cache = work / "bucket", work / "abc_data"
     manifest = bucket / manifest_key(RELEASE)
     if manifest.exists():
@@ -231,7 +235,7 @@ def build_release(work: Path, n_genes: int, n_cells: int = N_CELLS) -> Path:
     cells = write_cell_table(bucket / CELLS_DIR / "cell_metadata.csv", rng, n_cells)
     genes = write_genes(bucket / CELLS_DIR / "gene.csv", n_genes)
     write_taxonomy(bucket / TAXONOMY_DIR, rng)
-    for index, (label, *_, relpath) in enumerate(matrices() if n_cells == N_CELLS else []):
+    for index, (label, *_, relpath) in enumerate(matrices() if with_matrices else []):
         print(f"  {label}", flush=True)
         mine = cells.filter(pc.equal(cells["matrix"], index))
         write_matrix(bucket / relpath, rng, mine, index, genes)

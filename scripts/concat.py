@@ -2,6 +2,7 @@
 
 import logging
 
+from abc_downsample.atomic import write_done_marker
 from abc_downsample.cache.download import cached_input
 from abc_downsample.concat.build import concat_release
 from abc_downsample.dataset.profile import as_list, dataset_of_rule
@@ -24,8 +25,10 @@ def main():
         },
         dataset=dataset_of_rule(snakemake.params, abc),
         population=inp.population,
+        gene_panel=inp.get("panel") or snakemake.params.get("genes"),
     )
     logging.getLogger("abc_downsample").info(stats.summary())
+    write_done_marker(snakemake.output.done, snakemake.params.settings)
 
 
 run(main, snakemake.log[0])

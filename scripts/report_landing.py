@@ -15,7 +15,8 @@ def main():
     summary, levels = plots.read_summary(inp.summary), plots.read_levels(inp.levels)
     counts = plots.read_matrix_counts(inp.cells)
     source = landing.source_facts(
-        Manifest.load(inp.manifest), counts, provenance, params.logs, groups_name(column)
+        Manifest.load(inp.manifest), counts, provenance, params.logs, groups_name(column),
+        inp.plan,
     )
     bench = plots.read_benchmarks(params.benchmarks)
     fragment = landing.landing_fragment(

@@ -89,6 +89,11 @@ def _check_combinations(config: dict) -> None:
     from abc_downsample.cache.store import local_root  # the S3 client: only when checking
 
     abc = config["abc"]
+    if config["sampling"]["cells_file"] and config["sampling"]["within"]:
+        raise AbcError(
+            "sampling.cells_file and sampling.within are both set: cells_file takes exactly its "
+            "cells, within samples among its cells; set one of them to null"
+        )
     if config["synthetic"]["enabled"] and local_root(abc["bucket"]) is None:
         raise AbcError(
             "synthetic.enabled needs abc.bucket to be a local directory (e.g. demo/bucket), "

@@ -138,7 +138,11 @@ def _subset_shapes(subset_paths) -> list[tuple[int, int, int]]:
 
 def concat_mem_mb(subset_paths) -> int:
     """Memory of the concat job: fixed buffers plus the final obs table, not X's size."""
-    n_cells = sum(rows for rows, _, _ in _subset_shapes(subset_paths))
+    return concat_mem_mb_for(sum(rows for rows, _, _ in _subset_shapes(subset_paths)))
+
+
+def concat_mem_mb_for(n_cells: int) -> int:
+    """`concat_mem_mb` of a result of ``n_cells`` cells."""
     return _ceil(
         BASE_MB
         + CONCAT_BLOCK_NNZ * 8 / MiB

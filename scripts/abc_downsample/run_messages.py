@@ -128,6 +128,15 @@ def dry_run_lines(matrices: dict | None, old_sample: bool) -> list[str]:
     ]
 
 
+def plan_lines(plan_text) -> list[str]:
+    """The plan's lines (``data/plan.txt``), for the end of ``snakemake plan``."""
+    try:
+        lines = Path(plan_text).read_text(encoding="utf-8").splitlines()
+    except OSError:
+        return []
+    return [f"{PREFIX}: {line}" for line in lines if line.strip()]
+
+
 def _newer_or_same(path, than) -> bool:
     try:
         return os.path.getmtime(path) >= os.path.getmtime(than)

@@ -239,8 +239,8 @@ rule concat:
         population=".abc/sample/population.json",
         taxonomy="receipts/taxonomy.csv.json", genes="receipts/gene.csv.json",
         sample_done="done/sample.json"
-    output: h5ad="data/downsampled_expression.h5ad"
-    params: provenance={"release": "20250531", "variant": "raw"}
+    output: h5ad="data/downsampled_expression.h5ad", done="done/concat.abc.json"
+    params: provenance={"release": "20250531", "variant": "raw"}, settings={}
     log: "logs/concat.log"
     script: "SCRIPT"
 """
@@ -273,3 +273,35 @@ def test_rule_script_under_snakemake(release):
     expected = release["metadata"].loc[final.obs.index]
     assert list(final.obs["donor_sex"].astype(str)) == list(expected["donor_sex"])
     assert "37 cells" in (release["dir"] / "logs" / "concat.log").read_text()
+
+
+# ---- gene panels (output.genes) ----------------------------------------------------------
+@pytest.mark.filterwarnings("ignore::FutureWarning")  # inside anndata.concat
+@pytest.mark.parametrize("block_nnz", [1, 3, 1 << 20])
+def test_a_gene_panel_keeps_its_genes_in_matrix_order_and_every_cell(release, block_nnz,
+                                                                     caplog):  # fmt: skip
+    out = release["dir"] / "out" / f"panel_{block_nnz}.h5ad"
+    names = ["Sym7", "ENSMUSG00000000002", "Nope1", "Sym0", "Nope2"]  # ids and symbols
+    with caplog.at_level("WARNING"):
+        stats = concat_files(release, out, block_nnz=block_nnz, gene_panel=names)
+    whole = ad.concat([ad.read_h5ad(p) for p in release["paths"]])
+    got = ad.read_h5ad(out)
+    columns = [0, 2, 7]  # the matrices' order, not the list's
+    assert list(got.var_names) == [f"ENSMUSG{j:011d}" for j in columns]
+    assert list(got.var["gene_symbol"]) == [f"Sym{j}" for j in columns]
+    assert list(got.obs_names) == list(whole.obs_names)
+    assert_same_csr(got.X, whole.X[:, columns].tocsr())
+    assert stats.nnz == whole.X[:, columns].nnz
+    warnings = [r.getMessage() for r in caplog.records if "output.genes" in r.getMessage()]
+    assert warnings == ["output.genes: 2 of its 5 names are no gene of the matrices "
+                        "(gene_identifier or gene_symbol), e.g. 'Nope1', 'Nope2': left out"]
+
+
+def test_a_gene_panel_from_a_file_and_a_panel_of_no_gene(release):
+    panel = release["dir"] / "panel.txt"
+    panel.write_text("gene\nSym3\nSym1\n\n")  # a header, then one name a line
+    out = release["dir"] / "out" / "panel_file.h5ad"
+    concat_files(release, out, gene_panel=str(panel))
+    assert list(ad.read_h5ad(out).var["gene_symbol"]) == ["Sym1", "Sym3"]
+    with pytest.raises(AbcError, match="none of the 2 names of output.genes is a gene"):
+        concat_files(release, release["dir"] / "out" / "none.h5ad", gene_panel=["X1", "X2"])

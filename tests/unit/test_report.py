@@ -297,6 +297,31 @@ def test_landing_answers_the_first_questions_on_one_screen():
     assert max(len(line) for line in page.splitlines()) < 10_000  # docutils' line limit
 
 
+def test_landing_lists_the_terms_under_the_floor_per_level():
+    levels = pd.DataFrame(
+        {
+            "level": ["class", "class", "cluster", "cluster", "cluster"],
+            "term": ["01 IT", "02 NP", "A", "B", "C"],
+            "cells_before": [500, 90, 400, 100, 90],
+            "cells_after": [40, 12, 30, 10, 12],
+            "groups_before": [2, 1, 1, 1, 1],
+            "groups_kept_whole": [0, 0, 0, 0, 0],
+            "groups_below_floor": [1, 0, 0, 1, 0],
+            "smallest_group_after": [10, 12, 30, 10, 12],
+        }
+    )
+    page = landing.coverage_table(levels, 20, "sampling.min_cells_per_group = 20", "cluster")
+    text = html_lib.unescape(re.sub(r"<[^>]+>", " ", page))
+    assert "Terms with a cluster under the floor" in text and "min(size, 20)" in text
+    assert re.search(r"class\s+1 of 2\s+01 IT \(10\)", text)
+    assert re.search(r"cluster\s+1 of 3\s+B \(10\)", text)
+    floored = levels.assign(groups_below_floor=0)
+    assert re.sub(r"<[^>]+>", " ", landing.coverage_table(floored, 20, "", "cluster")).count(
+        "none"
+    ) == 2
+    assert landing.coverage_table(levels.drop(columns="groups_below_floor"), 20, "", "c") == ""
+
+
 def test_the_cards_say_how_each_matrix_was_read(tmp_path):
     """From the subset jobs' last log lines: auto streams some files, reads others from
     the cache, downloads others; a job without a log is left out. What a stream job read

@@ -183,11 +183,11 @@ def test_empty_population_and_unknown_strategy_are_errors():
 
 
 def test_a_new_strategy_is_one_function(monkeypatch):
-    def rare_then_first(sizes, target, min_size, rng):
-        counts, large, budget = allocation._rare_whole(sizes, target, min_size)
-        for i in np.flatnonzero(large):
-            counts[i] = min(sizes[i], budget)
-            budget -= counts[i]
+    def rare_then_first(sizes, target, least, rng):
+        counts, open_, budget = allocation._open_groups(sizes, target, least)
+        for i in np.flatnonzero(open_):
+            counts[i] += min(sizes[i] - least[i], budget)
+            budget -= counts[i] - least[i]
         return counts
 
     monkeypatch.setitem(STRATEGIES, "greedy", rare_then_first)
@@ -326,6 +326,9 @@ def test_levels_view_adds_up(release):
         "cells_after",
         "groups_before",
         "groups_kept_whole",
+        "groups_below_floor",
+        "smallest_group_before",
+        "smallest_group_after",
     ]
     assert levels["level"].unique().tolist() == ["class", "subclass", "supertype", "cluster"]
     for _, view in levels.groupby("level"):
@@ -333,9 +336,20 @@ def test_levels_view_adds_up(release):
         assert view["cells_after"].sum() == 300
         assert view["groups_before"].sum() == 6  # each cluster in one term per level
         assert view["groups_kept_whole"].sum() == 2
+        # no floor set: measured against min_cluster_size; clusters of 50 and 51 keep 13
+        assert view["groups_below_floor"].sum() == 2
     c1 = levels[(levels["level"] == "class") & (levels["term"] == "C1")].iloc[0]
     assert c1["cells_before"] == 1 + 50 + 200  # clusters 1, 3, 5
     assert c1["groups_before"] == 3 and c1["groups_kept_whole"] == 1
+    assert c1["groups_below_floor"] == 1  # cluster 3: 13 of 50
+    assert c1["smallest_group_before"] == 1 and c1["smallest_group_after"] == 1
+    k4 = levels[(levels["level"] == "cluster") & (levels["term"] == "K4")].iloc[0]
+    assert (k4["smallest_group_before"], k4["smallest_group_after"]) == (51, 13)
+
+    floored = sample_cells(metadata, taxonomy, config(target_cells=300, min_cells_per_group=20))
+    assert floored.levels["groups_below_floor"].sum() == 0
+    assert floored.levels["smallest_group_after"].min() == 1  # the 1-cell cluster, whole
+    assert (floored.summary["selected"] >= np.minimum(floored.summary["size"], 20)).all()
 
 
 def test_files_are_identical_whatever_the_row_order_and_threads(tmp_path):
@@ -462,9 +476,13 @@ def test_cells_file_errors(release, tmp_path):
     with pytest.raises(AbcError, match=r"2 cell label\(s\) of sampling.cells_file .*'NOPE-"):
         sample_cells(metadata, taxonomy, config(cells_file=str(unknown)))
     no_label = tmp_path / "no_label.csv"
-    no_label.write_text("barcode\nAAA\n")
-    with pytest.raises(AbcError, match="has no cell_label column"):
+    no_label.write_text("barcode,x\nAAA,1\n")
+    with pytest.raises(AbcError, match="is not a cell list .* no cell_label"):
         sample_cells(metadata, taxonomy, config(cells_file=str(no_label)))
+    one_column = tmp_path / "one_column.csv"
+    one_column.write_text("barcode\nAAA\n")  # a label list: its first line a header
+    with pytest.raises(AbcError, match=r"1 cell label\(s\) .* 'AAA'"):
+        sample_cells(metadata, taxonomy, config(cells_file=str(one_column)))
     with pytest.raises(AbcError, match="does not exist"):
         sample_cells(metadata, taxonomy, config(cells_file=str(tmp_path / "missing.csv")))
 

@@ -45,9 +45,11 @@ except AbcError as err:
 
 ABC = config["abc"]
 # every output under output.dir, by the names config.output gives
+# the results' paths (output.genes is the gene panel, not a file of the results)
 OUT = {
     key: value if key == "dir" else f"{config['output']['dir']}/{value}"
     for key, value in config["output"].items()
+    if key != "genes"
 }
 CACHE = ABC["cache_dir"]
 LOGS = f"{OUT['dir']}/logs"
@@ -106,15 +108,14 @@ config["sampling"]["cluster_column"] = (
 )
 
 
-def cells_file_digest():
-    """The given cell list's MD5: its content, not its name, decides the result."""
-    path = config["sampling"]["cells_file"]
+def given_file_digest(key):
+    """The MD5 of a given cell list (sampling.cells_file or sampling.within): its content,
+    not its name, decides the result."""
+    path = config["sampling"][key]
     if path is None:
         return None
     if not os.path.isfile(path):
-        fail(
-            f"sampling.cells_file {path} does not exist: fix the path or set it to null"
-        )
+        fail(f"sampling.{key} {path} does not exist: fix the path or set it to null")
     return file_md5(path).hexdigest()
 
 
@@ -123,8 +124,28 @@ SAMPLING_SETTINGS = {
     "release": RELEASE,
     "dataset": DATASET.raw,
     **config["sampling"],
-    "cells_file_md5": cells_file_digest(),
+    "cells_file_md5": given_file_digest("cells_file"),
+    "within_md5": given_file_digest("within"),
 }
+
+
+def gene_panel_settings():
+    """output.genes, the genes the result keeps: a list, or a file whose content decides.
+    Only concat depends on it (the subsets keep every gene)."""
+    genes = config["output"]["genes"]
+    if genes is None:
+        return {}
+    if isinstance(genes, str):
+        if not os.path.isfile(genes):
+            fail(
+                f"output.genes {genes} is not a file: give the path of a file with one gene "
+                "a line, or a list, e.g. output: {genes: [Snap25, Gad1]}"
+            )
+        return {"genes_file": genes, "genes_md5": file_md5(genes).hexdigest()}
+    return {"genes": [str(gene) for gene in genes]}
+
+
+CONCAT_SETTINGS = gene_panel_settings()
 SUBSET_SETTINGS = {
     "release": RELEASE,
     "variant": ABC["variant"],
@@ -141,6 +162,7 @@ def done_marker(stage, name, settings):
 
 
 SAMPLE_DONE = done_marker("sample", "sample", SAMPLING_SETTINGS)
+CONCAT_DONE = done_marker("concat", "result", CONCAT_SETTINGS)
 
 
 def subset_done(matrix):
@@ -256,6 +278,7 @@ def provenance(wildcards=None):
         "directory_versions": m.directory_versions(),
         "variant": ABC["variant"],
         "dataset": DATASET.name,
+        **CONCAT_SETTINGS,  # the gene panel (concat's own settings)
     }
     if config["synthetic"]["enabled"]:  # the demo's made-up release, not atlas data
         made["synthetic"] = True

@@ -12,8 +12,10 @@ rule concat:
         sample_done=SAMPLE_DONE,
         taxonomy=taxonomy_path,
         genes=genes_path,
+        panel=CONCAT_SETTINGS.get("genes_file", []),
     output:
         h5ad=OUT["expression"],
+        done=CONCAT_DONE,
     log:
         f"{LOGS}/concat.log",
     benchmark:
@@ -26,5 +28,7 @@ rule concat:
     params:
         provenance=provenance,
         dataset=DATASET.raw,
+        genes=CONCAT_SETTINGS.get("genes"),
+        settings=CONCAT_SETTINGS,
     script:
         "../../scripts/concat.py"

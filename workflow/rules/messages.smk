@@ -44,9 +44,13 @@ onsuccess:
             ]
         )
         sys.exit(1)
-    run_messages.say_last(
-        run_messages.success_lines(OUT, config["sampling"]["cluster_column"])
-    )
+    if any(job.rule.name == "plan" for job in workflow.dag.targetjobs):
+        # `snakemake plan`: the plan is the answer, made now or earlier
+        run_messages.say_last(run_messages.plan_lines(PLAN["text"]))
+    else:
+        run_messages.say_last(
+            run_messages.success_lines(OUT, config["sampling"]["cluster_column"])
+        )
 
 
 onerror:

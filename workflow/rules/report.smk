@@ -119,6 +119,7 @@ rule report_landing:
         summary=OUT["summary"],
         levels=OUT["levels"],
         cells=OUT["cells"],
+        plan=PLAN["json"],
         # last: every job's benchmark file exists by then
         runtime=REPORT_RUNTIME["figure"],
     output:

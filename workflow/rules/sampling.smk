@@ -14,6 +14,7 @@ checkpoint sample_cells:
         membership=membership_path,
         embedding=embedding_path,
         cells_file=config["sampling"]["cells_file"] or [],
+        within=config["sampling"]["within"] or [],
     output:
         cells=OUT["cells"],
         summary=OUT["summary"],

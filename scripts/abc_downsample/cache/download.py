@@ -151,10 +151,12 @@ def _check_remote_size(store: Store, key: str, size: int) -> None:
         )
 
 
-def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log) -> Path:
+def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log,
+               store: Store | None = None) -> Path:  # fmt: skip
     """The verified cached file of a manifest entry, per the validated config's ``abc``
-    block: trusted from its stamp, else checked, else downloaded (again). A file listed in
-    ``abc.md5_known_wrong`` is checked by its size alone, with a warning every time."""
+    block: trusted from its stamp, else checked, else downloaded (again) from ``store``
+    (default: the config's). A file listed in ``abc.md5_known_wrong`` is checked by its
+    size alone, with a warning every time."""
     settings = abc["download"]
     if entry.relative_path in abc["md5_known_wrong"]:
         log.warning("%s: its MD5 is not checked (abc.md5_known_wrong lists it); its size is",
@@ -165,7 +167,7 @@ def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log) 
         from abc_downsample.cache.store import store_from_config
 
         fetch_file(
-            store_from_config(abc),
+            store or store_from_config(abc),
             entry.relative_path,
             dest,
             size=entry.size,

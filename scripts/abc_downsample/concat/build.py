@@ -284,6 +284,66 @@ def build_var(var: pd.DataFrame, genes_csv, id_column: str = "gene_identifier") 
     return var.join(extra, how="left")
 
 
+@dataclass
+class GenePanel:
+    """The genes a result keeps (``output.genes``), in the matrices' order: ``columns`` are
+    their positions in the matrices' var; ``new_index`` maps every matrix column to its
+    column in the result (-1: dropped)."""
+
+    columns: np.ndarray
+    new_index: np.ndarray
+
+    @classmethod
+    def of(cls, var: pd.DataFrame, names, maybe_header: bool = False) -> GenePanel:
+        """The genes ``names`` name, by ``var``'s index (gene ids) or its ``gene_symbol``
+        (a symbol of several genes keeps them all); names of no gene are left out with one
+        warning line. ``maybe_header``: the first name is a file's header if it names no
+        gene."""
+        names = [str(n).strip() for n in names if str(n).strip()]
+        ids = pd.Index(var.index.astype(str))
+        symbols = pd.Index(var["gene_symbol"].astype(str)) if "gene_symbol" in var else ids[:0]
+        found = [np.flatnonzero((ids == n) | (symbols == n)) for n in names]
+        unknown = [n for n, hits in zip(names, found, strict=True) if not len(hits)]
+        if maybe_header and names and unknown[:1] == names[:1]:
+            log.info("output.genes: its first line %r names no gene: taken as a header", names[0])
+            names, unknown = names[1:], unknown[1:]
+        if not names or len(unknown) == len(names):
+            raise AbcError(
+                f"none of the {len(names)} names of output.genes is a gene of the matrices "
+                f"(e.g. {few(unknown[:3], 3) or 'none given'}): give gene_identifier values "
+                f"(e.g. {ids[0]}) or gene_symbol values of the dataset's gene table"
+            )
+        if unknown:
+            log.warning("output.genes: %d of its %d names are no gene of the matrices "
+                        "(gene_identifier or gene_symbol), e.g. %s: left out", len(unknown),
+                        len(names), few(unknown[:3], 3))  # fmt: skip
+        columns = np.unique(np.concatenate(found))
+        new_index = np.full(len(var), -1, dtype=np.int64)
+        new_index[columns] = np.arange(len(columns))
+        return cls(columns, new_index)
+
+
+def _panel_var(var: pd.DataFrame, panel: GenePanel) -> pd.DataFrame:
+    """The panel's rows of var. A text column left with no value (gene.csv's ``comment``
+    of genes without one) becomes an empty categorical: anndata writes no all-missing
+    object column."""
+    var = var.iloc[panel.columns].copy()
+    for column in var.columns:
+        if pd.api.types.is_object_dtype(var[column].dtype) and var[column].isna().all():
+            var[column] = pd.Categorical(var[column])
+    return var
+
+
+def read_gene_names(setting) -> tuple[list[str], bool]:
+    """``output.genes``: a list of names, or a file of one name a line (its first line may
+    be a header). Returns the names and whether they came from a file."""
+    if isinstance(setting, (str, os.PathLike)):
+        with unreadable(f"output.genes {setting}", "fix the path or give a list of genes"):
+            lines = open(setting, encoding="utf-8-sig").read().splitlines()  # noqa: SIM115
+        return [line.split(",")[0] for line in lines], True
+    return [str(name) for name in setting], False
+
+
 def concat_subsets(
     paths: list[str],
     out_path: str | os.PathLike,
@@ -292,11 +352,13 @@ def concat_subsets(
     uns: dict,
     block_nnz: int = DEFAULT_BLOCK_NNZ,
     obsm: dict | None = None,
+    panel: GenePanel | None = None,
 ) -> ConcatStats:
     """Write the subsets' rows, in order, under ``obs``/``var``/``uns``/``obsm`` to ``out_path``.
 
     Values keep their dtype (the widest of the subsets'); memory is one block of
-    ``block_nnz`` non-zeros plus one subset's ``indptr``, whatever the output size.
+    ``block_nnz`` non-zeros plus one subset's ``indptr``, whatever the output size. With a
+    ``panel`` only its genes are kept, selected while the blocks are copied.
     """
     if not paths:
         raise AbcError("no subset files to concatenate: the sample selected no cells")
@@ -312,16 +374,20 @@ def concat_subsets(
             f"{os.path.basename(wrong_genes[0].path)} has {wrong_genes[0].n_cols} genes but "
             f"var has {len(var)}: delete data/subsets and rerun"
         )
-    nnz = sum(p.nnz for p in parts)
+    nnz = sum(p.nnz for p in parts)  # a bound with a panel
     dtype = np.result_type(*(p.dtype for p in parts))
     indices_dtype = np.result_type(*(p.indices_dtype for p in parts))
+    if panel is not None:
+        var = _panel_var(var, panel)
+    growable = panel is not None
     with (
         atomic_path(out_path, suffix=".h5ad") as tmp,
         csr_h5ad_writer(tmp, obs, var, uns, nnz, dtype, indices_dtype, obsm,
-                        text_columns=_text_columns(obs)) as writer,  # fmt: skip
+                        text_columns=_text_columns(obs), growable=growable) as writer,  # fmt: skip
     ):
         for part in parts:
-            _copy_rows(part.path, writer, block_nnz)
+            _copy_rows(part.path, writer, block_nnz, panel)
+        nnz = writer.nnz
     return ConcatStats(rows=n_rows, nnz=nnz, files=len(parts))
 
 
@@ -330,8 +396,9 @@ def _text_columns(obs: pd.DataFrame) -> list[str]:
     return [c for c in obs.columns if pd.api.types.is_object_dtype(obs[c].dtype)]
 
 
-def _copy_rows(path: str, writer, block_nnz: int) -> None:
-    """Append all rows of one subset file to ``writer``, ``block_nnz`` values at a time."""
+def _copy_rows(path: str, writer, block_nnz: int, panel: GenePanel | None = None) -> None:
+    """Append all rows of one subset file to ``writer``, ``block_nnz`` values at a time
+    (only the ``panel``'s genes, if given: each row keeps its values in those columns)."""
     with unreadable(
         f"subset {os.path.basename(path)}"
     ):  # read errors only: write errors keep their own message
@@ -341,19 +408,34 @@ def _copy_rows(path: str, writer, block_nnz: int) -> None:
         data, indices = group["data"], group["indices"]
         first = writer.nnz
         size = len(data)
+        with unreadable(f"subset {os.path.basename(path)}"):
+            indptr = group["indptr"][:].astype(np.int64)
+        if len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != size:
+            raise AbcError(f"X of {os.path.basename(path)} is inconsistent: delete it and rerun")
+        ends = indptr[1:].copy()  # each row's end, in the output once filtered
         data_buf = np.empty(min(block_nnz, size), data.dtype)
         indices_buf = np.empty(min(block_nnz, size), indices.dtype)
+        kept = 0  # values of this file written so far
         for start in range(0, size, block_nnz):
             stop = min(start + block_nnz, size)
             n = stop - start
             with unreadable(f"subset {os.path.basename(path)}"):
                 data.read_direct(data_buf, np.s_[start:stop], np.s_[0:n])
                 indices.read_direct(indices_buf, np.s_[start:stop], np.s_[0:n])
-            writer.append_values(data_buf[:n], indices_buf[:n])
-        indptr = group["indptr"][:].astype(np.int64)
-        if len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != size:
-            raise AbcError(f"X of {os.path.basename(path)} is inconsistent: delete it and rerun")
-        writer.append_row_ends(indptr[1:] + first)
+            if panel is None:
+                writer.append_values(data_buf[:n], indices_buf[:n])
+                continue
+            column = panel.new_index[indices_buf[:n]]
+            keep = column >= 0
+            writer.append_values(data_buf[:n][keep], column[keep])
+            # rows ending in this block: the values kept before their end
+            inside = slice(*np.searchsorted(indptr[1:], [start, stop], side="right"))
+            before = np.r_[0, np.cumsum(keep)]
+            ends[inside] = kept + before[indptr[1:][inside] - start]
+            kept += int(before[-1])
+        if panel is not None:  # rows ending at 0 (empty rows before any value) kept none
+            ends[indptr[1:] == 0] = 0
+        writer.append_row_ends(ends + first)
 
 
 def concat_release(
@@ -369,12 +451,14 @@ def concat_release(
     dataset: Dataset | None = None,
     population=None,
     block_nnz: int = DEFAULT_BLOCK_NNZ,
+    gene_panel=None,
 ) -> ConcatStats:
     """The final h5ad: subsets' X, full cell metadata + taxonomy, genes, provenance, the
     atlas UMAP and colours. ``sample_rows`` is the sample's rows of the cell table (written
     by sampling), ``taxonomy`` the taxonomy's file(s) (see ``taxonomy``), ``colors`` a
     colour table of its own where there is one, ``dataset`` the profile (default: the
-    config's), ``population`` the sample's population record (sampling writes it)."""
+    config's), ``population`` the sample's population record (sampling writes it),
+    ``gene_panel`` the genes to keep (``output.genes``: names, or a file of them)."""
     dataset = dataset or load_dataset()
     paths = [str(p) for p in paths]
     labels = subset_labels(paths)
@@ -387,6 +471,7 @@ def concat_release(
     var = common_var(paths)
     if genes is not None:  # else the matrices' own genes (their var) alone
         var = build_var(var, genes, dataset.genes.id)
+    panel = GenePanel.of(var, *read_gene_names(gene_panel)) if gene_panel is not None else None
     files = [taxonomy] if isinstance(taxonomy, (str, os.PathLike)) else list(taxonomy or [])
     files += [colors] if colors else []
     groups = None if files else sample[dataset.cells.group]
@@ -397,5 +482,6 @@ def concat_release(
         provenance["population"] = json.loads(Path(population).read_text())
     uns = {UNS_KEY: provenance, **level_colors(obs, table, dataset.cells.group)}
     return concat_subsets(
-        paths, out_path, obs, var, uns, block_nnz=block_nnz, obsm=atlas_umap(obs, dataset)
-    )
+        paths, out_path, obs, var, uns, block_nnz=block_nnz, obsm=atlas_umap(obs, dataset),
+        panel=panel,
+    )  # fmt: skip

@@ -18,19 +18,31 @@ if TYPE_CHECKING:
     import pandas as pd
 
 
-class CsrWriter:
-    """Append CSR rows to a preallocated anndata CSR group, block by block."""
+GROWING_CHUNK = 1 << 18  # elements a chunk of growable data/indices (1 MB of float32)
 
-    def __init__(self, group: h5py.Group, shape, nnz: int, dtype, indices_dtype):
+
+class CsrWriter:
+    """Append CSR rows to a preallocated anndata CSR group, block by block.
+
+    ``growable``: ``nnz`` is only a bound (rows filtered while copied): data and indices
+    are chunked and grow as values come.
+    """
+
+    def __init__(self, group: h5py.Group, shape, nnz: int, dtype, indices_dtype,
+                 growable: bool = False):  # fmt: skip
         self.shape = tuple(int(n) for n in shape)
+        self.growable = growable
         encode(group, "csr_matrix")
         group.attrs["shape"] = np.array(self.shape, dtype=np.int64)
         # indices and indptr of one dtype, as scipy makes them: anndata reads them as written,
         # and sklearn's sparse kernels (scanpy's PCA) refuse int32 indices with int64 indptr
         wide = nnz > np.iinfo(np.int32).max
         index_dtype = np.result_type(indices_dtype, np.int64 if wide else np.int32)
-        self.data = group.create_dataset("data", shape=(nnz,), dtype=dtype)
-        self.indices = group.create_dataset("indices", shape=(nnz,), dtype=index_dtype)
+        sizing = {"shape": (nnz,)}
+        if growable:
+            sizing = {"shape": (0,), "maxshape": (None,), "chunks": (GROWING_CHUNK,)}
+        self.data = group.create_dataset("data", dtype=dtype, **sizing)
+        self.indices = group.create_dataset("indices", dtype=index_dtype, **sizing)
         self.indptr = group.create_dataset("indptr", shape=(self.shape[0] + 1,), dtype=index_dtype)
         self.indptr[0] = 0
         self.rows = 0
@@ -45,6 +57,9 @@ class CsrWriter:
     def append_values(self, data: np.ndarray, indices: np.ndarray) -> None:
         """Append non-zeros (a piece of some rows; their ends come by `append_row_ends`)."""
         size = len(data)
+        if size and self.growable:
+            self.data.resize((self.nnz + size,))
+            self.indices.resize((self.nnz + size,))
         if size:
             dest = np.s_[self.nnz : self.nnz + size]
             self.data.write_direct(np.ascontiguousarray(data, self.data.dtype), dest_sel=dest)
@@ -78,12 +93,13 @@ def csr_h5ad_writer(
     indices_dtype,
     obsm: dict | None = None,
     text_columns=(),
+    growable: bool = False,
 ) -> Iterator[CsrWriter]:
     """Write an h5ad at ``path`` (obs, var, uns, obsm by anndata) and yield a writer for X.
 
     Text columns become categoricals where they repeat, as ``write_h5ad`` makes them, but
     the obs columns ``text_columns``. The caller appends all rows; the X group is checked
-    complete on exit.
+    complete on exit. ``growable``: ``nnz`` is a bound, not the count (see ``CsrWriter``).
     """
     import anndata as ad  # see the module's docstring
 
@@ -95,7 +111,7 @@ def csr_h5ad_writer(
     adata.write_h5ad(path, convert_strings_to_categoricals=False)
     with h5py.File(path, "r+") as h5file:
         writer = CsrWriter(
-            h5file.create_group("X"), (len(obs), len(var)), nnz, dtype, indices_dtype
+            h5file.create_group("X"), (len(obs), len(var)), nnz, dtype, indices_dtype, growable
         )
         yield writer
         writer.check_complete()

@@ -15,12 +15,14 @@ import pandas as pd
 
 from abc_downsample.atomic import atomic_path
 from abc_downsample.cells_csv import MATRIX
+from abc_downsample.plan.card import MODES, duration_text, read_plan
 from abc_downsample.report import plots
 from abc_downsample.report.html import escape
 from abc_downsample.units import size_text
 
 FIGURE_SIZE = (7.0, 3.7)  # inches at plots.DPI: shown unscaled next to the class table
 URI_LINE = 4000  # characters per line of the embedded figure (docutils' limit is 10,000)
+SHOWN_TERMS = 8  # terms a level lists by name under the floor
 # a subset job's last line (SubsetStats.summary): "... 12.5 MB read (stream: 9.1 MB of rows)"
 READ_LINE = re.compile(r"([\d,.]+) MB read \((cache|download|stream)(?:: ([\d,.]+) MB of rows)?\)")
 
@@ -147,7 +149,29 @@ def headline_cards(summary, counts, source: dict, bench: pd.DataFrame, group_nam
         ),
         _card(*_cost(bench)),
     ]
+    if source.get("plan"):
+        cards.append(_card(*plan_card(source["plan"])))
     return f"<div class='cards'>{''.join(cards)}</div>"
+
+
+def plan_card(plan: dict) -> tuple[str, str, str]:
+    """The plan made before the run (``plan.card``): the configured mode's bytes and time,
+    the other modes', disk and the largest job's memory."""
+    chosen = plan["transfer"]
+    modes = plan["modes"]
+    others = "; ".join(
+        f"{mode} {size_text(modes[mode]['bytes'])} ~{duration_text(modes[mode]['seconds'])}"
+        for mode in MODES
+        if mode != chosen
+    )
+    disk, memory = plan["disk"], plan["memory"]
+    detail = (
+        f"{others}; cache +{size_text(disk['cache'][chosen])}, {plan['data_dir']} "
+        f"~{size_text(disk['data'])}; largest job {memory['largest_mb']:,} MB "
+        f"({memory['largest_job']})"
+    )
+    value = f"{size_text(modes[chosen]['bytes'])} ~{duration_text(modes[chosen]['seconds'])}"
+    return value, f"planned before the run ({chosen})", detail
 
 
 def _cost(bench: pd.DataFrame) -> tuple[str, str, str]:
@@ -185,9 +209,46 @@ def class_table(levels: pd.DataFrame) -> str:
     )
 
 
+def floor_text(min_size: int, min_per_group: int) -> tuple[int, str]:
+    """The floor coverage is measured against (as ``summaries.coverage_floor``), and what
+    it is."""
+    if min_per_group:
+        return min_per_group, f"sampling.min_cells_per_group = {min_per_group}"
+    return min_size, f"no floor set: min_cluster_size = {min_size} as the yardstick"
+
+
+def coverage_table(levels: pd.DataFrame, floor: int, what: str, group_name: str) -> str:
+    """Per taxonomy level, the terms that have a group kept under ``min(size, floor)``
+    cells (``groups_below_floor`` of the levels table), the fewest kept first."""
+    if "groups_below_floor" not in levels.columns:
+        return ""
+    body = []
+    for level, view in levels.groupby("level", sort=False):
+        below = view[view["groups_below_floor"] > 0].sort_values(["smallest_group_after", "term"])
+        shown = ", ".join(
+            f"{term} ({kept:,})"
+            for term, kept in below[["term", "smallest_group_after"]].head(SHOWN_TERMS).values
+        )
+        more = f" and {len(below) - SHOWN_TERMS:,} more" if len(below) > SHOWN_TERMS else ""
+        body.append(
+            f"<tr><td>{escape(str(level))}</td><td class='n'>{len(below):,} of {len(view):,}"
+            f"</td><td>{escape(shown + more) or 'none'}</td></tr>"
+        )
+    head = "<tr><th>level</th><th>terms</th><th>which (fewest cells a group kept)</th></tr>"
+    return (
+        f"<div><b>Terms with a {escape(group_name)} under the floor</b> (kept fewer than "
+        f"min(size, {floor:,}) cells; {escape(what)})<table><thead>{head}</thead>"
+        f"<tbody>{''.join(body)}</tbody></table></div>"
+    )
+
+
 def landing_fragment(summary, levels, counts, source: dict, bench, group_name: str) -> str:
     """The whole first screen, as lines of HTML (for an indented rst raw block)."""
     figure = figure_uri(summary, source["min_size"], group_name)
+    coverage = ""
+    if source["min_size"] is not None:  # drawn, not a given list: how far below the floor
+        floor, what = floor_text(source["min_size"], source.get("min_per_group", 0))
+        coverage = coverage_table(levels, floor, what, group_name)
     parts = [
         f"<style>{' '.join(LANDING_CSS.split())}</style><div id='abc-landing'>",
         f"<p>{escape(source['run_text'])}</p>",
@@ -195,14 +256,18 @@ def landing_fragment(summary, levels, counts, source: dict, bench, group_name: s
         "<div class='row'>",
         f"<img alt='cells per {escape(group_name)} before and after sampling' src='{figure}'>",
         class_table(levels),
-        "</div></div>",
+        "</div>",
+        coverage,
+        "</div>",
     ]
     return "\n".join(parts)
 
 
-def source_facts(manifest, counts, provenance: dict, logs_dir, groups: str) -> dict:
+def source_facts(manifest, counts, provenance: dict, logs_dir, groups: str,
+                 plan_json=None) -> dict:  # fmt: skip
     """What the run did and read, for the cards: from the result's provenance (what the run
-    recorded) and the subset jobs' logs, never from the config of the command."""
+    recorded), the subset jobs' logs and the plan made before the run (``plan_json``),
+    never from the config of the command."""
     variant = provenance["variant"]
     matrices = list(counts[MATRIX])
     directories, in_them = dataset_matrices(manifest, matrices, variant)
@@ -213,6 +278,8 @@ def source_facts(manifest, counts, provenance: dict, logs_dir, groups: str) -> d
         "directories": directories,
         "bytes_text": transfer_text(transfers(logs_dir, matrices), file_bytes),
         "min_size": None if given else provenance["min_cluster_size"],
+        "min_per_group": 0 if given else provenance.get("min_cells_per_group") or 0,
+        "plan": read_plan(plan_json) if plan_json else None,
         "run_text": run_text(provenance, groups),
     }
 
@@ -235,11 +302,14 @@ def run_text(provenance: dict, groups: str) -> str:
             f"{head}: cells from {provenance['cells_file']} (not sampled{only}), grouped by "
             f"{provenance['cluster_column']}."
         )
+    within = f", among the cells of {provenance['within']}" if provenance.get("within") else ""
+    floor = provenance.get("min_cells_per_group")
+    floor = f"; every group keeps at least min(size, {floor}) cells" if floor else ""
     return (
         f"{head}, sampled to target_cells = {provenance['target_cells']:,} with the "
         f"{provenance['strategy']} strategy over {provenance['cluster_column']} (seed "
-        f"{provenance['seed']}{only}): {groups} under {provenance['min_cluster_size']} "
-        "cells are kept whole."
+        f"{provenance['seed']}{only}{within}): {groups} under "
+        f"{provenance['min_cluster_size']} cells are kept whole{floor}."
     )
 
 

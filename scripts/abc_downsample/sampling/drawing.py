@@ -47,14 +47,17 @@ def draw_cells(codes: np.ndarray, priorities: np.ndarray, counts: np.ndarray) ->
     return selected
 
 
-def select_cells(labels, group_codes, n_groups: int, *, target, min_size, strategy, seed):
+def select_cells(labels, group_codes, n_groups: int, *, target, min_size, strategy, seed,
+                 floor: int = 0):  # fmt: skip
     """Sample cells: (mask of the selected cells, per-group counts).
 
-    ``labels`` are the cells' labels, ``group_codes`` their group (0 .. n_groups-1). The
-    result depends on the set of (label, group) pairs and the arguments, not on row order.
+    ``labels`` are the cells' labels, ``group_codes`` their group (0 .. n_groups-1); every
+    group keeps at least ``min(size, floor)`` cells. The result depends on the set of
+    (label, group) pairs and the arguments, not on row order.
     """
     group_codes = np.asarray(group_codes, dtype=np.int64)
     sizes = np.bincount(group_codes, minlength=n_groups)
-    counts = allocate(sizes, target, min_size, strategy, np.random.default_rng(seed))
+    rng = np.random.default_rng(seed)
+    counts = allocate(sizes, target, min_size, strategy, rng, floor)
     return draw_cells(group_codes, label_priorities(labels, seed), counts), counts
 

@@ -31,13 +31,13 @@ from abc_downsample.metadata.tables import (
     arrow_frame,
     as_arrow_strings,
     cell_table_columns,
-    read_cell_columns,
     read_cell_table_once,
     write_cell_rows,
 )
 from abc_downsample.metadata.taxonomy import read_taxonomy
 from abc_downsample.sampling.coding import CellTable, check_columns, filter_mask
 from abc_downsample.sampling.drawing import select_cells
+from abc_downsample.sampling.selection import check_matchable, listed_cells, read_cell_list
 from abc_downsample.sampling.side_tables import (
     UNASSIGNED,
     as_text_with,
@@ -46,12 +46,17 @@ from abc_downsample.sampling.side_tables import (
     require_columns,
     rows_for_labels,
 )
-from abc_downsample.sampling.summaries import group_summary, level_views, log_figures
+from abc_downsample.sampling.summaries import (
+    coverage_floor,
+    group_summary,
+    level_views,
+    log_figures,
+)
 
 log = logging.getLogger(__name__)
 
-# downsampled_cells.csv names these columns alike for every dataset (the profile's names
-# are renamed), then the group column and the profile's cells.keep
+# the settings that give a list of cells: exactly these cells; the population to sample
+GIVEN = ("cells_file", "within")
 
 
 def cell_columns(dataset: Dataset) -> list[str]:
@@ -72,32 +77,18 @@ class Sample:
     population: "Population"  # what the cell table held
 
 
-def _read_given_labels(path) -> pa.Array:
-    path = Path(path)
-    if not path.is_file():
-        raise AbcError(f"sampling.cells_file {path} does not exist: fix the path or set it null")
-    if CELL_LABEL not in cell_table_columns(path):
-        raise AbcError(f"sampling.cells_file {path} has no cell_label column: add one")
-    labels = read_cell_columns(path, [CELL_LABEL])[CELL_LABEL]
-    labels = as_arrow_strings(labels).combine_chunks().drop_null()
-    if len(labels) == 0:
-        raise AbcError(f"sampling.cells_file {path} lists no cells: give a non-empty list")
-    return pc.unique(labels)
-
-
-def _given_selection(labels, given: pa.Array, population: np.ndarray, path) -> np.ndarray:
-    """Mask of the listed cells; labels unknown to the metadata are an error."""
-    listed = pc.is_in(labels, value_set=given).to_numpy(zero_copy_only=False)
-    if listed.sum() < len(given):
-        unknown = pc.filter(given, pc.invert(pc.is_in(given, value_set=labels)))
-        raise AbcError(
-            f"{len(unknown)} cell label(s) of sampling.cells_file {path} are not in the cell "
-            f"metadata, e.g. {few(unknown.to_pylist())}: is it a list of this release?"
-        )
-    dropped = int((listed & ~population).sum())
-    if dropped:
-        log.warning("%d listed cells are excluded by sampling.filters", dropped)
-    return listed & population
+def _selection(cell_lists, table: CellTable, dataset: Dataset, population) -> dict:
+    """Mask of the cells each given list names (``cells_file``, ``within``), by setting."""
+    masks = {}
+    for cell_list in cell_lists:
+        column = dataset.cells.label if cell_list.column == CELL_LABEL else cell_list.column
+        keys = as_arrow_strings(table.cells[column])
+        masks[cell_list.setting] = listed_cells(cell_list, keys, dataset.name)
+        dropped = int((masks[cell_list.setting] & ~population).sum())
+        if dropped:
+            log.warning("%d cells of %s are excluded by sampling.filters", dropped,
+                        cell_list.what)  # fmt: skip
+    return masks
 
 
 def _cell_list(table: CellTable, selected: np.ndarray, group: str, dataset) -> pd.DataFrame:
@@ -219,18 +210,22 @@ def _join_membership(cell_rows: _CellRows, membership_path, dataset, unassigned:
     return columns, _CellRows(cell_rows.table, kept, group, members), population
 
 
-def _load_table(metadata_path, taxonomy_paths, sampling, dataset, side):
+def _load_table(metadata_path, taxonomy_paths, sampling, dataset, side, cell_lists=()):
     """Check the column names first (cheap), then read the cell table's sampling columns
-    (the CellTable, as pandas); the sample's full rows are taken from the file later."""
+    (the CellTable, as pandas); the sample's full rows are taken from the file later.
+    ``cell_lists``: the given lists (``selection``), matched by label or sample id."""
     group, filters = _grouping(sampling, dataset), sampling.get("filters") or {}
     metadata_columns = cell_table_columns(metadata_path)
     _check_cell_table(metadata_path, metadata_columns, dataset)
+    for cell_list in cell_lists:
+        check_matchable(cell_list, metadata_columns, dataset.name, metadata_path)
     joined = [dataset.cells.group] if side.membership else []
     known = list(metadata_columns) + joined
     taxonomy_columns = list(dataset.taxonomy.columns)
     check_columns([group], known, taxonomy_columns, "sampling.cluster_column")
     check_columns(list(filters), known, taxonomy_columns, "sampling.filters column")
-    wanted = [*_required_columns(dataset), *dataset.cells.keep, group, *filters]
+    by_id = [c.column for c in cell_lists if c.column != CELL_LABEL]  # abc_sample_id
+    wanted = [*_required_columns(dataset), *dataset.cells.keep, group, *filters, *by_id]
     wanted = [c for c in wanted if c in metadata_columns]
     cell_rows = _CellRows(read_cell_table_once(metadata_path, wanted, dataset.cells.label))
     columns, population = cell_rows.table.kept, Population(cell_rows.table.kept.num_rows)
@@ -265,18 +260,22 @@ class SideTables:
 def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
                  side: SideTables | None = None, on_population=None) -> Sample:  # fmt: skip
     """Read, filter, group and sample the cells as the ``sampling`` config says (or take
-    the cells of ``sampling['cells_file']``), and explain the result. ``dataset`` is the
+    the cells of ``sampling['cells_file']``; or sample among those of
+    ``sampling['within']``), and explain the result. ``dataset`` is the
     profile (default: the config's); ``taxonomy_paths`` its taxonomy files (see
     ``taxonomy``); ``side`` its per-cell tables; ``on_population(matrices)``, called once
     the filters are applied, with the matrices (feature_matrix_label) the sample can take
     cells from (work that needs them may start)."""
     dataset, side = dataset or load_dataset(), side or SideTables()
     group, filters = _grouping(sampling, dataset), sampling.get("filters") or {}
+    # the lists first: a wrong file is told before the cell table is read
+    cell_lists = [read_cell_list(sampling[key], key) for key in GIVEN if sampling.get(key)]
     table, cell_rows, population = _load_table(
-        metadata_path, taxonomy_paths, sampling, dataset, side
+        metadata_path, taxonomy_paths, sampling, dataset, side, cell_lists
     )
+    given = _selection(cell_lists, table, dataset, filter_mask(table, filters))
     cells, summary, levels, selected = _draw(table, group, filters, sampling, dataset,
-                                             on_population)  # fmt: skip
+                                             given, on_population)  # fmt: skip
     # the sampling columns go before the sampled rows are parsed: a lower peak
     del table
     cell_rows.keep_only_labels()
@@ -285,11 +284,12 @@ def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
 
 
 def _draw(table: CellTable, group: str, filters: dict, sampling: dict, dataset: Dataset,
-          on_population=None):  # fmt: skip
-    """The cell list, its explanation and the mask of the selected cells."""
-    cells_file = sampling.get("cells_file")
-    given = _read_given_labels(cells_file) if cells_file else None
+          given: dict, on_population=None):  # fmt: skip
+    """The cell list, its explanation and the mask of the selected cells. ``given``: the
+    masks of the given lists (``_selection``)."""
     population = filter_mask(table, filters)
+    if "within" in given:  # the population to sample from: the selection's cells
+        population &= given["within"]
     if on_population is not None:
         on_population(_values_in(table.cells[dataset.cells.matrix], population))
     groups = table.column(group)
@@ -300,8 +300,8 @@ def _draw(table: CellTable, group: str, filters: dict, sampling: dict, dataset: 
     n_groups = len(groups.categories)
     sizes = np.bincount(groups.codes[population], minlength=n_groups)
     labels = as_arrow_strings(table.cells[dataset.cells.label])
-    if given is not None:
-        selected = _given_selection(labels, given, population, cells_file)
+    if "cells_file" in given:  # exactly the listed cells (of the population)
+        selected = given["cells_file"] & population
         counts = np.bincount(groups.codes[selected], minlength=n_groups)
     else:
         rows = np.flatnonzero(population)
@@ -314,9 +314,11 @@ def _draw(table: CellTable, group: str, filters: dict, sampling: dict, dataset: 
             min_size=int(sampling["min_cluster_size"]),
             strategy=sampling["strategy"],
             seed=int(sampling["seed"]),
+            floor=int(sampling.get("min_cells_per_group") or 0),
         )
     summary = group_summary(group, groups, sizes > 0, sizes, counts, table)
-    levels = level_views(table, groups.codes, n_groups, counts == sizes, population, selected)
+    levels = level_views(table, groups.codes, n_groups, sizes, counts, population, selected,
+                         coverage_floor(sampling))  # fmt: skip
     log_figures(summary, sampling)
     cells = _cell_list(table, selected, group, dataset)
     _check_one_gene_table(cells, dataset)

@@ -29,9 +29,17 @@ def group_summary(group: str, groups: Coded, present, sizes, counts, table: Cell
     return summary
 
 
-def level_views(table: CellTable, group_codes, n_groups, whole, population, selected):
-    """Per taxonomy level and term: cells before/after sampling, and the sampling groups
-    present in the term (``(term, group)`` pairs) and how many of them were kept whole."""
+def coverage_floor(sampling: dict) -> int:
+    """The floor coverage is measured against: ``min_cells_per_group``, or where none is
+    set ``min_cluster_size`` (the size under which a group is kept whole)."""
+    return int(sampling.get("min_cells_per_group") or 0) or int(sampling["min_cluster_size"])
+
+
+def level_views(table: CellTable, group_codes, n_groups, sizes, counts, population, selected,
+                floor: int):  # fmt: skip
+    """Per taxonomy level and term: cells before/after sampling; the sampling groups present
+    in the term (``(term, group)`` pairs), how many were kept whole, how many kept fewer
+    than ``min(size, floor)`` cells, and the fewest cells any of them had and kept."""
     cluster = table.clusters.codes[population]
     pair_index, pair = pd.factorize(cluster * n_groups + group_codes[population])  # hashing
     pairs = pd.DataFrame(
@@ -41,28 +49,42 @@ def level_views(table: CellTable, group_codes, n_groups, whole, population, sele
             "after": np.bincount(pair_index, selected[population], len(pair)).astype(np.int64),
         }
     )
+    groups = pd.DataFrame(
+        {
+            "size": sizes,
+            "kept": counts,
+            "whole": counts == sizes,
+            "below": counts < np.minimum(sizes, floor),
+        }
+    )
     pair_cluster = pair // n_groups
     views = []
     for level in table.taxonomy.levels:
         terms = coded(table.cluster_terms[level])
         with_terms = pairs.assign(term=terms.codes[pair_cluster])
         # groups without a term at this level (the unassigned cells): in no term's count
-        views.append(_level_view(level, terms, with_terms[with_terms["term"] >= 0], whole))
+        views.append(_level_view(level, terms, with_terms[with_terms["term"] >= 0], groups))
     return pd.concat(views, ignore_index=True)
 
 
-def _level_view(level: str, terms: Coded, pairs: pd.DataFrame, whole) -> pd.DataFrame:
+def _level_view(level: str, terms: Coded, pairs: pd.DataFrame, groups: pd.DataFrame):
     cells = pairs.groupby("term")[["before", "after"]].sum()
-    groups = pairs.drop_duplicates(["term", "group"])
-    groups = groups.assign(whole=whole[groups["group"]]).groupby("term")["whole"]
+    members = pairs.drop_duplicates(["term", "group"])
+    members = members[["term"]].join(groups, on=members["group"]).groupby("term")
+    stats = members.agg(
+        groups_before=("size", "size"),
+        groups_kept_whole=("whole", "sum"),
+        groups_below_floor=("below", "sum"),
+        smallest_group_before=("size", "min"),
+        smallest_group_after=("kept", "min"),
+    ).reindex(cells.index)
     return pd.DataFrame(
         {
             "level": level,
             "term": terms.categories[cells.index],
             "cells_before": cells["before"].to_numpy(),
             "cells_after": cells["after"].to_numpy(),
-            "groups_before": groups.size().reindex(cells.index).to_numpy(),
-            "groups_kept_whole": groups.sum().reindex(cells.index).to_numpy().astype(np.int64),
+            **{column: stats[column].to_numpy().astype(np.int64) for column in stats.columns},
         }
     )
 
@@ -79,7 +101,15 @@ def log_figures(summary: pd.DataFrame, sampling: dict) -> None:
         summary.loc[rare, "selected"].sum(),
         sampling.get("min_cluster_size"),
         summary.loc[~rare, "selected"].sum(),
-        "cells_file" if sampling.get("cells_file") else sampling.get("strategy"),
+        "cells_file" if sampling.get("cells_file") else _how(sampling),
         summary["selected"].sum(),
     )
 
+
+
+def _how(sampling: dict) -> str:
+    """The strategy, with its floor and selection where set."""
+    floor = sampling.get("min_cells_per_group")
+    within = sampling.get("within")
+    return (f"{sampling.get('strategy')}{f', floor {floor}' if floor else ''}"
+            f"{f', within {within}' if within else ''}")  # fmt: skip

@@ -57,7 +57,7 @@ class Link:
         return sum(n / self.filter_bps.get(name, self.decode_bps) for name, n in by_filter.items())
 
     def seconds(self, requests: int, nbytes: int, concurrency: int) -> float:
-        concurrency = max(1, concurrency)
+        concurrency = max(1, min(concurrency, requests))  # one request is one connection
         per_connection = (requests * self.latency_s + nbytes / self.connection_bps) / concurrency
         return max(per_connection, nbytes / self.total_bps) + requests * self.request_cpu_s
 

@@ -13,10 +13,12 @@ trip each: thousands for a large file. When it reads an inner node, its children
 fetched at once, in parallel, so the walk costs one round trip per tree level.
 """
 
+import contextlib
 import gc
 import io
 import struct
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -31,10 +33,12 @@ PREFETCH_RUN = 16  # blocks in one prefetch request (1 MiB), so a long span goes
 
 @dataclass
 class FetchStats:
-    """Bytes and requests a stream job sent, for the per-job log line."""
+    """Bytes and requests a stream job sent, and the seconds it waited for them (on the
+    thread that asked), for the per-job log line."""
 
     requests: int = 0
     bytes: int = 0
+    waited: float = 0.0
     _lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, ranges: Sequence[tuple[int, int]]) -> None:
@@ -53,16 +57,27 @@ class CountingStore:
         self.endpoint = getattr(store, "endpoint", None)
 
     def size(self, key: str) -> int:
-        return self.store.size(key)
+        with self._waiting():
+            return self.store.size(key)
 
     def read_range(self, key: str, start: int, stop: int) -> bytes:
         self.stats.add([(start, stop)])
-        return self.store.read_range(key, start, stop)
+        with self._waiting():
+            return self.store.read_range(key, start, stop)
 
     def read_ranges(self, key: str, ranges, max_workers: int, each=None) -> list:
         ranges = [(int(a), int(b)) for a, b in ranges]
         self.stats.add(ranges)
-        return self.store.read_ranges(key, ranges, max_workers=max_workers, each=each)
+        with self._waiting():
+            return self.store.read_ranges(key, ranges, max_workers=max_workers, each=each)
+
+    @contextlib.contextmanager
+    def _waiting(self):
+        started = time.monotonic()
+        try:
+            yield
+        finally:
+            self.stats.waited += time.monotonic() - started
 
 
 class RangeFile(io.RawIOBase):
@@ -158,12 +173,32 @@ class RangeFile(io.RawIOBase):
         hint, so that what h5py reads next costs no round trip. Ranges come most wanted
         first; at most half the cache is filled. Call it outside any h5py call: it waits
         on worker threads."""
+        runs, spans = self._prefetch_spans(ranges)
+        blobs = self.store.read_ranges(self.key, spans, self.max_workers) if spans else []
+        for run, data in zip(runs, blobs, strict=True):
+            for n, i in enumerate(run):
+                self._cache[i] = data[n * self.block : (n + 1) * self.block]
+        while len(self._cache) > self._max_blocks:
+            self._cache.popitem(last=False)
+
+    def prefetch_cost(self, ranges: Sequence[tuple[int, int]], cached=()) -> tuple[int, int]:
+        """Bytes and requests ``prefetch(ranges)`` would fetch now, the blocks under the
+        ranges ``cached`` taken as cached too (fetches nothing)."""
+        held = {i for start, stop in cached for i in self._blocks(start, stop)}
+        _, spans = self._prefetch_spans(ranges, held)
+        return sum(stop - start for start, stop in spans), len(spans)
+
+    def _blocks(self, start: int, stop: int) -> range:
+        start, stop = max(0, start), min(self.size, stop)
+        return range(start // self.block, -(-stop // self.block))
+
+    def _prefetch_spans(self, ranges, held=frozenset()) -> tuple[list[list[int]], list]:
+        """The runs of blocks a prefetch of ``ranges`` fetches, and their byte spans."""
         wanted: dict[int, None] = {}  # blocks, in order, once each
         limit = self._max_blocks // 2
         for start, stop in ranges:
-            start, stop = max(0, start), min(self.size, stop)
-            for i in range(start // self.block, -(-stop // self.block)):
-                if i not in self._cache and len(wanted) < limit:
+            for i in self._blocks(start, stop):
+                if i not in self._cache and i not in held and len(wanted) < limit:
                     wanted[i] = None
         runs: list[list[int]] = []
         for i in sorted(wanted):
@@ -172,12 +207,7 @@ class RangeFile(io.RawIOBase):
             else:
                 runs.append([i])
         spans = [(run[0] * self.block, min(self.size, (run[-1] + 1) * self.block)) for run in runs]
-        blobs = self.store.read_ranges(self.key, spans, self.max_workers) if spans else []
-        for run, data in zip(runs, blobs, strict=True):
-            for n, i in enumerate(run):
-                self._cache[i] = data[n * self.block : (n + 1) * self.block]
-        while len(self._cache) > self._max_blocks:
-            self._cache.popitem(last=False)
+        return runs, spans
 
     def _load(self, ids: range) -> None:
         missing = [i for i in ids if i not in self._cache]

@@ -184,22 +184,7 @@ class RemoteCsrSource:
 
     def plan_rows(self, rows: np.ndarray) -> RowsPlan:
         """What stream mode would fetch and decode for ``rows`` (no I/O)."""
-        runs = np.asarray(row_runs(np.sort(rows)), dtype=np.int64).reshape(-1, 2)
-        starts, stops = self.indptr[runs[:, 0]], self.indptr[runs[:, 1]]
-        plans = plan_elements(self.layouts, starts, stops, self.merge_gap)
-        decoded_bytes, by_filter = 0, {}
-        for layout, p in zip(self.layouts, plans, strict=True):
-            if isinstance(p, ChunkPlan):  # filtered chunks, decoded whole by every filter
-                decoded = int((layout.sizes[p.ids] > 0).sum()) * layout.chunk_bytes
-                decoded_bytes += decoded
-                for name in (FILTER_NAMES[code] for code in layout.filters):
-                    by_filter[name] = by_filter.get(name, 0) + decoded
-        return RowsPlan(
-            requests=sum(len(p.requests) for p in plans),
-            nbytes=sum(int((p.requests[:, 1] - p.requests[:, 0]).sum()) for p in plans),
-            decoded_bytes=decoded_bytes,
-            decoded_by_filter=by_filter,
-        )
+        return plan_rows(self.layouts, self.indptr, rows, self.merge_gap)
 
     def selected_bytes(self, rows: np.ndarray) -> int:
         """Bytes of ``data`` and ``indices`` the rows hold."""
@@ -212,10 +197,10 @@ class RemoteCsrSource:
         to more than the file)."""
         other = self.stats.bytes - self.row_bytes
         return (
-            f"stream {self.key}: fetched {self.stats.bytes / MB:,.1f} MB in "
-            f"{self.stats.requests:,} requests: {self.row_bytes / MB:,.1f} MB of the selected "
-            f"rows, {other / MB:,.1f} MB of headers, obs, var and indptr (a "
-            f"{self.size / MB:,.1f} MB file)"
+            f"stream {self.key}: fetched {self.stats.bytes / MB:,.1f} MB "
+            f"({self.stats.bytes:,} bytes) in {self.stats.requests:,} requests: "
+            f"{self.row_bytes / MB:,.1f} MB of the selected rows, {other / MB:,.1f} MB of "
+            f"headers, obs, var and indptr (a {self.size / MB:,.1f} MB file)"
         )
 
     def close(self) -> None:
@@ -243,6 +228,27 @@ class _Arrivals:
             return each(i, blob) if each is not None else blob
 
         return self.store.read_ranges(key, ranges, max_workers=max_workers, each=arrived)
+
+
+def plan_rows(layouts, indptr: np.ndarray, rows: np.ndarray, merge_gap: int) -> RowsPlan:
+    """What stream mode fetches and decodes for ``rows`` of a matrix whose ``data`` and
+    ``indices`` are laid out as ``layouts`` (no I/O)."""
+    runs = np.asarray(row_runs(np.sort(rows)), dtype=np.int64).reshape(-1, 2)
+    starts, stops = indptr[runs[:, 0]], indptr[runs[:, 1]]
+    plans = plan_elements(layouts, starts, stops, merge_gap)
+    decoded_bytes, by_filter = 0, {}
+    for layout, p in zip(layouts, plans, strict=True):
+        if isinstance(p, ChunkPlan):  # filtered chunks, decoded whole by every filter
+            decoded = int((layout.sizes[p.ids] > 0).sum()) * layout.chunk_bytes
+            decoded_bytes += decoded
+            for name in (FILTER_NAMES[code] for code in layout.filters):
+                by_filter[name] = by_filter.get(name, 0) + decoded
+    return RowsPlan(
+        requests=sum(len(p.requests) for p in plans),
+        nbytes=sum(int((p.requests[:, 1] - p.requests[:, 0]).sum()) for p in plans),
+        decoded_bytes=decoded_bytes,
+        decoded_by_filter=by_filter,
+    )
 
 
 def table_datasets(h5: h5py.File) -> list[h5py.Dataset]:

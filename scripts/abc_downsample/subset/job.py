@@ -9,6 +9,7 @@ module; the S3 client (urllib3) only when a job reads the bucket.
 
 import logging
 import os
+import time
 from pathlib import Path
 
 from abc_downsample.cache.download import use_cached
@@ -38,30 +39,43 @@ def subset_matrix_file(
     """The sampled cells of ``entry``'s matrix to ``out_path``, from the verified cached
     file (downloaded into the cache first if need be) or by byte ranges, as ``abc.transfer``
     says. ``downloaded``: a download job of this project fetched it (download_on_host)."""
+    started = time.monotonic()
     cache_dir = abc["cache_dir"]
     # any copy of the manifest's size counts (ours, another project's, abc_atlas_access's):
     # it is verified before use, a corrupt one fetched again
     in_cache = is_trusted(cache_dir, entry, "size")
+    downloading = []  # seconds of getting the file into the cache, when that was done
+
+    def fetch_cached() -> Path:
+        # a client (urllib3) only to download, made before the clock starts: the wait
+        # measured is the bucket's alone
+        store = None
+        if not is_trusted(cache_dir, entry, abc["verify"]):
+            from abc_downsample.cache.store import store_from_config
+
+            store = store_from_config(abc)
+        began = time.monotonic()
+        path = use_cached(entry, abc, log, store)
+        downloading.append(time.monotonic() - began)
+        return path
+
     if _reads_the_cache(abc, in_cache):
-        stats = subset_local_file(use_cached(entry, abc, log), cells_csv, out_path, matrix)
+        stats = subset_local_file(fetch_cached(), cells_csv, out_path, matrix)
         fetched = not in_cache
         stats.transfer = "download" if fetched else "cache"
     else:
-        fetches = []
-
-        def fetch_cached() -> Path:
-            fetches.append(True)
-            return use_cached(entry, abc, log)
-
         stats = subset_from_config(
             abc, entry.relative_path, cells_csv, out_path, matrix, fetch_cached=fetch_cached
         )
-        fetched = bool(fetches)
+        fetched = bool(downloading)
         stats.transfer = "download" if fetched else "stream"
+    if fetched:
+        stats.waited += sum(downloading)
     # keep_matrices false: what this project fetched is deleted after use; a file that was
     # in the shared cache before (another project's, another tool's) is left alone
     if (fetched or downloaded) and not abc["keep_matrices"]:
         forget(cache_dir, entry)
+    stats.seconds = time.monotonic() - started
     return stats
 
 
@@ -92,6 +106,7 @@ def _stream_subset(
             f"'{source.key}' lacks {err}: it is not an h5ad expression matrix; check the manifest"
         ) from None
     stats.bytes_read, stats.row_bytes = source.stats.bytes, source.row_bytes
+    stats.waited = source.stats.waited
     log.info(source.summary())
     return stats
 
@@ -157,7 +172,10 @@ def subset_auto(
         log.info(choice.line(key))
         if choice.transfer == "stream":
             return _stream_subset(source, labels, out_path, matrix, max_nnz, rows)
-    return subset_local_file(fetch_cached(), cells_csv, out_path, matrix, max_nnz=max_nnz)
+        planning = source.stats.waited
+    stats = subset_local_file(fetch_cached(), cells_csv, out_path, matrix, max_nnz=max_nnz)
+    stats.waited = planning  # the download's own wait is added by the caller
+    return stats
 
 
 def subset_from_config(

@@ -37,12 +37,17 @@ class SubsetStats:
     bytes_read: int  # the rows' bytes from a local file; all fetched bytes when streamed
     transfer: str = "cache"  # how the matrix was read: cache, download or stream
     row_bytes: int | None = None  # streamed: of bytes_read, the rows' (not headers, obs, var)
+    seconds: float | None = None  # getting the matrix (or its rows) and writing the subset
+    waited: float = 0.0  # of it, waiting for the bucket (transfers)
 
     def summary(self, matrix: str) -> str:
         rows = f": {self.row_bytes / 1e6:,.1f} MB of rows" if self.row_bytes is not None else ""
+        took = f" in {self.seconds:.2f} s" if self.seconds is not None else ""
+        if self.transfer != "cache":
+            took += f" ({self.waited:.2f} s waiting for the bucket)"
         return (
             f"{matrix}: {self.rows:,} rows, {self.nnz:,} non-zeros, "
-            f"{self.bytes_read / 1e6:,.1f} MB read ({self.transfer}{rows})"
+            f"{self.bytes_read / 1e6:,.1f} MB read ({self.transfer}{rows}){took}"
         )
 
 
