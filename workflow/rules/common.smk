@@ -17,6 +17,7 @@ from abc_downsample.errors import AbcError
 from abc_downsample.project import CONFIG_SCHEMA
 from abc_downsample.cache.store import local_root
 
+
 def fail(err):
     """Stop with one line instead of a traceback."""
     sys.stderr.write(f"abc-downsample: error: {err}\n")

@@ -46,10 +46,10 @@ rule r_objects:
         f"{BENCH}/r_objects.tsv"
     conda:
         "../../envs/r.yaml"
-    params:
-        idents=FINEST_LEVEL,
     resources:
         # R holds the whole matrix: ~32 bytes a non-zero at its peak
         mem_mb=r_objects_mem,
+    params:
+        idents=FINEST_LEVEL,
     script:
         "../../scripts/r_objects.R"
