@@ -12,7 +12,9 @@ import pytest
 from conftest import run_snakemake, snakemake_ok
 
 PLAN_JSON = "data/.abc/plan.json"
-READ = re.compile(r"MB read \((cache|download|stream)\) in [\d.]+ s \(([\d.]+) s waiting")
+READ = re.compile(
+    r"MB read \((cache|download|stream)(?:: [\d,.]+ MB of rows)?\) in [\d.]+ s \(([\d.]+) s waiting"
+)
 FETCHED = re.compile(r"stream \S+: fetched [\d,.]+ MB \(([\d,]+) bytes\)")
 
 

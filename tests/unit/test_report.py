@@ -310,16 +310,18 @@ def test_landing_lists_the_terms_under_the_floor_per_level():
             "smallest_group_after": [10, 12, 30, 10, 12],
         }
     )
-    page = landing.coverage_table(levels, 20, "sampling.min_cells_per_group = 20", "cluster")
+    page = landing.coverage_table(levels, *landing.floor_text(50, 20, "cluster"))
     text = html_lib.unescape(re.sub(r"<[^>]+>", " ", page))
     assert "Terms with a cluster under the floor" in text and "min(size, 20)" in text
+    # no floor set: the title says what was measured, the note how to set one
+    title, note = landing.floor_text(50, 0, "cluster")
+    assert "kept fewer than min(size, 50) cells" in title and "under the floor" not in title
+    assert "sampling.min_cells_per_group: 50" in note
     assert re.search(r"class\s+1 of 2\s+01 IT \(10\)", text)
     assert re.search(r"cluster\s+1 of 3\s+B \(10\)", text)
     floored = levels.assign(groups_below_floor=0)
-    assert re.sub(r"<[^>]+>", " ", landing.coverage_table(floored, 20, "", "cluster")).count(
-        "none"
-    ) == 2
-    assert landing.coverage_table(levels.drop(columns="groups_below_floor"), 20, "", "c") == ""
+    assert re.sub(r"<[^>]+>", " ", landing.coverage_table(floored, "t", "")).count("none") == 2
+    assert landing.coverage_table(levels.drop(columns="groups_below_floor"), "t", "") == ""
 
 
 def test_the_cards_say_how_each_matrix_was_read(tmp_path):

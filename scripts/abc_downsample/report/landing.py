@@ -209,17 +209,25 @@ def class_table(levels: pd.DataFrame) -> str:
     )
 
 
-def floor_text(min_size: int, min_per_group: int) -> tuple[int, str]:
-    """The floor coverage is measured against (as ``summaries.coverage_floor``), and what
-    it is."""
+def floor_text(min_size: int, min_per_group: int, group_name: str) -> tuple[str, str]:
+    """The coverage table's title and note: against the floor where one is set, else
+    against ``min_cluster_size`` (as ``summaries.coverage_floor``), saying how to set one."""
     if min_per_group:
-        return min_per_group, f"sampling.min_cells_per_group = {min_per_group}"
-    return min_size, f"no floor set: min_cluster_size = {min_size} as the yardstick"
+        return (
+            f"Terms with a {group_name} under the floor",
+            f"kept fewer than min(size, {min_per_group:,}) cells; "
+            f"sampling.min_cells_per_group = {min_per_group}",
+        )
+    return (
+        f"Terms with a {group_name} that kept fewer than min(size, {min_size:,}) cells",
+        f"no floor is set: sampling.min_cells_per_group: {min_size} would keep at least "
+        f"that many of every {group_name}",
+    )
 
 
-def coverage_table(levels: pd.DataFrame, floor: int, what: str, group_name: str) -> str:
-    """Per taxonomy level, the terms that have a group kept under ``min(size, floor)``
-    cells (``groups_below_floor`` of the levels table), the fewest kept first."""
+def coverage_table(levels: pd.DataFrame, title: str, note: str) -> str:
+    """Per taxonomy level, the terms that have a group kept under the floor
+    (``groups_below_floor`` of the levels table), the fewest kept first."""
     if "groups_below_floor" not in levels.columns:
         return ""
     body = []
@@ -236,8 +244,7 @@ def coverage_table(levels: pd.DataFrame, floor: int, what: str, group_name: str)
         )
     head = "<tr><th>level</th><th>terms</th><th>which (fewest cells a group kept)</th></tr>"
     return (
-        f"<div><b>Terms with a {escape(group_name)} under the floor</b> (kept fewer than "
-        f"min(size, {floor:,}) cells; {escape(what)})<table><thead>{head}</thead>"
+        f"<div><b>{escape(title)}</b> ({escape(note)})<table><thead>{head}</thead>"
         f"<tbody>{''.join(body)}</tbody></table></div>"
     )
 
@@ -247,8 +254,8 @@ def landing_fragment(summary, levels, counts, source: dict, bench, group_name: s
     figure = figure_uri(summary, source["min_size"], group_name)
     coverage = ""
     if source["min_size"] is not None:  # drawn, not a given list: how far below the floor
-        floor, what = floor_text(source["min_size"], source.get("min_per_group", 0))
-        coverage = coverage_table(levels, floor, what, group_name)
+        title, note = floor_text(source["min_size"], source.get("min_per_group", 0), group_name)
+        coverage = coverage_table(levels, title, note)
     parts = [
         f"<style>{' '.join(LANDING_CSS.split())}</style><div id='abc-landing'>",
         f"<p>{escape(source['run_text'])}</p>",
