@@ -77,6 +77,15 @@ def pytest_collection_modifyitems(items):
             item.add_marker(pytest.mark.e2e)
 
 
+@pytest.fixture(autouse=True)
+def quick_retries(monkeypatch):
+    """In-process retries wait 1/25 of the real backoff: the fault servers answer at once
+    (the real waits are exercised by the e2e tier's snakemake runs)."""
+    from abc_downsample.cache import store
+
+    monkeypatch.setattr(store, "BACKOFF_S", 0.01)
+
+
 @pytest.fixture(scope="session")
 def synthetic_release(tmp_path_factory) -> dict:
     """The default synthetic release, generated once; the dict of ``write_release``."""
