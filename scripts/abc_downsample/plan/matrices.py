@@ -181,21 +181,9 @@ def matrix_cost(store, key: str, size: int, matrix: str, cells: int, *, cached: 
         planning = Fetch(counter.stats.bytes, counter.stats.requests, counter.rounds)
     size_request = Fetch(0, 0, 1)  # the job asks the file's size first (a HEAD)
     opening = size_request + header + _whole(indptr_layout, n_rows + 1, merge_gap) + table + heaps
-    nnz = layouts[0].length
-    per_nnz = layouts[0].dtype.itemsize + layouts[1].dtype.itemsize
-    rows = _random_rows(n_rows, min(cells, n_rows))
-    mean_indptr = np.round(np.arange(n_rows + 1) * (nnz / max(1, n_rows))).astype(np.int64)
+    rows, selected_bytes = _mean_rows(layouts, n_rows, cells, merge_gap)
     return MatrixCost(
-        matrix=matrix,
-        key=key,
-        cells=cells,
-        file_rows=n_rows,
-        file_bytes=size,
-        cached=cached,
-        planning=planning,
-        opening=opening,
-        rows=plan_rows(layouts, mean_indptr, rows, merge_gap),
-        selected_bytes=int(mean_indptr[rows + 1].sum() - mean_indptr[rows].sum()) * per_nnz,
+        matrix, key, cells, n_rows, size, cached, planning, opening, rows, selected_bytes,
         table_bytes=max(0, size - sum(_stored(x) for x in (*layouts, indptr_layout) if x)),
     )
 
@@ -210,23 +198,22 @@ def manifest_cost(key: str, size: int, matrix: str, cells: int, *, file_cells: i
     nnz = max(0, size - table - 8 * (n_rows + 1)) // 8
     layouts = [ContiguousLayout("data", np.float32, nnz, table),
                ContiguousLayout("indices", np.int32, nnz, table + 4 * nnz)]  # fmt: skip
-    rows = _random_rows(n_rows, min(cells, n_rows))
-    mean_indptr = np.round(np.arange(n_rows + 1) * (nnz / n_rows)).astype(np.int64)
+    rows, selected_bytes = _mean_rows(layouts, n_rows, cells, merge_gap)
     opened = table + 8 * (n_rows + 1)
-    return MatrixCost(
-        matrix=matrix,
-        key=key,
-        cells=cells,
-        file_rows=n_rows,
-        file_bytes=size,
-        cached=False,
-        planning=Fetch(),
-        opening=Fetch(opened, HEADER_ROUNDS + -(-opened // 2**20), HEADER_ROUNDS + 2),
-        rows=plan_rows(layouts, mean_indptr, rows, merge_gap),
-        selected_bytes=int(mean_indptr[rows + 1].sum() - mean_indptr[rows].sum()) * 8,
-        table_bytes=table,
-        from_headers=False,
-    )
+    opening = Fetch(opened, HEADER_ROUNDS + -(-opened // 2**20), HEADER_ROUNDS + 2)
+    return MatrixCost(matrix, key, cells, n_rows, size, False, Fetch(), opening, rows,
+                      selected_bytes, table_bytes=table, from_headers=False)  # fmt: skip
+
+
+def _mean_rows(layouts, n_rows: int, cells: int, merge_gap: int) -> tuple[RowsPlan, int]:
+    """Stream's plan for ``cells`` rows spread at random over the file's ``n_rows``, every
+    row of the mean size, and the bytes of their values and indices."""
+    nnz = layouts[0].length
+    per_nnz = layouts[0].dtype.itemsize + layouts[1].dtype.itemsize
+    rows = _random_rows(n_rows, min(cells, n_rows))
+    mean_indptr = np.round(np.arange(n_rows + 1) * (nnz / max(1, n_rows))).astype(np.int64)
+    selected = int(mean_indptr[rows + 1].sum() - mean_indptr[rows].sum()) * per_nnz
+    return plan_rows(layouts, mean_indptr, rows, merge_gap), selected
 
 
 def _stored(layout) -> int:
