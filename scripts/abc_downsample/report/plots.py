@@ -203,14 +203,7 @@ def draw_rank(ax, size, selected, min_size, group_name) -> None:
     ax.set_ylabel("cells (log scale)")
     ax.set_title(f"Cells per {group_name}")
     ax.legend(loc="upper right", frameon=False)
-    if (~shown).any():
-        ax.text(
-            0.01,
-            0.02,
-            f"{(~shown).sum():,} {group_name}s with no cells taken",
-            transform=ax.transAxes,
-            fontsize=9,
-        )
+    _note_untaken(ax, shown, f"{group_name}s", "left")
 
 
 def _draw_size_hist(ax, size, selected, min_size, group_name) -> None:
@@ -320,16 +313,16 @@ def _level_scatter(before, after, fill, level, atlas_colors: bool):
     colour = f"in the atlas's {level} colour" if atlas_colors else "(colours: a fixed palette)"
     ax.set_title(f"each dot is one {level}, {colour}")
     ax.legend(loc="upper left", frameon=False)
-    if (~shown).any():
-        ax.text(
-            0.99,
-            0.02,
-            f"{(~shown).sum():,} {level} terms with no cells taken",
-            ha="right",
-            transform=ax.transAxes,
-            fontsize=9,
-        )
+    _note_untaken(ax, shown, f"{level} terms", "right")
     return fig
+
+
+def _note_untaken(ax, shown: np.ndarray, what: str, corner: str) -> None:
+    """How many of the groups or terms (``what``) are off a log plot: no cell taken."""
+    if (~shown).any():
+        ax.text(0.01 if corner == "left" else 0.99, 0.02,
+                f"{(~shown).sum():,} {what} with no cells taken", ha=corner,
+                transform=ax.transAxes, fontsize=9)  # fmt: skip
 
 
 def plot_matrix_counts(counts: pd.DataFrame, out) -> None:
