@@ -39,3 +39,11 @@ def test_a_bare_lint_passes_offline(tmp_path):
                             capture_output=True, text=True, env=env, timeout=120)  # fmt: skip
     output = result.stdout + result.stderr
     assert result.returncode == 0 and "Congratulations" in output, output[-3000:]
+
+
+def test_test_files_of_the_two_tiers_have_their_own_names():
+    """pytest imports test files by their basename (no packages under tests/): a name in
+    both tiers stops the whole run's collection, which the fast tier alone never shows."""
+    tiers = [PROJECT / "tests" / tier for tier in ("unit", "e2e")]
+    names = [path.name for tier in tiers for path in tier.glob("test_*.py")]
+    assert len(names) == len(set(names)), sorted({n for n in names if names.count(n) > 1})
