@@ -63,7 +63,8 @@ def test_plan_samples_and_prints_the_cost_without_fetching_a_matrix(planned, syn
                      r"\(stream 6\)", fetch)  # fmt: skip
     assert "abc.transfer: stream" in fetch and "30 ms, 40 MB/s a connection" in fetch
     assert disk.startswith("plan: disk: cache +0 bytes with stream (download: +")
-    assert re.search(r"memory: largest job [\d,]+ MB \((subset_matrix \S+|concat)\)", disk)
+    largest = r"memory: the largest job asks for [\d,]+ MB \((subset_matrix \S+|concat)\)"
+    assert re.search(largest, disk)
     assert how.startswith("plan: how: read: the manifest, the cache, each matrix's HDF5 headers")
 
     plan = json.loads((workdir / PLAN_JSON).read_text())
@@ -89,7 +90,7 @@ def test_the_run_fetches_what_the_plan_said_and_the_report_shows_it(planned, s3_
     landing = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", (workdir / "data/report/landing.html")
                                          .read_text()))  # fmt: skip
     assert "planned before the run (stream)" in landing
-    assert "largest job" in landing
+    assert "the largest job asks for" in landing
 
     again = run_snakemake(workdir, "plan", config=moto_config(s3_endpoint, "stream"))
     assert again.returncode == 0 and "rule make_plan:" not in again.stdout + again.stderr

@@ -89,7 +89,8 @@ def test_durations_and_the_plans_lines():
                             "412,000 requests; auto 8.4 GB ~5 min (cache 2, stream 22); "
                             "abc.transfer: auto; at abc.link 30 ms, 40 MB/s a connection")
     assert disk == ("disk: cache +0 bytes with auto (download: +132 GB), data/ ~17 GB; "
-                    "memory: largest job 2,345 MB (subset_matrix WMB-10Xv3-MB)")  # fmt: skip
+                    "memory: the largest job asks for 2,345 MB "
+                    "(subset_matrix WMB-10Xv3-MB)")  # fmt: skip
     assert how == "how: read: ...; this plan read 3.2 MB in 480 requests"
     assert np.all([len(line) < 400 for line in (cells, fetch, disk, how)])
 

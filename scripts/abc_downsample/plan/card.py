@@ -238,9 +238,8 @@ def plan_lines(plan: dict) -> list[str]:
         f"disk: cache +{size_text(disk['cache'][chosen])} with {chosen} (download: "
         f"+{size_text(disk['cache']['download'])})"
         f"{'' if disk.get('kept', True) else ' at a time (keep_matrices: false)'}, "
-        f"{plan['data_dir']} "
-        f"~{size_text(disk['data'])}; memory: largest job {memory['largest_mb']:,} MB "
-        f"({memory['largest_job']})",
+        f"{plan['data_dir']} ~{size_text(disk['data'])}; memory: the largest job asks for "
+        f"{memory['largest_mb']:,} MB ({memory['largest_job']})",
         f"how: {plan['how']}; this plan read {size_text(plan['planning']['bytes'])} in "
         f"{plan['planning']['requests']:,} requests",
     ]

@@ -167,7 +167,7 @@ def plan_card(plan: dict) -> tuple[str, str, str]:
     disk, memory = plan["disk"], plan["memory"]
     detail = (
         f"{others}; cache +{size_text(disk['cache'][chosen])}, {plan['data_dir']} "
-        f"~{size_text(disk['data'])}; largest job {memory['largest_mb']:,} MB "
+        f"~{size_text(disk['data'])}; the largest job asks for {memory['largest_mb']:,} MB "
         f"({memory['largest_job']})"
     )
     value = f"{size_text(modes[chosen]['bytes'])} ~{duration_text(modes[chosen]['seconds'])}"
