@@ -303,5 +303,9 @@ def test_a_gene_panel_from_a_file_and_a_panel_of_no_gene(release):
     out = release["dir"] / "out" / "panel_file.h5ad"
     concat_files(release, out, gene_panel=str(panel))
     assert list(ad.read_h5ad(out).var["gene_symbol"]) == ["Sym1", "Sym3"]
+    # X grows in chunks no larger than its bound (1 MB ones made a 2-gene panel of the demo
+    # 3 times the whole result): at most a chunk index's few kB over the whole file
+    concat_files(release, release["dir"] / "out" / "all.h5ad")
+    assert out.stat().st_size < (release["dir"] / "out" / "all.h5ad").stat().st_size + 8192
     with pytest.raises(AbcError, match="none of the 2 names of output.genes is a gene"):
         concat_files(release, release["dir"] / "out" / "none.h5ad", gene_panel=["X1", "X2"])

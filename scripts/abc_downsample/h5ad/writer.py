@@ -40,7 +40,9 @@ class CsrWriter:
         index_dtype = np.result_type(indices_dtype, np.int64 if wide else np.int32)
         sizing = {"shape": (nnz,)}
         if growable:
-            sizing = {"shape": (0,), "maxshape": (None,), "chunks": (GROWING_CHUNK,)}
+            # no larger than the bound: a small panel's file stays small
+            chunk = max(1, min(GROWING_CHUNK, nnz))
+            sizing = {"shape": (0,), "maxshape": (None,), "chunks": (chunk,)}
         self.data = group.create_dataset("data", dtype=dtype, **sizing)
         self.indices = group.create_dataset("indices", dtype=index_dtype, **sizing)
         self.indptr = group.create_dataset("indptr", shape=(self.shape[0] + 1,), dtype=index_dtype)
