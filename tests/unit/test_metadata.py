@@ -248,6 +248,24 @@ def test_a_column_that_turns_from_numbers_to_text_is_read_as_text(tmp_path, smal
     assert taken.column("alignment_job_id").to_pylist() == ["1000000000", f"{5999:040x}"]
 
 
+def test_a_mistyped_column_read_along_is_found_by_name(tmp_path, small_blocks):
+    """Arrow numbers the failing column in the file, not among the columns read: the rows'
+    other columns (read by name, without the kept ones) retype the right one."""
+    rows = ["cell_label,donor,alignment_job_id,umi_count"]
+    for i in range(6000):
+        job = str(1_000_000_000 + i) if i < 5000 else f"{i:040x}"
+        rows.append(f"c{i},d{i % 3},{job},{i}.0")
+    path = tmp_path / "cell_metadata.csv"
+    path.write_text("\n".join(rows) + "\n")
+    sampled = metadata.read_cell_table_once(path, ["umi_count"], "cell_label")
+    taken = sampled._second_pass(np.array([0, 5999]))
+    assert taken.column("alignment_job_id").to_pylist() == ["1000000000", f"{5999:040x}"]
+    assert taken.column_names == ["cell_label", "donor", "alignment_job_id", "umi_count"]
+    assert taken.column("umi_count").type == pa.float64()
+    with pytest.raises(AbcError, match="not a readable CSV"):  # asked for: its type matters
+        metadata.read_cell_table(path, ["alignment_job_id", "cell_label"])
+
+
 def test_labels_hashed_in_pieces_hash_as_they_do_alone(monkeypatch):
     """Hashing in pieces bounds the memory (a number per byte of label); each label's hash
     stays its own."""

@@ -107,8 +107,10 @@ def _column_types(path: Path, columns: Sequence[str] | None, label: str) -> dict
     return types
 
 
-def _stream(path: Path, columns: Sequence[str] | None, label: str) -> pa.Table:
-    """Read ``columns`` of ``path`` (all if None) block by block into one table."""
+def _stream(path: Path, columns: Sequence[str] | None, label: str, fixed: Sequence[str] = ()
+            ) -> pa.Table:  # fmt: skip
+    """Read ``columns`` of ``path`` (all if None) block by block into one table; a text
+    value in a ``fixed`` column is an error, in another column it makes that column text."""
 
     def read(types: dict) -> pa.Table:
         reader = pcsv.open_csv(
@@ -119,7 +121,7 @@ def _stream(path: Path, columns: Sequence[str] | None, label: str) -> pa.Table:
         return pa.Table.from_batches(list(reader), schema=reader.schema)
 
     try:
-        return retyped(read, _column_types(path, columns, label), columns or _header(path))
+        return retyped(read, _column_types(path, columns, label), _header(path), fixed)
     except (pa.ArrowInvalid, OSError) as err:
         raise malformed(path, err) from None
 
@@ -127,17 +129,18 @@ def _stream(path: Path, columns: Sequence[str] | None, label: str) -> pa.Table:
 MISTYPED = re.compile(r"In CSV column #(\d+): CSV conversion error to (?:u?int|double|float)")
 
 
-def retyped(read, types: dict, names: Sequence[str]) -> pa.Table:
+def retyped(read, types: dict, header: Sequence[str], fixed: Sequence[str] = ()) -> pa.Table:
     """``read(types)``; a column the first block typed as numbers whose later rows hold
-    text (SEA-AD's ``alignment_job_id`` mixes integers and hashes) is read again as text."""
+    text (SEA-AD's ``alignment_job_id`` mixes integers and hashes) is read again as text,
+    unless it is ``fixed`` (a column the caller reads for its type: the text is an error).
+    ``header``: every column of the file (Arrow numbers the failing one in the file)."""
     while True:
         try:
             return read(types)
         except pa.ArrowInvalid as err:
             match = MISTYPED.search(str(err))
-            index = int(match.group(1)) if match else len(names)
-            name = names[index] if index < len(names) else None
-            if name is None or pa.types.is_dictionary(types.get(name, pa.string())):
+            name = header[int(match.group(1))] if match else None
+            if name in (None, *fixed) or pa.types.is_dictionary(types.get(name, pa.string())):
                 raise
             types[name] = pa.dictionary(pa.int32(), pa.string())
 
@@ -169,7 +172,7 @@ def read_cell_table(
     if columns is not None:
         columns = list(dict.fromkeys(columns))
         _require(path, present, columns)
-    return _stream(path, columns, label)
+    return _stream(path, columns, label, fixed=columns or ())
 
 
 @dataclass
@@ -269,7 +272,7 @@ def read_cell_table_once(path: str | Path, columns: Sequence[str], label: str) -
     present = _header(path)
     columns = list(dict.fromkeys([*columns, label]))
     _require(path, present, columns)
-    return SampledTable(_stream(path, columns, label), path, label, present)
+    return SampledTable(_stream(path, columns, label, fixed=columns), path, label, present)
 
 
 def arrow_frame(table: pa.Table, self_destruct: bool = False) -> pd.DataFrame:
