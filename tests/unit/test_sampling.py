@@ -609,3 +609,31 @@ def test_write_csv_quotes_only_when_needed_and_spells_booleans_alike(tmp_path):
     )
     csv_tables.write_csv(frame.iloc[1:], tmp_path / "plain.csv")
     assert (tmp_path / "plain.csv").read_text() == "group,kept_whole,size\nc,False,2\n"
+
+
+def test_unassigned_cells_kept_leave_the_other_groups_their_terms(tmp_path):
+    """Integer group keys from a membership table, and cells without one kept as their own
+    group: the summary still names every other group's terms (they are not looked up by
+    the text the unassigned group made of the keys)."""
+    from abc_downsample.dataset.profile import dataset_from_dict
+    from abc_downsample.sampling.sample import SideTables
+
+    metadata_path, taxonomy_path, frame = write_release(tmp_path, [60, 80, 120])
+    cells = frame.drop(columns="cluster_alias")
+    cells.to_csv(metadata_path, index=False)
+    membership = tmp_path / "cell_to_cluster_membership.csv"
+    frame[["cell_label", "cluster_alias"]].iloc[40:].to_csv(membership, index=False)
+    raw = load_dataset().raw
+    member_table = {"directory": "t", "name": "cell_to_cluster_membership", "label": "cell_label"}
+    dataset = dataset_from_dict({**raw, "cells": {**raw["cells"], "membership": member_table}})
+    sample = sample_cells(
+        metadata_path, [taxonomy_path], config(target_cells=150, unassigned="keep"),
+        dataset, SideTables(membership=membership),
+    )  # fmt: skip
+    summary = sample.summary.set_index("group")
+    assert sample.population.without_group == 40
+    assert list(summary.index) == ["1", "2", "3", "unassigned"]
+    assert summary["supertype"].tolist()[:3] == ["T1", "T2", "T3"]
+    assert summary["class"].tolist()[:3] == ["C1", "C0", "C1"]
+    assert pd.isna(summary.loc["unassigned", "supertype"])
+    assert summary["size"].tolist() == [20, 80, 120, 40]

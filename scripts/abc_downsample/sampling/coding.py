@@ -68,6 +68,9 @@ class CellTable:
                 "use the taxonomy of the same release"
             )
         self.cluster_terms = taxonomy.terms.reindex(self.clusters.categories)
+        if unassigned in self.clusters.categories:  # numbers and a name: all as text
+            self.clusters = Coded(self.clusters.codes, self.clusters.categories.astype(str))
+            self._coded[group_key] = self.clusters
 
     def __len__(self) -> int:
         return len(self.cells)

@@ -12,17 +12,16 @@ log = logging.getLogger("abc_downsample.sampling.sample")
 
 def group_summary(group: str, groups: Coded, present, sizes, counts, table: CellTable):
     """One row per sampling group: size, selected, kept whole (and its taxonomy terms)."""
-    names = groups.categories[present]
     summary = pd.DataFrame(
         {
-            "group": names.astype(str) if names.inferred_type == "mixed-integer" else names,
+            "group": groups.categories[present],
             "size": sizes[present],
             "selected": counts[present],
             "kept_whole": counts[present] == sizes[present],
         }
     )
-    if group == table.group_key:  # the taxonomy's groups: name their terms
-        terms = table.taxonomy.terms.reindex(summary["group"])
+    if group == table.group_key:  # the taxonomy's groups: name their terms (by position:
+        terms = table.cluster_terms[present]  # the unassigned group made the keys text)
         for level in table.taxonomy.levels:
             if level != group:
                 summary[level] = terms[level].to_numpy()
