@@ -144,6 +144,7 @@ sample_to_files(
     {metadata!r}, {taxonomy!r}, {config!r},
     {out!r} + "/downsampled_cells.csv", {out!r} + "/sampling_summary.csv",
     {out!r} + "/sampling_levels.csv", {out!r} + "/cell_rows.arrow",
+    {out!r} + "/population.json",
 )
 """
 

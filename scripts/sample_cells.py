@@ -37,6 +37,7 @@ def main():
             out.summary,
             out.levels,
             out.rows,
+            out.population,
             dataset=dataset_of_rule(snakemake.params, abc),
             side=side,
             on_population=check_matrices,

@@ -61,16 +61,6 @@ def render(text: str) -> str:
     return "".join(parts)
 
 
-def leaf_keys(config: dict, prefix: str = "") -> list[str]:
-    """The dotted keys of a loaded config's values (non-empty blocks are not leaves)."""
-    keys = []
-    for key, value in config.items():
-        dotted = f"{prefix}{key}"
-        block = isinstance(value, dict) and value
-        keys += leaf_keys(value, dotted + ".") if block else [dotted]
-    return keys
-
-
 def main() -> None:
     page = render(DEFAULT_CONFIG.read_text())
     (CONFIG_DIR / "README.md").write_text(page)

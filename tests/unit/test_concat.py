@@ -60,7 +60,8 @@ def sample_files(directory, given):
     out = directory / "sampled"
     rows = directory / ".abc" / "sample" / "cell_rows.arrow"
     sample_to_files(directory / "cell_metadata.csv", directory / "taxonomy.csv", config,
-                    out / "cells.csv", out / "summary.csv", out / "levels.csv", rows)  # fmt: skip
+                    out / "cells.csv", out / "summary.csv", out / "levels.csv", rows,
+                    rows.with_name("population.json"))  # fmt: skip
     return rows
 
 

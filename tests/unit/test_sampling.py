@@ -364,7 +364,7 @@ def test_files_are_identical_whatever_the_row_order_and_threads(tmp_path):
         try:
             paths = [folder / name for name in ("cells.csv", "summary.csv", "levels.csv")]
             sampling.sample_to_files(metadata, taxonomy, config(target_cells=200), *paths,
-                                     folder / "rows.arrow")  # fmt: skip
+                                     folder / "rows.arrow", folder / "population.json")  # fmt: skip
         finally:
             pa.set_cpu_count(before)
         outputs.append([p.read_bytes() for p in paths])

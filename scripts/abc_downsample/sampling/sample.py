@@ -31,6 +31,7 @@ from abc_downsample.metadata.tables import (
     arrow_frame,
     as_arrow_strings,
     cell_table_columns,
+    read_cell_table,
     read_cell_table_once,
     write_cell_rows,
 )
@@ -42,7 +43,6 @@ from abc_downsample.sampling.side_tables import (
     UNASSIGNED,
     as_text_with,
     positions,
-    read_side_table,
     require_columns,
     rows_for_labels,
 )
@@ -187,7 +187,7 @@ def _join_membership(cell_rows: _CellRows, membership_path, dataset, unassigned:
     m, group = dataset.cells.membership, dataset.cells.group
     require_columns(membership_path, {m.label: "cells.membership.label", group: "cells.group"},
                     dataset.fix)  # fmt: skip
-    membership = read_side_table(membership_path, m.label, [group])
+    membership = read_cell_table(membership_path, [m.label, group], m.label)
     kept_columns = cell_rows.table.kept
     where = positions(kept_columns.column(dataset.cells.label), membership.column(m.label))
     absent = where.is_null().to_numpy(zero_copy_only=False)
@@ -199,10 +199,11 @@ def _join_membership(cell_rows: _CellRows, membership_path, dataset, unassigned:
         verb = "left out" if unassigned == "drop" else f"kept as the group '{UNASSIGNED}'"
         log.warning("%d of %d cells have no %s in %s: %s (sampling.unassigned)",
                     absent.sum(), len(absent), group, population.source, verb)  # fmt: skip
-    kept = np.flatnonzero(~absent) if unassigned == "drop" else np.arange(len(absent))
-    values = membership.column(group).take(where.take(pa.array(kept)))
+    # the rows kept, where cells are left out (else all, not copied)
+    kept = np.flatnonzero(~absent) if absent.any() and unassigned == "drop" else None
+    values = membership.column(group).take(where if kept is None else where.take(kept))
     del membership, where  # before the kept rows are copied: a lower peak
-    columns = _with_column(kept_columns.take(pa.array(kept)), group, values)
+    columns = _with_column(kept_columns if kept is None else kept_columns.take(kept), group, values)
     pa.default_memory_pool().release_unused()  # the side table's memory, back to the system
     members = as_text_with(values, UNASSIGNED) if absent.any() and unassigned == "keep" else values
     return columns, _CellRows(cell_rows.table, kept, group, members), population
@@ -271,8 +272,9 @@ def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
     table, cell_rows, population = _load_table(
         metadata_path, taxonomy_paths, sampling, dataset, side, cell_lists
     )
-    given = _selection(cell_lists, table, dataset, filter_mask(table, filters))
-    cells, summary, levels, selected = _draw(table, group, filters, sampling, dataset,
+    filtered = filter_mask(table, filters)
+    given = _selection(cell_lists, table, dataset, filtered)
+    cells, summary, levels, selected = _draw(table, group, filtered, sampling, dataset,
                                              given, on_population)  # fmt: skip
     # the sampling columns go before the sampled rows are parsed: a lower peak
     del table
@@ -281,13 +283,13 @@ def sample_cells(metadata_path, taxonomy_paths, sampling: dict, dataset=None,
     return Sample(cells, summary, levels, rows, population)
 
 
-def _draw(table: CellTable, group: str, filters: dict, sampling: dict, dataset: Dataset,
-          given: dict, on_population=None):  # fmt: skip
-    """The cell list, its explanation and the mask of the selected cells. ``given``: the
-    masks of the given lists (``_selection``)."""
-    population = filter_mask(table, filters)
+def _draw(table: CellTable, group: str, population: np.ndarray, sampling: dict,
+          dataset: Dataset, given: dict, on_population=None):  # fmt: skip
+    """The cell list, its explanation and the mask of the selected cells. ``population``:
+    the cells sampling.filters keep; ``given``: the masks of the given lists
+    (``_selection``)."""
     if "within" in given:  # the population to sample from: the selection's cells
-        population &= given["within"]
+        population = population & given["within"]
     if on_population is not None:
         on_population(_values_in(table.cells[dataset.cells.matrix], population))
     groups = table.column(group)
@@ -358,14 +360,10 @@ def _check_one_gene_table(cells: pd.DataFrame, dataset: Dataset) -> None:
         )
 
 
-def population_path(rows_out) -> Path:
-    """Where the sample's population record lives: beside the sample's rows."""
-    return Path(rows_out).with_name("population.json")
-
-
-def write_sample(sample: Sample, cells_out, summary_out, levels_out, rows_out) -> None:
+def write_sample(sample: Sample, cells_out, summary_out, levels_out, rows_out,
+                 population_out) -> None:  # fmt: skip
     """Write the three tables, the cells' rows and the population record, atomically."""
-    with atomic_path(population_path(rows_out)) as tmp:
+    with atomic_path(population_out) as tmp:
         tmp.write_text(json.dumps(sample.population.as_dict()) + "\n")
     for frame, path in (
         (sample.cells, cells_out),
@@ -379,10 +377,12 @@ def write_sample(sample: Sample, cells_out, summary_out, levels_out, rows_out) -
 
 
 def sample_to_files(metadata_path, taxonomy_paths, sampling, cells_out, summary_out, levels_out,
-                    rows_out, dataset=None, side=None, on_population=None):  # fmt: skip
+                    rows_out, population_out, dataset=None, side=None,
+                    on_population=None):  # fmt: skip
     """The whole sampling step: read, sample, write; returns the ``Sample``."""
-    Path(rows_out).parent.mkdir(parents=True, exist_ok=True)
+    for path in (rows_out, population_out):
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
     sample = sample_cells(metadata_path, taxonomy_paths, sampling, dataset, side,
                           on_population)  # fmt: skip
-    write_sample(sample, cells_out, summary_out, levels_out, rows_out)
+    write_sample(sample, cells_out, summary_out, levels_out, rows_out, population_out)
     return sample

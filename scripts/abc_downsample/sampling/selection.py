@@ -120,14 +120,15 @@ def check_matchable(cell_list: CellList, cell_columns, dataset_name: str, metada
 def listed_cells(cell_list: CellList, keys: pa.ChunkedArray, dataset_name: str) -> np.ndarray:
     """Mask of the cells whose ``keys`` (their labels or sample ids) the list names."""
     given = cell_list.values
-    if cell_list.maybe_header and not pc.is_in(given[:1], value_set=keys)[0].as_py():
+    found = pc.is_in(given, value_set=keys)  # one hash set of the cell table's keys
+    if cell_list.maybe_header and not found[0].as_py():
         log.info("%s: its first line %r names no cell: taken as a header", cell_list.what,
                  given[0].as_py())  # fmt: skip
-        given = given[1:]
+        given, found = given[1:], found[1:]
         if len(given) == 0:
             raise AbcError(f"{cell_list.what} lists no cells: give a non-empty list")
     listed = pc.is_in(keys, value_set=given).to_numpy(zero_copy_only=False)
-    unknown = pc.filter(given, pc.invert(pc.is_in(given, value_set=keys)))
+    unknown = pc.filter(given, pc.invert(found))
     if len(unknown) == 0:
         return listed
     if cell_list.column == CELL_LABEL:

@@ -14,7 +14,6 @@ from abc_downsample.metadata.tables import (
     as_arrow_strings,
     cell_table_columns,
     malformed,
-    read_cell_table,
 )
 from abc_downsample.sampling.hashing import hash_labels
 
@@ -31,12 +30,6 @@ def require_columns(path, wanted: dict[str, str], fix) -> None:
     if missing:
         raise AbcError(f"{path} has no column(s) {few(missing)} (it has {few(present)}): "
                        f"{fix(wanted[missing[0]])}")  # fmt: skip
-
-
-def read_side_table(path, label: str, columns: list[str]) -> pa.Table:
-    """``label`` and ``columns`` of a per-cell table (a label listed twice: ``positions``
-    finds its first row)."""
-    return read_cell_table(path, [label, *columns], label)
 
 
 def positions(cell_labels, side_labels) -> pa.Array:
