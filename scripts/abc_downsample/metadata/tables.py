@@ -107,10 +107,11 @@ def _column_types(path: Path, columns: Sequence[str] | None, label: str) -> dict
     return types
 
 
-def _stream(path: Path, columns: Sequence[str] | None, label: str, fixed: Sequence[str] = ()
-            ) -> pa.Table:  # fmt: skip
-    """Read ``columns`` of ``path`` (all if None) block by block into one table; a text
-    value in a ``fixed`` column is an error, in another column it makes that column text."""
+def _stream(path: Path, columns: Sequence[str] | None, label: str, fixed: Sequence[str] = (),
+            rows: np.ndarray | None = None) -> pa.Table:  # fmt: skip
+    """Read ``columns`` of ``path`` (all if None) block by block into one table, only the
+    ``rows`` (increasing positions) if given; a text value in a ``fixed`` column is an
+    error, in another column it makes that column text."""
 
     def read(types: dict) -> pa.Table:
         reader = pcsv.open_csv(
@@ -118,12 +119,24 @@ def _stream(path: Path, columns: Sequence[str] | None, label: str, fixed: Sequen
             read_options=pcsv.ReadOptions(block_size=BLOCK_SIZE),
             convert_options=_convert_options(include_columns=columns or [], column_types=types),
         )
-        return pa.Table.from_batches(list(reader), schema=reader.schema)
+        return pa.Table.from_batches(list(_batches(reader, rows)), schema=reader.schema)
 
     try:
         return retyped(read, _column_types(path, columns, label), _header(path), fixed)
     except (pa.ArrowInvalid, OSError) as err:
         raise malformed(path, err) from None
+
+
+def _batches(reader, rows: np.ndarray | None):
+    """The reader's batches, or of each only the ``rows`` it holds (a block at a time)."""
+    start = 0
+    for batch in reader:
+        if rows is None:
+            yield batch
+            continue
+        first, last = np.searchsorted(rows, [start, start + batch.num_rows])
+        yield batch.take(pa.array(rows[first:last] - start))
+        start += batch.num_rows
 
 
 MISTYPED = re.compile(r"In CSV column #(\d+): CSV conversion error to (?:u?int|double|float)")
@@ -209,11 +222,12 @@ class SampledTable:
         return self._second_pass(rows)
 
     def _second_pass(self, rows: np.ndarray) -> pa.Table:
+        """The other columns of ``rows`` by Arrow's column projection, a block at a time."""
         others = [name for name in self.names if name not in self.kept.column_names]
-        rest = _stream(self.path, others, self.label)
-        tables = {name: self.kept if name in self.kept.column_names else rest
-                  for name in self.names}  # fmt: skip
-        return pa.table({name: tables[name].column(name) for name in self.names}).take(rows)
+        rest = _stream(self.path, others, self.label, rows=rows)
+        kept = self.kept.take(rows)
+        tables = {name: kept if name in kept.column_names else rest for name in self.names}
+        return pa.table({name: tables[name].column(name) for name in self.names})
 
 
 def _lines_of(path: Path, lines: np.ndarray) -> bytes:
