@@ -241,7 +241,7 @@ rule concat:
         taxonomy="receipts/taxonomy.csv.json", genes="receipts/gene.csv.json",
         sample_done="done/sample.json"
     output: h5ad="data/downsampled_expression.h5ad", done="done/concat.abc.json"
-    params: provenance={"release": "20250531", "variant": "raw"}, settings={}
+    params: provenance={"release": "20250531", "variant": "raw"}, settings={}, dataset=DATASET
     log: "logs/concat.log"
     script: "SCRIPT"
 """
@@ -261,6 +261,7 @@ def test_rule_script_under_snakemake(release):
     (release["dir"] / "done").mkdir()
     (release["dir"] / "done" / "sample.json").write_text(json.dumps(marker))
     rule = CONCAT_RULE.replace("SUBSETS", subsets).replace("ABC", repr(local_abc(release["dir"])))
+    rule = rule.replace("DATASET", repr(load_dataset().raw))
     result = run_rule(release["dir"], rule, "concat.py")
     assert result.returncode == 0, result.stderr[-2000:]
     final = ad.read_h5ad(release["dir"] / "data" / "downsampled_expression.h5ad")

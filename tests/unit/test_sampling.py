@@ -543,6 +543,7 @@ rule sample_cells:
     params:
         sampling={sampling!r},
         settings={sampling!r},
+        dataset={dataset!r},
     log:
         "out/logs/sample_cells.log",
     script:
@@ -565,6 +566,7 @@ def run_rule(tmp_path, metadata, taxonomy, settings_):
                 metadata=str(receipts[Path(metadata).name]),
                 taxonomy=str(receipts[Path(taxonomy).name]),
                 sampling=settings_,
+                dataset=load_dataset().raw,
                 script=str(PROJECT / "scripts" / "sample_cells.py"),
             )
         )

@@ -234,11 +234,8 @@ def check_profile(raw, source: str) -> None:
 
 
 def dataset_of_rule(params, abc: dict) -> Dataset:
-    """The profile a rule passes as ``params.dataset`` (``abc.dataset``'s when it passes none)."""
-    raw = params.get("dataset") if hasattr(params, "get") else None
-    if raw is None:
-        return load_dataset(abc.get("dataset"))
-    return dataset_from_dict(dict(raw), abc.get("dataset", "(profile)"))
+    """The profile a rule passes as ``params.dataset`` (the workflow's, inferred or not)."""
+    return dataset_from_dict(dict(params.dataset), abc.get("dataset", "(profile)"))
 
 
 def as_list(value) -> list:
