@@ -19,7 +19,7 @@ from abc_downsample.errors import AbcError
 from abc_downsample.h5ad.csr import DEFAULT_MAX_NNZ
 from abc_downsample.h5ad.tables import read_obs_labels
 from abc_downsample.release.manifest import FileEntry
-from abc_downsample.stream.plan import Choice, Link, choose
+from abc_downsample.stream.plan import Link, choose_rows
 from abc_downsample.stream.source import RemoteCsrSource, open_remote
 from abc_downsample.subset.local import (
     SubsetStats,
@@ -28,7 +28,6 @@ from abc_downsample.subset.local import (
     subset_local_file,
     subset_matrix,
 )
-from abc_downsample.units import MiB
 
 log = logging.getLogger(__name__)
 
@@ -132,23 +131,6 @@ def subset_remote(
         return _stream_subset(source, labels, out_path, matrix, max_nnz)
 
 
-def plan_transfer(source: RemoteCsrSource, rows, link: Link, download: dict) -> Choice:
-    """Auto's choice for ``rows`` of an open remote file (already-read bytes are sunk)."""
-    plan = source.plan_rows(rows)
-    return choose(
-        link,
-        stream_requests=plan.requests,
-        stream_bytes=plan.nbytes,
-        decoded_bytes=plan.decoded_bytes,
-        decoded_by_filter=plan.decoded_by_filter,
-        stream_concurrency=source.max_concurrency,
-        file_bytes=source.size,
-        part_bytes=download["part_size_mb"] * MiB,
-        download_concurrency=download["max_concurrency"],
-        spent_bytes=source.stats.bytes,
-    )
-
-
 def subset_auto(
     store,
     key: str,
@@ -168,7 +150,10 @@ def subset_auto(
     labels = labels_for_matrix(cells_csv, matrix)
     with open_remote(store, key, max_concurrency, merge_gap_kb) as source:
         rows = rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(key))
-        choice = plan_transfer(source, rows, link, download)
+        # already-read bytes are sunk
+        choice = choose_rows(link, source.plan_rows(rows), source.size,
+                             concurrency=source.max_concurrency, download=download,
+                             spent=source.stats.bytes)  # fmt: skip
         log.info(choice.line(key))
         if choice.transfer == "stream":
             return _stream_subset(source, labels, out_path, matrix, max_nnz, rows)
