@@ -13,7 +13,6 @@ which refetches the file.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -29,7 +28,7 @@ from typing import TYPE_CHECKING
 from abc_downsample.cache.layout import read_receipt, write_receipt
 from abc_downsample.cache.lock import STALL_SECONDS, file_lock
 from abc_downsample.cache.progress import Progress
-from abc_downsample.cache.verify import check_cached, ensure_cached
+from abc_downsample.cache.verify import as_checked, check_cached, ensure_cached
 from abc_downsample.errors import AbcError, TransientError
 from abc_downsample.release.manifest import FileEntry
 from abc_downsample.units import GB, MiB, size_text
@@ -158,10 +157,10 @@ def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log,
     (default: the config's). A file listed in ``abc.md5_known_wrong`` is checked by its
     size alone, with a warning every time."""
     settings = abc["download"]
-    if entry.relative_path in abc["md5_known_wrong"]:
+    checked = as_checked(entry, abc)
+    if checked is not entry:
         log.warning("%s: its MD5 is not checked (abc.md5_known_wrong lists it); its size is",
                     entry.relative_path)  # fmt: skip
-        entry = dataclasses.replace(entry, md5=None)
 
     def fetch(entry: FileEntry, dest: Path, verify_existing: str) -> None:
         from abc_downsample.cache.store import store_from_config
@@ -181,7 +180,7 @@ def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log,
             progress_terminal=entry.kind == "expression_matrices",
         )
 
-    return ensure_cached(abc["cache_dir"], entry, abc["verify"], fetch, log)
+    return ensure_cached(abc["cache_dir"], checked, abc["verify"], fetch, log)
 
 
 def cached_input(receipt: str | os.PathLike, abc: dict, log=_default_log) -> Path:
