@@ -20,6 +20,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -75,7 +76,7 @@ class _Job:
 
 
 def fetch_file(
-    store: Store,
+    store: Store | Callable[[], Store],
     key: str,
     dest: str | os.PathLike,
     *,
@@ -89,8 +90,11 @@ def fetch_file(
     progress_seconds: float | None = None,
     stall_seconds: float = STALL_SECONDS,
     progress_terminal: bool = False,
-) -> None:
+) -> float:
     """Download ``key`` from ``store`` to ``dest``, verified against ``size`` and ``md5``.
+    ``store``: the bucket, or a function opening it, called only to download (checking a
+    cached copy needs no client, nor credentials). Returns the seconds it waited for the
+    bucket (the size request and the parts; 0 if the cached copy was kept).
 
     Progress goes to ``log`` every ``progress_seconds`` (default: cache.progress's), and to
     the terminal too with ``progress_terminal``.
@@ -104,7 +108,9 @@ def fetch_file(
     md5 = md5.lower() if md5 else None
     with file_lock(dest, log, stall_seconds):
         if _already_there(dest, size, md5, verify_existing, log):
-            return
+            return 0.0
+        store = store() if callable(store) else store
+        began = time.monotonic()
         _check_remote_size(store, key, size)
         job = _Job(store, key, dest, size, md5, max(1, int(part_size)), log)
         for attempt in (1, 2):
@@ -127,6 +133,7 @@ def fetch_file(
         with contextlib.suppress(FileNotFoundError):
             job.record.unlink()
         log.info("downloaded %s (%d bytes, %s)", dest, size, "MD5 ok" if md5 else "size ok")
+        return time.monotonic() - began
 
 
 def _already_there(dest: Path, size: int, md5: str | None, verify: str, log) -> bool:
@@ -151,11 +158,12 @@ def _check_remote_size(store: Store, key: str, size: int) -> None:
 
 
 def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log,
-               store: Store | None = None) -> Path:  # fmt: skip
+               waits: list[float] | None = None) -> Path:  # fmt: skip
     """The verified cached file of a manifest entry, per the validated config's ``abc``
-    block: trusted from its stamp, else checked, else downloaded (again) from ``store``
-    (default: the config's). A file listed in ``abc.md5_known_wrong`` is checked by its
-    size alone, with a warning every time."""
+    block: trusted from its stamp, else checked, else downloaded (again) from the config's
+    bucket (its client made only then); ``waits`` gets the seconds a download waited for
+    the bucket. A file listed in ``abc.md5_known_wrong`` is checked by its size alone, with
+    a warning every time."""
     settings = abc["download"]
     checked = as_checked(entry, abc)
     if checked is not entry:
@@ -165,8 +173,8 @@ def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log,
     def fetch(entry: FileEntry, dest: Path, verify_existing: str) -> None:
         from abc_downsample.cache.store import store_from_config
 
-        fetch_file(
-            store or store_from_config(abc),
+        waited = fetch_file(
+            lambda: store_from_config(abc),
             entry.relative_path,
             dest,
             size=entry.size,
@@ -179,6 +187,8 @@ def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log,
             # a matrix takes minutes: its progress on the terminal too
             progress_terminal=entry.kind == "expression_matrices",
         )
+        if waits is not None:
+            waits.append(waited)
 
     return ensure_cached(abc["cache_dir"], checked, abc["verify"], fetch, log)
 
