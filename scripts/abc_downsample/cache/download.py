@@ -53,6 +53,8 @@ class _Job:
     md5: str | None
     part_size: int
     log: logging.Logger
+    progress_seconds: float | None = None  # of its `Progress`
+    progress_terminal: bool = False
     done: set[int] = field(default_factory=set)
 
     @property
@@ -112,10 +114,10 @@ def fetch_file(
         store = store() if callable(store) else store
         began = time.monotonic()
         _check_remote_size(store, key, size)
-        job = _Job(store, key, dest, size, md5, max(1, int(part_size)), log)
+        job = _Job(store, key, dest, size, md5, max(1, int(part_size)), log, progress_seconds,
+                   progress_terminal)  # fmt: skip
         for attempt in (1, 2):
-            progress = (progress_seconds, progress_terminal)
-            digest = _download(job, max(1, max_concurrency), max(1, retries), progress)
+            digest = _download(job, max(1, max_concurrency), max(1, retries))
             if md5 is None or digest == md5:
                 break
             _discard(job)
@@ -205,20 +207,14 @@ def download_rule(smk) -> None:
     from abc_downsample.rule_io import run
 
     def main():
-        manifest = Manifest.load(smk.input.manifest)
-        cache_with_receipt(manifest, smk.params.relative_path, smk.output[0], smk.config["abc"])
+        # verified (checked, not fetched again, if already there), then the receipt.
+        # Transfer settings come from the config's abc block, never from the rule's
+        # params: tuning them must never rerun a job.
+        entry = Manifest.load(smk.input.manifest).entry_for(smk.params.relative_path)
+        use_cached(entry, smk.config["abc"])
+        write_receipt(smk.output[0], entry)
 
     run(main, smk.log[0])
-
-
-def cache_with_receipt(manifest, relative_path: str, receipt, abc: dict) -> None:
-    """A download job: the file of ``manifest`` (a `Manifest`) into the cache, verified
-    (checked, not fetched again, if already there), then the project's ``receipt`` for it.
-    Transfer settings come from the config's ``abc`` block, never from a rule's params:
-    tuning them must never rerun a job."""
-    entry = manifest.entry_for(relative_path)
-    use_cached(entry, abc, _default_log)
-    write_receipt(receipt, entry)
 
 
 # -- the resume record -------------------------------------------------------------------
@@ -261,9 +257,8 @@ def _discard(job: _Job) -> None:
 # -- the transfer ----------------------------------------------------------------------
 
 
-def _download(job: _Job, workers: int, retries: int, progress_settings) -> str | None:
-    """Fetch the missing parts into the part file; return its MD5 (None without one).
-    ``progress_settings``: (seconds, terminal) of its `Progress`."""
+def _download(job: _Job, workers: int, retries: int) -> str | None:
+    """Fetch the missing parts into the part file; return its MD5 (None without one)."""
     _load_record(job)
     if job.done:
         job.log.info(
@@ -277,9 +272,8 @@ def _download(job: _Job, workers: int, retries: int, progress_settings) -> str |
         _start_part_file(job)
     _check_free_space(job)
     hasher = _OrderedHasher(job) if job.md5 else _NoHasher()
-    seconds, terminal = progress_settings
-    progress = Progress(f"download {job.key}", job.size, job.log, seconds, job.bytes_done(),
-                        terminal=terminal)  # fmt: skip
+    progress = Progress(f"download {job.key}", job.size, job.log, job.progress_seconds,
+                        job.bytes_done(), terminal=job.progress_terminal)  # fmt: skip
     fd = os.open(job.part, os.O_WRONLY)
     try:
         _run_parts(job, fd, workers, retries, hasher, progress)

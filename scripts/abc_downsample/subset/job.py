@@ -80,13 +80,15 @@ def _reads_the_cache(abc: dict, in_cache: bool) -> bool:
     return in_cache or abc["download_on_host"]
 
 
+def _selected_rows(source: RemoteCsrSource, labels):
+    return rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(source.key))
+
+
 def _stream_subset(
-    source: RemoteCsrSource, labels, out_path, matrix: str, max_nnz: int, rows=None
+    source: RemoteCsrSource, labels, rows, planned: int, out_path, matrix: str, max_nnz: int
 ):
-    if rows is None:
-        rows = rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(source.key))
+    """``rows`` of ``source`` streamed (``planned``: the bytes stream's plan of them fetches)."""
     # the rows' bytes as they arrive: in the log and on the terminal every few seconds
-    planned = source.plan_rows(rows).nbytes
     source.progress = Progress(f"stream {matrix}", planned, log, terminal=True)
     try:
         stats = subset_matrix(
@@ -121,7 +123,9 @@ def subset_remote(
     """
     labels = labels_for_matrix(cells_csv, matrix)
     with open_remote(store, key, max_concurrency, merge_gap_kb) as source:
-        return _stream_subset(source, labels, out_path, matrix, max_nnz)
+        rows = _selected_rows(source, labels)
+        planned = source.plan_rows(rows).nbytes
+        return _stream_subset(source, labels, rows, planned, out_path, matrix, max_nnz)
 
 
 def subset_auto(
@@ -142,14 +146,14 @@ def subset_auto(
     rows or call ``fetch_cached()`` (the verified cached file's path) and subset that."""
     labels = labels_for_matrix(cells_csv, matrix)
     with open_remote(store, key, max_concurrency, merge_gap_kb) as source:
-        rows = rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(key))
+        rows = _selected_rows(source, labels)
+        plan = source.plan_rows(rows)
         # already-read bytes are sunk
-        choice = choose_rows(link, source.plan_rows(rows), source.size,
-                             concurrency=source.max_concurrency, download=download,
-                             spent=source.stats.bytes)  # fmt: skip
+        choice = choose_rows(link, plan, source.size, concurrency=source.max_concurrency,
+                             download=download, spent=source.stats.bytes)  # fmt: skip
         log.info(choice.line(key))
         if choice.transfer == "stream":
-            return _stream_subset(source, labels, out_path, matrix, max_nnz, rows)
+            return _stream_subset(source, labels, rows, plan.nbytes, out_path, matrix, max_nnz)
         planning = source.stats.waited
     stats = subset_local_file(fetch_cached(), cells_csv, out_path, matrix, max_nnz=max_nnz)
     stats.waited = planning  # the download's own wait is added by the caller
