@@ -341,7 +341,7 @@ def decode_mbps(matrix: Path, n_chunks: int = 1000) -> float:
 
     def one(job):
         lay, blob, mask = job
-        return len(decode_chunk(blob, lay.filters, mask, lay.dtype.itemsize))
+        return len(decode_chunk(blob, lay.filters, mask, lay.dtype.itemsize, lay.chunk_bytes))
 
     t = time.perf_counter()
     with ThreadPoolExecutor(DECODE_THREADS) as pool:

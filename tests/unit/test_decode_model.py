@@ -78,3 +78,44 @@ def test_the_plan_counts_the_bytes_each_filter_puts_out(tmp_path, options, names
     assert set(plan.decoded_by_filter) == names
     for name in names:  # every stage of the pipeline puts out the chunks' decoded bytes
         assert plan.decoded_by_filter[name] == plan.decoded_bytes > 0
+
+
+def test_the_plan_weighs_a_filter_pipeline_as_the_subset_job_does(tmp_path, caplog):
+    """The plan card's auto choice for some rows of a shuffle+gzip file is the job's: each
+    filter at its own rate (not all its decoding at the slowest one)."""
+    import dataclasses
+    import logging
+
+    import pandas as pd
+
+    from abc_downsample.demo.common import random_counts, write_h5ad
+    from abc_downsample.plan.matrices import Fetch, MatrixCost
+    from abc_downsample.subset.job import subset_auto
+
+    n_rows, labels = 400, [f"cell-{i}" for i in range(400)]
+    path = tmp_path / KEY
+    path.parent.mkdir(parents=True)
+    genes = pd.DataFrame(index=[f"g{i}" for i in range(300)])
+    write_h5ad(path, pd.DataFrame(index=labels), genes, {},
+               random_counts(np.random.default_rng(2), n_rows, 300), "gzip-shuffle")  # fmt: skip
+    rows = np.arange(0, n_rows, 3)
+    cells = tmp_path / "cells.csv"
+    pd.DataFrame({"cell_label": [labels[i] for i in rows],
+                  "feature_matrix_label": "WMB-test"}).to_csv(cells, index=False)  # fmt: skip
+    abc = abc_with_defaults({"stream": {"merge_gap_kb": 0}})
+    slow = link({"gzip": 0.1, "shuffle": 0.2})  # decoding in seconds, a rate per stage
+    store = store_of(str(tmp_path))
+    with caplog.at_level(logging.INFO, logger="abc_downsample"):
+        subset_auto(store, KEY, cells, tmp_path / "out.h5ad", "WMB-test", lambda: path,
+                    link=slow, download=abc["download"],
+                    max_concurrency=abc["stream"]["max_concurrency"], merge_gap_kb=0)  # fmt: skip
+    [line] = [r.getMessage() for r in caplog.records if r.getMessage().startswith("auto ")]
+    with RemoteCsrSource(store, KEY, **stream_settings(merge_gap=0)) as remote:
+        spent, planned = remote.stats.bytes, remote.plan_rows(rows)
+    assert set(planned.decoded_by_filter) == {"gzip", "shuffle"}
+    cost = MatrixCost("WMB-test", KEY, len(rows), n_rows, path.stat().st_size, False, Fetch(),
+                      Fetch(), planned, 0, 0)  # fmt: skip
+    choice = cost.choice(slow, abc)
+    assert choice.decode_s == pytest.approx(slow.decode_seconds(planned.decoded_by_filter))
+    assert choice.decode_s > planned.decoded_bytes / slow.decode_bps  # two stages, not one
+    assert dataclasses.replace(choice, spent_bytes=spent).line(KEY) == line

@@ -64,3 +64,34 @@ def test_the_setting_does_not_accept_a_wrong_size(mirror):
 def test_other_files_keep_their_md5_check(mirror):
     with pytest.raises(AbcError, match="downloaded twice"):
         use_cached(entry(WRONG), abc(mirror, ["metadata/another/file.csv"]))
+
+
+MATRIX = "expression_matrices/WMB-10Xv3/20251031/WMB-10Xv3-TH-raw.h5ad"
+
+
+def test_once_accepted_it_is_trusted_from_its_stamp_without_a_read(mirror, tmp_path, monkeypatch):
+    """A listed file accepted once is trusted after a stat, as any stamped file: its receipt
+    is written while the workflow is read, and sampling does not read it again."""
+    from abc_downsample.cache import verify
+    from abc_downsample.cache.background import verify_matrices
+    from abc_downsample.release.manifest import Manifest
+
+    (mirror / "bucket" / MATRIX).parent.mkdir(parents=True)
+    (mirror / "bucket" / MATRIX).write_bytes(DATA)
+    listing = {"relative_path": MATRIX, "size": len(DATA), "file_hash": WRONG}
+    manifest = Manifest({"version": "20251031", "directory_listing": {}, "file_listing": {
+        "WMB-10Xv3": {"expression_matrices": {"WMB-10Xv3-TH": {"raw": {"files": {
+            "h5ad": listing}}}}}}})  # fmt: skip
+    config = abc(mirror, [KEY, MATRIX])
+    metadata, matrix = entry(WRONG), manifest.matrix_file("WMB-10Xv3-TH", "raw")
+    for accepted in (metadata, matrix):
+        use_cached(accepted, config)
+
+    def no_read(*args, **kwargs):
+        raise AssertionError("a file trusted from its stamp was read")
+
+    monkeypatch.setattr(verify, "file_md5", no_read)
+    receipt = tmp_path / "receipts" / "table.json"
+    assert verify.receipt_if_trusted(receipt, metadata, config) and receipt.exists()
+    assert verify_matrices(config, manifest, ["WMB-10Xv3-TH"], 1, logging.getLogger()) is None
+    assert use_cached(matrix, config).read_bytes() == DATA

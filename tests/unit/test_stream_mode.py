@@ -189,6 +189,49 @@ def test_auto_reads_a_matrix_in_the_cache_without_any_transfer(
     assert cached.exists() and is_stamped(cache, entry)
 
 
+@pytest.mark.parametrize("transfer", ["download", "auto"])
+def test_a_cached_matrix_is_checked_without_credentials(
+    release, cells_csv, tmp_path, monkeypatch, transfer
+):
+    """abc.anonymous false and no AWS credentials anywhere: a matrix in the cache, not yet
+    stamped, is checked against the manifest's MD5 and used; no client is made (making one
+    looks the credentials up, and fails)."""
+    from abc_downsample.cache.download import use_cached
+    from abc_downsample.cache.layout import cache_path
+    from abc_downsample.cache.verify import is_stamped
+    from abc_downsample.release.manifest import Manifest
+    from abc_downsample.subset.job import subset_matrix_file
+
+    for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
+    monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
+    matrix = "WMB-10Xv3-MB"
+    key = raw_key(release, matrix)
+    entry = Manifest.load(f"{release['root']}/{release['manifest']}").entry_for(key)
+    cache = tmp_path / "abc_data"
+    cached = cache_path(cache, key)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(Path(release["root"], key).read_bytes())
+    abc = abc_with_defaults({
+        "bucket": BUCKET,
+        "endpoint_url": "http://127.0.0.1:9",  # nothing listens: any request would fail
+        "anonymous": False,
+        "cache_dir": str(cache),
+        "transfer": transfer,
+        "download": {"retries": 1},
+    })  # fmt: skip
+    out = tmp_path / "cached.h5ad"
+    stats = subset_matrix_file(abc, entry, cells_csv, out, matrix)
+    local = subset_local_file(f"{release['root']}/{key}", cells_csv, tmp_path / "d.h5ad", matrix)
+    assert stats.rows == local.rows > 0 and stats.transfer == "cache"
+    assert out.read_bytes() == (tmp_path / "d.h5ad").read_bytes()
+    assert is_stamped(cache, entry)
+    abc["verify"] = "md5"  # read on every use: checked again, still no client
+    assert use_cached(entry, abc) == cached
+
+
 def test_stream_progress_says_bytes_of_the_planned_and_time_left(
     release, s3, cells_csv, tmp_path, capfd, monkeypatch, rule_logging
 ):

@@ -36,7 +36,9 @@ def plan(link: Link, figures, **kwargs):
         "download_concurrency": 8,
         "decoded_bytes": decoded,
     }
-    return choose(link, **{**options, **kwargs})
+    options.update(kwargs)
+    decoded = options["decoded_bytes"]  # gzip's chunks (BENCH_LINK: one rate for any filter)
+    return choose(link, decoded_by_filter={"gzip": decoded} if decoded else {}, **options)
 
 
 @pytest.mark.parametrize("figures", [CONTIGUOUS, CHUNKED], ids=["contiguous", "chunked"])

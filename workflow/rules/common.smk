@@ -214,7 +214,7 @@ def receipts_of_trusted_metadata():
             entry = manifest().metadata_file(table.directory, table.name)
         except AbcError:
             continue  # the rule that needs the table says what is wrong
-        receipt_if_trusted(receipt(entry), CACHE, entry, ABC["verify"])
+        receipt_if_trusted(receipt(entry), entry, ABC)
 
 
 receipts_of_trusted_metadata()

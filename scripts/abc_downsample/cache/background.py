@@ -13,7 +13,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 from abc_downsample.cache.layout import cache_path
 from abc_downsample.cache.lock import STALL_SECONDS, file_lock
-from abc_downsample.cache.verify import file_md5, is_stamped, is_trusted, write_stamp
+from abc_downsample.cache.verify import (
+    as_checked,
+    check_cached,
+    is_stamped,
+    is_trusted,
+    write_stamp,
+)
 from abc_downsample.errors import AbcError
 from abc_downsample.release.manifest import FileEntry, Manifest
 from abc_downsample.units import MB
@@ -36,14 +42,13 @@ class BackgroundVerifier:
                 if is_stamped(self.cache_dir, entry) or not path.is_file():
                     return
                 start = time.thread_time()  # hashlib and reads release the GIL
-                digest = file_md5(path).hexdigest()
+                try:
+                    check_cached(path, entry.size, entry.md5, "md5")
+                    write_stamp(self.cache_dir, entry)
+                except AbcError as err:  # its job checks it again and fetches it anew
+                    self.log.warning("left to its subset job, which fetches it anew: %s", err)
                 with self._lock:
                     self.checked.append((entry.size, time.thread_time() - start))
-                if digest == (entry.md5 or "").lower():
-                    write_stamp(self.cache_dir, entry)
-                else:  # its job checks it again and fetches it anew
-                    self.log.warning("%s has MD5 %s, the manifest says %s", path, digest,
-                                     entry.md5)  # fmt: skip
         except (OSError, AbcError) as err:  # never the job's failure: its subset job checks
             self.log.warning("could not check %s in the background: %s", path, err)
 
@@ -71,9 +76,11 @@ def verify_matrices(
     entries = []
     for label in labels:
         try:
-            entry = manifest.matrix_file(label, abc["variant"])
+            entry = as_checked(manifest.matrix_file(label, abc["variant"]), abc)
         except AbcError:
             continue  # not in the release: its subset job says so
+        if not entry.md5:
+            continue  # abc.md5_known_wrong: no MD5 to check, its job checks the size
         in_cache = is_trusted(abc["cache_dir"], entry, "size")
         if in_cache and not is_stamped(abc["cache_dir"], entry):
             entries.append(entry)

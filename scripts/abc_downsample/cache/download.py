@@ -13,7 +13,6 @@ which refetches the file.
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import hashlib
 import json
 import logging
@@ -21,6 +20,7 @@ import os
 import shutil
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from abc_downsample.cache.layout import read_receipt, write_receipt
 from abc_downsample.cache.lock import STALL_SECONDS, file_lock
 from abc_downsample.cache.progress import Progress
-from abc_downsample.cache.verify import check_cached, ensure_cached
+from abc_downsample.cache.verify import as_checked, check_cached, ensure_cached
 from abc_downsample.errors import AbcError, TransientError
 from abc_downsample.release.manifest import FileEntry
 from abc_downsample.units import GB, MiB, size_text
@@ -53,6 +53,8 @@ class _Job:
     md5: str | None
     part_size: int
     log: logging.Logger
+    progress_seconds: float | None = None  # of its `Progress`
+    progress_terminal: bool = False
     done: set[int] = field(default_factory=set)
 
     @property
@@ -76,7 +78,7 @@ class _Job:
 
 
 def fetch_file(
-    store: Store,
+    store: Store | Callable[[], Store],
     key: str,
     dest: str | os.PathLike,
     *,
@@ -90,8 +92,11 @@ def fetch_file(
     progress_seconds: float | None = None,
     stall_seconds: float = STALL_SECONDS,
     progress_terminal: bool = False,
-) -> None:
+) -> float:
     """Download ``key`` from ``store`` to ``dest``, verified against ``size`` and ``md5``.
+    ``store``: the bucket, or a function opening it, called only to download (checking a
+    cached copy needs no client, nor credentials). Returns the seconds it waited for the
+    bucket (the size request and the parts; 0 if the cached copy was kept).
 
     Progress goes to ``log`` every ``progress_seconds`` (default: cache.progress's), and to
     the terminal too with ``progress_terminal``.
@@ -105,12 +110,14 @@ def fetch_file(
     md5 = md5.lower() if md5 else None
     with file_lock(dest, log, stall_seconds):
         if _already_there(dest, size, md5, verify_existing, log):
-            return
+            return 0.0
+        store = store() if callable(store) else store
+        began = time.monotonic()
         _check_remote_size(store, key, size)
-        job = _Job(store, key, dest, size, md5, max(1, int(part_size)), log)
+        job = _Job(store, key, dest, size, md5, max(1, int(part_size)), log, progress_seconds,
+                   progress_terminal)  # fmt: skip
         for attempt in (1, 2):
-            progress = (progress_seconds, progress_terminal)
-            digest = _download(job, max(1, max_concurrency), max(1, retries), progress)
+            digest = _download(job, max(1, max_concurrency), max(1, retries))
             if md5 is None or digest == md5:
                 break
             _discard(job)
@@ -128,6 +135,7 @@ def fetch_file(
         with contextlib.suppress(FileNotFoundError):
             job.record.unlink()
         log.info("downloaded %s (%d bytes, %s)", dest, size, "MD5 ok" if md5 else "size ok")
+        return time.monotonic() - began
 
 
 def _already_there(dest: Path, size: int, md5: str | None, verify: str, log) -> bool:
@@ -152,22 +160,23 @@ def _check_remote_size(store: Store, key: str, size: int) -> None:
 
 
 def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log,
-               store: Store | None = None) -> Path:  # fmt: skip
+               waits: list[float] | None = None) -> Path:  # fmt: skip
     """The verified cached file of a manifest entry, per the validated config's ``abc``
-    block: trusted from its stamp, else checked, else downloaded (again) from ``store``
-    (default: the config's). A file listed in ``abc.md5_known_wrong`` is checked by its
-    size alone, with a warning every time."""
+    block: trusted from its stamp, else checked, else downloaded (again) from the config's
+    bucket (its client made only then); ``waits`` gets the seconds a download waited for
+    the bucket. A file listed in ``abc.md5_known_wrong`` is checked by its size alone, with
+    a warning every time."""
     settings = abc["download"]
-    if entry.relative_path in abc["md5_known_wrong"]:
+    checked = as_checked(entry, abc)
+    if checked is not entry:
         log.warning("%s: its MD5 is not checked (abc.md5_known_wrong lists it); its size is",
                     entry.relative_path)  # fmt: skip
-        entry = dataclasses.replace(entry, md5=None)
 
     def fetch(entry: FileEntry, dest: Path, verify_existing: str) -> None:
         from abc_downsample.cache.store import store_from_config
 
-        fetch_file(
-            store or store_from_config(abc),
+        waited = fetch_file(
+            lambda: store_from_config(abc),
             entry.relative_path,
             dest,
             size=entry.size,
@@ -180,8 +189,10 @@ def use_cached(entry: FileEntry, abc: dict, log: logging.Logger = _default_log,
             # a matrix takes minutes: its progress on the terminal too
             progress_terminal=entry.kind == "expression_matrices",
         )
+        if waits is not None:
+            waits.append(waited)
 
-    return ensure_cached(abc["cache_dir"], entry, abc["verify"], fetch, log)
+    return ensure_cached(abc["cache_dir"], checked, abc["verify"], fetch, log)
 
 
 def cached_input(receipt: str | os.PathLike, abc: dict, log=_default_log) -> Path:
@@ -196,20 +207,14 @@ def download_rule(smk) -> None:
     from abc_downsample.rule_io import run
 
     def main():
-        manifest = Manifest.load(smk.input.manifest)
-        cache_with_receipt(manifest, smk.params.relative_path, smk.output[0], smk.config["abc"])
+        # verified (checked, not fetched again, if already there), then the receipt.
+        # Transfer settings come from the config's abc block, never from the rule's
+        # params: tuning them must never rerun a job.
+        entry = Manifest.load(smk.input.manifest).entry_for(smk.params.relative_path)
+        use_cached(entry, smk.config["abc"])
+        write_receipt(smk.output[0], entry)
 
     run(main, smk.log[0])
-
-
-def cache_with_receipt(manifest, relative_path: str, receipt, abc: dict) -> None:
-    """A download job: the file of ``manifest`` (a `Manifest`) into the cache, verified
-    (checked, not fetched again, if already there), then the project's ``receipt`` for it.
-    Transfer settings come from the config's ``abc`` block, never from a rule's params:
-    tuning them must never rerun a job."""
-    entry = manifest.entry_for(relative_path)
-    use_cached(entry, abc, _default_log)
-    write_receipt(receipt, entry)
 
 
 # -- the resume record -------------------------------------------------------------------
@@ -252,9 +257,8 @@ def _discard(job: _Job) -> None:
 # -- the transfer ----------------------------------------------------------------------
 
 
-def _download(job: _Job, workers: int, retries: int, progress_settings) -> str | None:
-    """Fetch the missing parts into the part file; return its MD5 (None without one).
-    ``progress_settings``: (seconds, terminal) of its `Progress`."""
+def _download(job: _Job, workers: int, retries: int) -> str | None:
+    """Fetch the missing parts into the part file; return its MD5 (None without one)."""
     _load_record(job)
     if job.done:
         job.log.info(
@@ -268,9 +272,8 @@ def _download(job: _Job, workers: int, retries: int, progress_settings) -> str |
         _start_part_file(job)
     _check_free_space(job)
     hasher = _OrderedHasher(job) if job.md5 else _NoHasher()
-    seconds, terminal = progress_settings
-    progress = Progress(f"download {job.key}", job.size, job.log, seconds, job.bytes_done(),
-                        terminal=terminal)  # fmt: skip
+    progress = Progress(f"download {job.key}", job.size, job.log, job.progress_seconds,
+                        job.bytes_done(), terminal=job.progress_terminal)  # fmt: skip
     fd = os.open(job.part, os.O_WRONLY)
     try:
         _run_parts(job, fd, workers, retries, hasher, progress)

@@ -1,9 +1,11 @@
 """Checks of files in the cache: a file is checked against the manifest's MD5 once, then
 *stamped* (size, mtime, MD5) under ``<cache_dir>/.abc_downsample/verified/``; a stamped file
 is trusted after a stat, a changed one is checked again, a corrupt or missing one is
-downloaded again (``ensure_cached``)."""
+downloaded again (``ensure_cached``). A file ``abc.md5_known_wrong`` lists is checked and
+stamped by its size alone (``as_checked``)."""
 
 import contextlib
+import dataclasses
 import hashlib
 import json
 import logging
@@ -97,6 +99,14 @@ def forget(cache_dir, entry: FileEntry) -> None:
             path.unlink()
 
 
+def as_checked(entry: FileEntry, abc: dict) -> FileEntry:
+    """``entry`` as the cache checks and stamps it, per the validated config's ``abc``
+    block: without its MD5 where ``abc.md5_known_wrong`` lists it (its size is checked)."""
+    if entry.relative_path in abc["md5_known_wrong"]:
+        return dataclasses.replace(entry, md5=None)
+    return entry
+
+
 def is_trusted(cache_dir, entry: FileEntry, verify: str) -> bool:
     """Whether a cached file can be used without reading it (``verify`` as abc.verify)."""
     if verify == "stamp":
@@ -107,13 +117,13 @@ def is_trusted(cache_dir, entry: FileEntry, verify: str) -> bool:
     return False  # md5: read on every use
 
 
-def receipt_if_trusted(receipt, cache_dir, entry: FileEntry, verify: str) -> bool:
+def receipt_if_trusted(receipt, entry: FileEntry, abc: dict) -> bool:
     """Write the project's ``receipt`` for a cached file that needs no reading (its stamp
     matches, or abc.verify: size and the size does), unless there is one: a stat, where a
     download job would start a process to say the same. Whether the receipt is there."""
     if os.path.exists(receipt):
         return True
-    if not is_trusted(cache_dir, entry, verify):
+    if not is_trusted(abc["cache_dir"], as_checked(entry, abc), abc["verify"]):
         return False
     write_receipt(receipt, entry)
     return True

@@ -37,7 +37,7 @@ from abc_downsample.stream.layout import (
     plan_elements,
     stored_ranges,
 )
-from abc_downsample.stream.plan import Choice, Link, choose
+from abc_downsample.stream.plan import Choice, Link, choose_rows
 from abc_downsample.stream.range_file import CountingStore, RangeFile
 from abc_downsample.stream.source import RowsPlan, plan_rows, table_datasets
 
@@ -124,16 +124,10 @@ class MatrixCost:
 
     def choice(self, link: Link, abc: dict) -> Choice:
         """Auto's choice after opening (as the subset job makes it)."""
-        return choose(
-            link,
-            stream_requests=self.rows.requests,
-            stream_bytes=self.rows.nbytes,
-            decoded_bytes=self.rows.decoded_bytes,
-            stream_concurrency=abc["stream"]["max_concurrency"],
-            file_bytes=self.file_bytes,
-            part_bytes=abc["download"]["part_size_mb"] * 2**20,
-            download_concurrency=abc["download"]["max_concurrency"],
-        )
+        return choose_rows(
+            link, self.rows, self.file_bytes,
+            concurrency=abc["stream"]["max_concurrency"], download=abc["download"],
+        )  # fmt: skip
 
     def modes(self, link: Link, abc: dict, remote: bool) -> dict[str, tuple[str, int, float]]:
         """Per transfer mode: (how the job gets the file, bytes fetched, seconds on the link:

@@ -271,9 +271,7 @@ class ChunkDecoder(Assembler):
             self.out[d : d + b - a] = values[a:b]
 
 
-def decode_chunk(
-    raw: bytes, filters: list[int], mask: int, itemsize: int, nbytes: int | None = None
-) -> bytes:
+def decode_chunk(raw: bytes, filters: list[int], mask: int, itemsize: int, nbytes: int) -> bytes:
     """Undo an HDF5 filter pipeline, last filter first; bit i of ``mask`` skips filter i.
     ``nbytes``: the chunk's size decoded (LZF's C decoder needs it as a bound)."""
     import zlib

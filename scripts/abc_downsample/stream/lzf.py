@@ -15,10 +15,10 @@ except ImportError:  # an install without the C extension: the Python decoder st
 FILTER_LZF = 32000
 
 
-def lzf_decompress(data: bytes, size: int | None = None) -> bytes:
-    """The bytes ``data`` encodes, at most ``size`` of them (the C decoder needs that bound;
-    without it the Python decoder runs); ValueError if it is not a valid LZF stream."""
-    if _liblzf is None or not size:
+def lzf_decompress(data: bytes, size: int) -> bytes:
+    """The bytes ``data`` encodes, at most ``size`` of them (the C decoder needs that
+    bound); ValueError if it is not a valid LZF stream."""
+    if _liblzf is None:
         return lzf_decompress_python(data)
     out = _liblzf.decompress(data, size)  # ValueError on a damaged stream
     if out is None:

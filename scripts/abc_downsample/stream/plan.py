@@ -19,7 +19,7 @@ read-back and the decoding. The cheaper one wins. Defaults describe S3 from a wo
 
 from dataclasses import dataclass, field
 
-from abc_downsample.units import MB
+from abc_downsample.units import MB, MiB
 
 FILTERS = ("gzip", "lzf", "shuffle", "fletcher32")  # the filters stream mode decodes
 
@@ -98,20 +98,17 @@ def choose(
     file_bytes: int,
     part_bytes: int,
     download_concurrency: int,
-    decoded_bytes: int = 0,
+    decoded_bytes: int,
+    decoded_by_filter: dict,
     spent_bytes: int = 0,
-    decoded_by_filter: dict | None = None,
 ) -> Choice:
     """Stream or download, whichever the model says is faster (ties: stream).
 
     ``decoded_bytes``: the compressed chunks the rows touch, decoded (0 if unfiltered);
     ``decoded_by_filter``: the bytes each filter of their pipelines puts out, each filter
-    timed at its own rate (without it, all ``decoded_bytes`` at ``link.decode_bps``).
+    timed at its own rate.
     """
-    if decoded_by_filter is None:
-        decode_s = decoded_bytes / link.decode_bps
-    else:
-        decode_s = link.decode_seconds(decoded_by_filter)
+    decode_s = link.decode_seconds(decoded_by_filter)
     stream_s = link.seconds(stream_requests, stream_bytes, stream_concurrency) + decode_s
     parts = max(1, -(-file_bytes // max(1, part_bytes)))
     download_s = link.seconds(parts, file_bytes, download_concurrency)
@@ -126,4 +123,23 @@ def choose(
         spent_bytes,
         decoded_bytes,
         decode_s,
+    )
+
+
+def choose_rows(link: Link, rows, file_bytes: int, *, concurrency: int, download: dict,
+                spent: int = 0) -> Choice:  # fmt: skip
+    """Auto's choice for stream's plan ``rows`` (a ``source.RowsPlan``) of a file of
+    ``file_bytes``, with ``concurrency`` stream requests in flight and the ``abc.download``
+    settings; ``spent``: the bytes read to plan. The subset job's choice and the plan's."""
+    return choose(
+        link,
+        stream_requests=rows.requests,
+        stream_bytes=rows.nbytes,
+        decoded_bytes=rows.decoded_bytes,
+        decoded_by_filter=rows.decoded_by_filter,
+        stream_concurrency=concurrency,
+        file_bytes=file_bytes,
+        part_bytes=download["part_size_mb"] * MiB,
+        download_concurrency=download["max_concurrency"],
+        spent_bytes=spent,
     )

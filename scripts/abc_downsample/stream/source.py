@@ -132,9 +132,12 @@ class RemoteCsrSource:
         layout = dataset_layout(dset)
         return self._read([layout], np.array([0]), np.array([layout.length]))[0]
 
-    def _read(self, layouts, starts, stops) -> list[np.ndarray]:
+    def _read(self, layouts, starts, stops, store=None) -> list[np.ndarray]:
+        """Elements ``[starts, stops)`` of each dataset of ``layouts``, fetched through
+        ``store`` (default: the source's own)."""
+        store = self.store if store is None else store
         return read_elements(
-            layouts, starts, stops, self.store, self.key, self.merge_gap, self.max_concurrency
+            layouts, starts, stops, store, self.key, self.merge_gap, self.max_concurrency
         )
 
     def read_runs(self, runs) -> tuple[np.ndarray, np.ndarray]:
@@ -143,8 +146,7 @@ class RemoteCsrSource:
         starts, stops = self.indptr[runs[:, 0]], self.indptr[runs[:, 1]]
         before = self.stats.bytes  # nothing else fetches meanwhile: h5py is not called
         store = self.store if self.progress is None else _Arrivals(self.store, self.progress)
-        data, indices = read_elements(self.layouts, starts, stops, store, self.key,
-                                      self.merge_gap, self.max_concurrency)  # fmt: skip
+        data, indices = self._read(self.layouts, starts, stops, store)
         self.row_bytes += self.stats.bytes - before
         self._check_rows(runs, data, indices)
         return data, indices

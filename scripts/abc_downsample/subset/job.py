@@ -19,7 +19,7 @@ from abc_downsample.errors import AbcError
 from abc_downsample.h5ad.csr import DEFAULT_MAX_NNZ
 from abc_downsample.h5ad.tables import read_obs_labels
 from abc_downsample.release.manifest import FileEntry
-from abc_downsample.stream.plan import Choice, Link, choose
+from abc_downsample.stream.plan import Link, choose_rows
 from abc_downsample.stream.source import RemoteCsrSource, open_remote
 from abc_downsample.subset.local import (
     SubsetStats,
@@ -28,7 +28,6 @@ from abc_downsample.subset.local import (
     subset_local_file,
     subset_matrix,
 )
-from abc_downsample.units import MiB
 
 log = logging.getLogger(__name__)
 
@@ -47,16 +46,9 @@ def subset_matrix_file(
     downloading = []  # seconds of getting the file into the cache, when that was done
 
     def fetch_cached() -> Path:
-        # a client (urllib3) only to download, made before the clock starts: the wait
-        # measured is the bucket's alone
-        store = None
-        if not is_trusted(cache_dir, entry, abc["verify"]):
-            from abc_downsample.cache.store import store_from_config
-
-            store = store_from_config(abc)
-        began = time.monotonic()
-        path = use_cached(entry, abc, log, store)
-        downloading.append(time.monotonic() - began)
+        waits = []  # the download's wait for the bucket (its client, made only then, aside)
+        path = use_cached(entry, abc, log, waits)
+        downloading.append(sum(waits))
         return path
 
     if _reads_the_cache(abc, in_cache):
@@ -88,13 +80,15 @@ def _reads_the_cache(abc: dict, in_cache: bool) -> bool:
     return in_cache or abc["download_on_host"]
 
 
+def _selected_rows(source: RemoteCsrSource, labels):
+    return rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(source.key))
+
+
 def _stream_subset(
-    source: RemoteCsrSource, labels, out_path, matrix: str, max_nnz: int, rows=None
+    source: RemoteCsrSource, labels, rows, planned: int, out_path, matrix: str, max_nnz: int
 ):
-    if rows is None:
-        rows = rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(source.key))
+    """``rows`` of ``source`` streamed (``planned``: the bytes stream's plan of them fetches)."""
     # the rows' bytes as they arrive: in the log and on the terminal every few seconds
-    planned = source.plan_rows(rows).nbytes
     source.progress = Progress(f"stream {matrix}", planned, log, terminal=True)
     try:
         stats = subset_matrix(
@@ -129,24 +123,9 @@ def subset_remote(
     """
     labels = labels_for_matrix(cells_csv, matrix)
     with open_remote(store, key, max_concurrency, merge_gap_kb) as source:
-        return _stream_subset(source, labels, out_path, matrix, max_nnz)
-
-
-def plan_transfer(source: RemoteCsrSource, rows, link: Link, download: dict) -> Choice:
-    """Auto's choice for ``rows`` of an open remote file (already-read bytes are sunk)."""
-    plan = source.plan_rows(rows)
-    return choose(
-        link,
-        stream_requests=plan.requests,
-        stream_bytes=plan.nbytes,
-        decoded_bytes=plan.decoded_bytes,
-        decoded_by_filter=plan.decoded_by_filter,
-        stream_concurrency=source.max_concurrency,
-        file_bytes=source.size,
-        part_bytes=download["part_size_mb"] * MiB,
-        download_concurrency=download["max_concurrency"],
-        spent_bytes=source.stats.bytes,
-    )
+        rows = _selected_rows(source, labels)
+        planned = source.plan_rows(rows).nbytes
+        return _stream_subset(source, labels, rows, planned, out_path, matrix, max_nnz)
 
 
 def subset_auto(
@@ -167,11 +146,14 @@ def subset_auto(
     rows or call ``fetch_cached()`` (the verified cached file's path) and subset that."""
     labels = labels_for_matrix(cells_csv, matrix)
     with open_remote(store, key, max_concurrency, merge_gap_kb) as source:
-        rows = rows_for_labels(read_obs_labels(source.h5), labels, os.path.basename(key))
-        choice = plan_transfer(source, rows, link, download)
+        rows = _selected_rows(source, labels)
+        plan = source.plan_rows(rows)
+        # already-read bytes are sunk
+        choice = choose_rows(link, plan, source.size, concurrency=source.max_concurrency,
+                             download=download, spent=source.stats.bytes)  # fmt: skip
         log.info(choice.line(key))
         if choice.transfer == "stream":
-            return _stream_subset(source, labels, out_path, matrix, max_nnz, rows)
+            return _stream_subset(source, labels, rows, plan.nbytes, out_path, matrix, max_nnz)
         planning = source.stats.waited
     stats = subset_local_file(fetch_cached(), cells_csv, out_path, matrix, max_nnz=max_nnz)
     stats.waited = planning  # the download's own wait is added by the caller
