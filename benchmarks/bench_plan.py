@@ -34,9 +34,10 @@ from bench_stream import decode_mbps, proxy_command, start
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+from abc_downsample.subset.local import parse_summary  # noqa: E402
+
 BUCKET = "allen-brain-cell-atlas"
 TARGET = 200_000  # the default sample, scaled with the release
-READ = re.compile(r"MB read \((cache|download|stream)\) in ([\d.]+) s \(([\d.]+) s waiting")
 FETCHED = re.compile(r"stream \S+: fetched [\d,.]+ MB \(([\d,]+) bytes\)")
 AUTO = re.compile(r"auto \S+: .*\(planning read ([\d,.]+) MB\): (stream|download)")
 
@@ -118,15 +119,18 @@ def measured(project: Path, sizes: dict) -> dict:
     found = {}
     for log in (project / "data" / "logs" / "subset_matrix").glob("*.log"):
         text = log.read_text()
-        how, job_seconds, seconds = READ.findall(text)[-1]
+        stats = parse_summary(text)
+        if stats is None:  # no summary line: the job did not finish
+            continue
+        how = stats.transfer
         planning = AUTO.findall(text)
         opening = float(planning[-1][0].replace(",", "")) * 1e6 if planning else 0
         if how == "stream":
             nbytes = int(FETCHED.findall(text)[-1].replace(",", ""))
         else:
             nbytes = (sizes[log.stem] + opening) if how == "download" else 0
-        found[log.stem] = {"how": how, "bytes": nbytes, "seconds": float(seconds),
-                           "job_seconds": float(job_seconds)}
+        found[log.stem] = {"how": how, "bytes": nbytes, "seconds": stats.waited,
+                           "job_seconds": stats.seconds}
     return found
 
 

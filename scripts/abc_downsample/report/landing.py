@@ -7,7 +7,6 @@ group figure (embedded as a data URI) and the cells kept per class.
 
 import base64
 import io
-import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -18,13 +17,12 @@ from abc_downsample.cells_csv import MATRIX
 from abc_downsample.plan.card import MODES, duration_text, read_plan
 from abc_downsample.report import plots
 from abc_downsample.report.html import escape
+from abc_downsample.subset.local import parse_summary
 from abc_downsample.units import size_text
 
 FIGURE_SIZE = (7.0, 3.7)  # inches at plots.DPI: shown unscaled next to the class table
 URI_LINE = 4000  # characters per line of the embedded figure (docutils' limit is 10,000)
 SHOWN_TERMS = 8  # terms a level lists by name under the floor
-# a subset job's last line (SubsetStats.summary): "... 12.5 MB read (stream: 9.1 MB of rows)"
-READ_LINE = re.compile(r"([\d,.]+) MB read \((cache|download|stream)(?:: ([\d,.]+) MB of rows)?\)")
 
 # The report centres its landing text in a narrow column beside the rule graph: widen it and
 # start it at the top. The rules apply only while this fragment is on screen.
@@ -68,18 +66,13 @@ def transfers(logs_dir, matrices) -> dict[str, list[tuple[int, int]]]:
     for matrix in matrices:
         path = Path(logs_dir, "subset_matrix", f"{matrix}.log")
         try:
-            matches = READ_LINE.findall(path.read_text(errors="replace"))
+            stats = parse_summary(path.read_text(errors="replace"))
         except OSError:
             continue
-        if matches:
-            read, how, rows = matches[-1]
-            read_bytes = _megabytes(read)
-            found.setdefault(how, []).append((read_bytes, _megabytes(rows) if rows else read_bytes))
+        if stats is not None:
+            rows = stats.bytes_read if stats.row_bytes is None else stats.row_bytes
+            found.setdefault(stats.transfer, []).append((stats.bytes_read, rows))
     return found
-
-
-def _megabytes(text: str) -> int:
-    return int(float(text.replace(",", "")) * 1e6)
 
 
 def transfer_text(found: dict[str, list[tuple[int, int]]], file_bytes: int) -> str:
