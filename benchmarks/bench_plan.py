@@ -69,7 +69,8 @@ def request_cpu_ms(bare_endpoint: str, key: str, size: int) -> float:
     """Wall time per small GET, 32 in flight, through a proxy without latency."""
     from abc_downsample.cache.store import open_store
 
-    store = open_store(BUCKET, bare_endpoint, max_pool=32)
+    store = open_store(BUCKET, bare_endpoint, retries=5, max_pool=32, read_timeout=120,
+                       anonymous=True)  # fmt: skip
     step = max(4096, size // 2000)
     small = [(i * step, i * step + 1024) for i in range(min(2000, size // step - 1))]
     store.read_ranges(key, small[:64], max_workers=32)  # open the connections
