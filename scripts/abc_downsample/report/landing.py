@@ -14,7 +14,7 @@ import pandas as pd
 
 from abc_downsample.atomic import atomic_path
 from abc_downsample.cells_csv import MATRIX
-from abc_downsample.plan.card import MODES, duration_text, read_plan
+from abc_downsample.plan.card import MODES, mode_text, read_plan
 from abc_downsample.report import plots
 from abc_downsample.report.html import escape
 from abc_downsample.subset.local import parse_summary
@@ -152,19 +152,14 @@ def plan_card(plan: dict) -> tuple[str, str, str]:
     the other modes', disk and the largest job's memory."""
     chosen = plan["transfer"]
     modes = plan["modes"]
-    others = "; ".join(
-        f"{mode} {size_text(modes[mode]['bytes'])} ~{duration_text(modes[mode]['seconds'])}"
-        for mode in MODES
-        if mode != chosen
-    )
+    others = "; ".join(f"{mode} {mode_text(modes[mode])}" for mode in MODES if mode != chosen)
     disk, memory = plan["disk"], plan["memory"]
     detail = (
         f"{others}; cache +{size_text(disk['cache'][chosen])}, {plan['data_dir']} "
         f"~{size_text(disk['data'])}; the largest job asks for {memory['largest_mb']:,} MB "
         f"({memory['largest_job']})"
     )
-    value = f"{size_text(modes[chosen]['bytes'])} ~{duration_text(modes[chosen]['seconds'])}"
-    return value, f"planned before the run ({chosen})", detail
+    return mode_text(modes[chosen]), f"planned before the run ({chosen})", detail
 
 
 def _cost(bench: pd.DataFrame) -> tuple[str, str, str]:
@@ -277,7 +272,7 @@ def source_facts(manifest, counts, provenance: dict, logs_dir, groups: str,
         "dataset_matrices": len(in_them),
         "directories": directories,
         "bytes_text": transfer_text(transfers(logs_dir, matrices), file_bytes),
-        "min_size": None if given else provenance["min_cluster_size"],
+        "min_size": provenance.get("min_cluster_size"),  # none for a given cell list
         "min_per_group": 0 if given else provenance.get("min_cells_per_group") or 0,
         "plan": read_plan(plan_json) if plan_json else None,
         "run_text": run_text(provenance, groups),
