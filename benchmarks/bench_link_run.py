@@ -28,6 +28,8 @@ import yaml
 from bench_stream import BUCKET, start
 from bench_whole_run import RELEASE, build_release, snakemake_command, timed
 
+from abc_downsample.subset.local import parse_summary  # bench_stream puts scripts/ on the path
+
 HERE = Path(__file__).resolve().parent
 WORK = HERE / "work" / "whole_run"
 
@@ -57,9 +59,10 @@ def subset_figures(logs: Path) -> dict:
             requests += int(n.replace(",", ""))
         for choice in re.findall(r"^.*auto \S+: .*: (stream|download)$", text, re.M):
             choices[choice] = choices.get(choice, 0) + 1
-        for transfer in re.findall(r"MB read \((\w+)\)", text):
-            choices.setdefault(f"done by {transfer}", 0)
-            choices[f"done by {transfer}"] += 1
+        stats = parse_summary(text)  # the job's last try
+        if stats is not None:
+            done = f"done by {stats.transfer}"
+            choices[done] = choices.get(done, 0) + 1
     return {"stream_mb": round(fetched, 1), "stream_requests": requests, "per_file": choices}
 
 

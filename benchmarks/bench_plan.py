@@ -34,9 +34,10 @@ from bench_stream import decode_mbps, proxy_command, start
 HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(ROOT / "scripts"))
+from abc_downsample.subset.local import parse_summary  # noqa: E402
+
 BUCKET = "allen-brain-cell-atlas"
 TARGET = 200_000  # the default sample, scaled with the release
-READ = re.compile(r"MB read \((cache|download|stream)\) in ([\d.]+) s \(([\d.]+) s waiting")
 FETCHED = re.compile(r"stream \S+: fetched [\d,.]+ MB \(([\d,]+) bytes\)")
 AUTO = re.compile(r"auto \S+: .*\(planning read ([\d,.]+) MB\): (stream|download)")
 
@@ -68,7 +69,8 @@ def request_cpu_ms(bare_endpoint: str, key: str, size: int) -> float:
     """Wall time per small GET, 32 in flight, through a proxy without latency."""
     from abc_downsample.cache.store import open_store
 
-    store = open_store(BUCKET, bare_endpoint, max_pool=32)
+    store = open_store(BUCKET, bare_endpoint, retries=5, max_pool=32, read_timeout=120,
+                       anonymous=True)  # fmt: skip
     step = max(4096, size // 2000)
     small = [(i * step, i * step + 1024) for i in range(min(2000, size // step - 1))]
     store.read_ranges(key, small[:64], max_workers=32)  # open the connections
@@ -118,15 +120,18 @@ def measured(project: Path, sizes: dict) -> dict:
     found = {}
     for log in (project / "data" / "logs" / "subset_matrix").glob("*.log"):
         text = log.read_text()
-        how, job_seconds, seconds = READ.findall(text)[-1]
+        stats = parse_summary(text)
+        if stats is None:  # no summary line: the job did not finish
+            continue
+        how = stats.transfer
         planning = AUTO.findall(text)
         opening = float(planning[-1][0].replace(",", "")) * 1e6 if planning else 0
         if how == "stream":
             nbytes = int(FETCHED.findall(text)[-1].replace(",", ""))
         else:
             nbytes = (sizes[log.stem] + opening) if how == "download" else 0
-        found[log.stem] = {"how": how, "bytes": nbytes, "seconds": float(seconds),
-                           "job_seconds": float(job_seconds)}
+        found[log.stem] = {"how": how, "bytes": nbytes, "seconds": stats.waited,
+                           "job_seconds": stats.seconds}
     return found
 
 

@@ -25,7 +25,7 @@ def main():
         },
         dataset=dataset_of_rule(snakemake.params, abc),
         population=inp.population,
-        gene_panel=inp.get("panel") or snakemake.params.get("genes"),
+        gene_panel=inp.get("panel") or snakemake.params.settings.get("genes"),
     )
     logging.getLogger("abc_downsample").info(stats.summary())
     write_done_marker(snakemake.output.done, snakemake.params.settings)

@@ -45,7 +45,14 @@ def sampling_record(settings: dict) -> dict:
 
 def read_provenance(h5ad_path) -> dict:
     """``uns["abc_downsample"]`` of a result, without reading X or obs."""
+    with unreadable(f"result {h5ad_path}"), h5py.File(h5ad_path, "r") as h5file:
+        return provenance_in(h5file, required=True)
+
+
+def provenance_in(h5file: h5py.File, required: bool = False) -> dict:
+    """``uns["abc_downsample"]`` of an open result: empty for a file without one, unless
+    ``required`` (then a KeyError)."""
     from anndata.io import read_elem
 
-    with unreadable(f"result {h5ad_path}"), h5py.File(h5ad_path, "r") as h5file:
-        return dict(read_elem(h5file["uns"][UNS_KEY]))
+    group = h5file["uns"][UNS_KEY] if required else h5file.get(f"uns/{UNS_KEY}")
+    return dict(read_elem(group)) if group is not None else {}

@@ -108,6 +108,18 @@ def estimate_subset_mem_mb_from_cells(file_size: int, cells_csv, matrix: str) ->
     return _subset_mb(rows_bytes, file_rows) + STREAM_CACHE_MB
 
 
+def subset_job_mem_mb(cached_path, file_size: int, cells_csv, matrix: str) -> int:
+    """Memory of a subset job (the Snakefile's and the plan's): from the cached file's
+    ``indptr`` where the cache holds it (``cached_path``, else None), else estimated from the
+    file's size (the manifest's)."""
+    if cached_path is not None:
+        try:
+            return subset_mem_mb(cached_path, cells_csv, matrix)
+        except Exception:  # damaged or unusual (dense X): the job says what
+            pass
+    return estimate_subset_mem_mb_from_cells(file_size, cells_csv, matrix)
+
+
 def download_runtime_min(file_size: int) -> int:
     """Minutes for a download at a pessimistic rate, plus slack."""
     return DOWNLOAD_SLACK_MIN + _ceil(file_size / (DOWNLOAD_MB_PER_S * MiB * 60))

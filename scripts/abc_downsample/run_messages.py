@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 from abc_downsample.cells_csv import MATRIX
 from abc_downsample.errors import SHOWN
+from abc_downsample.resources import sample_counts
 from abc_downsample.rule_io import PREFIX
 
 if TYPE_CHECKING:  # pandas where a run ends: Snakemake's start-up imports this module
@@ -38,28 +39,31 @@ def groups_name(cluster_column: str) -> str:
     return "clusters" if cluster_column == "cluster_alias" else f"{cluster_column} groups"
 
 
-def sample_figures(summary: pd.DataFrame, matrix_labels: pd.Series) -> dict:
-    """Cells before/after, groups, groups kept whole and matrix files of a sample."""
+def sample_figures(summary: pd.DataFrame, matrices: int) -> dict:
+    """Cells before/after, groups, groups kept whole and matrix files of a sample (its
+    summary, and how many matrix files its cells are in)."""
     kept_whole = summary["kept_whole"].astype(str).str.lower().isin(["true", "1"])
     return {
         "before": int(summary["size"].sum()),
         "after": int(summary["selected"].sum()),
         "groups": len(summary),
         "kept_whole": int(kept_whole.sum()),
-        "matrices": int(matrix_labels.nunique()),
+        "matrices": matrices,
     }
 
 
 def read_sample_figures(summary_csv, cells_csv) -> dict:
-    """`sample_figures` of a sample's files."""
+    """`sample_figures` of a sample's files; its matrices from `resources.sample_counts`,
+    which reads the cell list once a process (the plan and the Snakefile count them too)."""
     import pandas as pd
 
     summary = pd.read_csv(summary_csv, usecols=["size", "selected", "kept_whole"])
-    matrices = pd.read_csv(cells_csv, usecols=[MATRIX], dtype=str)
-    return sample_figures(summary, matrices[MATRIX])
+    return sample_figures(summary, len(sample_counts(cells_csv)))
 
 
-def _cells_and_groups(fig: dict, groups: str) -> str:
+def cells_and_groups(fig: dict, groups: str) -> str:
+    """E.g. "1,500 of 6,000 cells (25.0%), 12 of 40 clusters kept whole" (``fig``:
+    `sample_figures`)."""
     share = f" ({fig['after'] / fig['before']:.1%})" if fig["before"] else ""
     return (
         f"{fig['after']:,} of {fig['before']:,} cells{share}, "
@@ -70,10 +74,10 @@ def _cells_and_groups(fig: dict, groups: str) -> str:
 def sample_line(sample, cluster_column: str) -> str:
     """What the sampling job says once: the sample (a ``sampling.Sample``), and how many
     matrix files it needs."""
-    fig = sample_figures(sample.summary, sample.cells[MATRIX])
+    fig = sample_figures(sample.summary, int(sample.cells[MATRIX].nunique()))
     files = "file" if fig["matrices"] == 1 else "files"
     return (
-        f"sample: {_cells_and_groups(fig, groups_name(cluster_column))}; "
+        f"sample: {cells_and_groups(fig, groups_name(cluster_column))}; "
         f"it needs {fig['matrices']} matrix {files} (one subset job each)"
     )
 
@@ -86,7 +90,7 @@ def success_lines(output: dict, cluster_column: str) -> list[str]:
         return []
     files = "file" if fig["matrices"] == 1 else "files"
     made = (
-        f"{PREFIX}: done: {_cells_and_groups(fig, groups_name(cluster_column))}, "
+        f"{PREFIX}: done: {cells_and_groups(fig, groups_name(cluster_column))}, "
         f"from {fig['matrices']} matrix {files}"
     )
     result = output["expression"]

@@ -95,6 +95,22 @@ def test_estimate_from_cells_bounds_by_file_size(tmp_path):
     assert big_file >= res.BASE_MB + 1.5 * 500 * 30_000 / MB  # at least ~30 kB a real cell
 
 
+def test_a_subset_job_is_sized_from_the_cached_file_else_estimated(tmp_path, matrix):
+    """The Snakefile's and the plan's one sizing: a cached file's indptr; without one, or
+    with one that cannot be read (its job says what is wrong), the estimate from its size."""
+    write_cells_csv(tmp_path / "cells.csv", ["a"])
+    damaged = tmp_path / "damaged.h5ad"
+    damaged.write_bytes(b"not an HDF5 file")
+    args = (10_000 * MB, tmp_path / "cells.csv", "WMB-10Xv3-TH")
+    estimate = res.estimate_subset_mem_mb_from_cells(*args)
+    assert res.subset_job_mem_mb(matrix, *args) == res.subset_mem_mb(matrix, *args[1:])
+    assert res.subset_job_mem_mb(matrix, *args) != estimate
+    assert res.subset_job_mem_mb(None, *args) == estimate
+    assert res.subset_job_mem_mb(damaged, *args) == estimate
+    with pytest.raises(FileNotFoundError):  # no sample yet: Snakemake asks again later
+        res.subset_job_mem_mb(matrix, 10_000 * MB, tmp_path / "later.csv", "WMB-10Xv3-TH")
+
+
 def test_concat_mem_follows_cells_not_matrix_size(tmp_path):
     def subsets(name, n_rows, density):
         path = tmp_path / f"{name}.h5ad"

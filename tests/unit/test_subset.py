@@ -180,3 +180,41 @@ def test_rule_script_reports_a_missing_cell_in_one_line(tmp_path):
     assert not (tmp_path / "subsets" / "WMB-10Xv3-TH.h5ad").exists()
     with h5py.File(tmp_path / "WMB-10Xv3-TH-raw.h5ad") as f:  # input left alone
         assert f["X"].attrs["shape"][0] == N_FILE
+
+
+def test_a_subset_jobs_summary_line_is_read_back_in_every_mode(tmp_path):
+    """A subset job's last log line (``SubsetStats.summary``) says how it read its matrix:
+    the report's cards and the benchmarks read it back, a stream job's "(stream: X MB of
+    rows)" too (bench_plan stopped on it with an IndexError, bench_link_run missed it)."""
+    sys.path.insert(0, str(PROJECT / "benchmarks"))
+    import bench_link_run
+    import bench_plan
+
+    from abc_downsample.report import landing
+    from abc_downsample.subset.local import SubsetStats, parse_summary
+
+    jobs = {
+        "A": SubsetStats(10, 99, 1_250_500_000, "stream", row_bytes=1_000_500_000,
+                         seconds=12.5, waited=3.25),
+        "B": SubsetStats(20, 40, 900_000, "download", seconds=1.5, waited=0.75),
+        "C": SubsetStats(30, 50, 3_000_000, seconds=0.25),
+    }  # fmt: skip
+    logs = tmp_path / "data" / "logs" / "subset_matrix"
+    logs.mkdir(parents=True)
+    fetched = "x INFO stream A: fetched 1,250.5 MB (1,250,500,000 bytes) in 7 requests: ...\n"
+    for matrix, stats in jobs.items():
+        before = fetched if stats.transfer == "stream" else ""
+        (logs / f"{matrix}.log").write_text(f"{before}x INFO {stats.summary(matrix)}\n")
+        assert parse_summary(f"x INFO {stats.summary(matrix)}\n") == stats  # one parser
+    assert parse_summary("x INFO no summary\n") is None
+
+    assert landing.transfers(tmp_path / "data" / "logs", list(jobs)) == {
+        "stream": [(1_250_500_000, 1_000_500_000)], "download": [(900_000, 900_000)],
+        "cache": [(3_000_000, 3_000_000)]}  # fmt: skip
+    assert bench_plan.measured(tmp_path, {"B": 900_000}) == {
+        "A": {"how": "stream", "bytes": 1_250_500_000, "seconds": 3.25, "job_seconds": 12.5},
+        "B": {"how": "download", "bytes": 900_000, "seconds": 0.75, "job_seconds": 1.5},
+        "C": {"how": "cache", "bytes": 0, "seconds": 0.0, "job_seconds": 0.25},
+    }
+    per_file = bench_link_run.subset_figures(logs)["per_file"]
+    assert per_file == {"done by stream": 1, "done by download": 1, "done by cache": 1}

@@ -107,6 +107,9 @@ except AbcError as err:
 config["sampling"]["cluster_column"] = (
     config["sampling"]["cluster_column"] or DATASET.cells.group
 )
+# the taxonomy's levels, top first; a dataset without taxonomy has one, its group key
+# (taxonomy.read_taxonomy)
+LEVELS = list(DATASET.taxonomy.levels) or [DATASET.cells.group]
 
 
 def given_file_digest(key):
@@ -305,13 +308,8 @@ def _subset_mem_mb(matrix, input):
     if DOWNLOAD_JOBS:
         _require_input(input.matrix)  # not fetched yet: Snakemake asks again when it is
     local = cache_path(CACHE, matrix_entry(matrix).relative_path)
-    if local.exists():
-        try:
-            return res.subset_mem_mb(local, input.cells, matrix)
-        except Exception:  # damaged or unusual (dense X): the job says what
-            pass
-    return res.estimate_subset_mem_mb_from_cells(
-        matrix_size(matrix), input.cells, matrix
+    return res.subset_job_mem_mb(
+        local if local.exists() else None, matrix_size(matrix), input.cells, matrix
     )
 
 

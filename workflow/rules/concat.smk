@@ -28,7 +28,6 @@ rule concat:
     params:
         provenance=provenance,
         dataset=DATASET.raw,
-        genes=CONCAT_SETTINGS.get("genes"),
-        settings=CONCAT_SETTINGS,
+        settings=CONCAT_SETTINGS,  # the gene panel (a list of genes, or its file's MD5)
     script:
         "../../scripts/concat.py"

@@ -10,8 +10,6 @@ R_FILES = {
     "colors": f"{R_DIR}/colors.csv",
     "levels": f"{R_DIR}/levels.csv",
 }
-# Idents() of the Seurat object, colLabels() of the SingleCellExperiment: the finest level
-FINEST_LEVEL = (list(DATASET.taxonomy.levels) or [DATASET.cells.group])[-1]
 
 
 rule export_r:
@@ -50,6 +48,7 @@ rule r_objects:
         # R holds the whole matrix: ~32 bytes a non-zero at its peak
         mem_mb=r_objects_mem,
     params:
-        idents=FINEST_LEVEL,
+        # Idents() of the Seurat object, colLabels() of the SingleCellExperiment
+        idents=LEVELS[-1],  # the finest level
     script:
         "../../scripts/r_objects.R"

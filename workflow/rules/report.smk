@@ -1,10 +1,9 @@
 # Figures and tables for `snakemake --report report.html`. The plots never fail a run: a
 # figure that cannot be drawn becomes a placeholder naming the reason (see plots.py).
 REPORT = f"{OUT['dir']}/report"
-# the report's two level figures: the profile's top two levels; a dataset without taxonomy
-# has one, its group key (taxonomy.read_taxonomy)
-_LEVELS = list(DATASET.taxonomy.levels) or [DATASET.cells.group]
-REPORT_LEVELS = (_LEVELS + _LEVELS[-1:])[:2]
+# the report's two level figures: the profile's top two levels (a dataset of one level
+# draws it twice)
+REPORT_LEVELS = (LEVELS + LEVELS[-1:])[:2]
 REPORT_SAMPLING = {
     "sizes": f"{REPORT}/group_sizes.png",
     # named after their level, and numbered: a one-level dataset draws its level twice

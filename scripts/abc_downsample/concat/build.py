@@ -261,8 +261,9 @@ def _group_colors(keys: pd.Series, taxonomy: TaxonomyTable, group: str) -> dict:
 
 
 def _aliases(values) -> pd.Index:
-    """Cluster aliases as text, so int and string spellings of one alias match."""
-    return pd.Index(pd.Series(values).astype(str).to_numpy(object))
+    """Cluster aliases as text (`key_text`), so int, float and string spellings of one alias
+    match."""
+    return pd.Index(pd.Series(values).map(key_text).to_numpy(object))
 
 
 def _strings_as_categoricals(table: pd.DataFrame) -> pd.DataFrame:
@@ -383,17 +384,12 @@ def concat_subsets(
     with (
         atomic_path(out_path, suffix=".h5ad") as tmp,
         csr_h5ad_writer(tmp, obs, var, uns, nnz, dtype, indices_dtype, obsm,
-                        text_columns=_text_columns(obs), growable=growable) as writer,  # fmt: skip
+                        obs_as_given=True, growable=growable) as writer,  # fmt: skip
     ):
         for part in parts:
             _copy_rows(part.path, writer, block_nnz, panel)
         nnz = writer.nnz
     return ConcatStats(rows=n_rows, nnz=nnz, files=len(parts))
-
-
-def _text_columns(obs: pd.DataFrame) -> list[str]:
-    """Columns kept as text (anndata would make categoricals of those with repeats)."""
-    return [c for c in obs.columns if pd.api.types.is_object_dtype(obs[c].dtype)]
 
 
 def _copy_rows(path: str, writer, block_nnz: int, panel: GenePanel | None = None) -> None:
@@ -412,7 +408,7 @@ def _copy_rows(path: str, writer, block_nnz: int, panel: GenePanel | None = None
             indptr = group["indptr"][:].astype(np.int64)
         if len(indptr) == 0 or indptr[0] != 0 or indptr[-1] != size:
             raise AbcError(f"X of {os.path.basename(path)} is inconsistent: delete it and rerun")
-        ends = indptr[1:].copy()  # each row's end, in the output once filtered
+        ends = indptr[1:].copy()  # each row's end in the output once filtered (0 stays 0)
         data_buf = np.empty(min(block_nnz, size), data.dtype)
         indices_buf = np.empty(min(block_nnz, size), indices.dtype)
         kept = 0  # values of this file written so far
@@ -433,8 +429,6 @@ def _copy_rows(path: str, writer, block_nnz: int, panel: GenePanel | None = None
             before = np.r_[0, np.cumsum(keep)]
             ends[inside] = kept + before[indptr[1:][inside] - start]
             kept += int(before[-1])
-        if panel is not None:  # rows ending at 0 (empty rows before any value) kept none
-            ends[indptr[1:] == 0] = 0
         writer.append_row_ends(ends + first)
 
 

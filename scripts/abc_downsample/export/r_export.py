@@ -25,7 +25,7 @@ from abc_downsample.concat.build import DEFAULT_BLOCK_NNZ
 from abc_downsample.errors import AbcError, unreadable
 from abc_downsample.h5ad.csr import check_csr_group
 from abc_downsample.h5ad.tables import read_obs, read_obs_index, read_var
-from abc_downsample.provenance import UNS_KEY
+from abc_downsample.provenance import provenance_in
 
 log = logging.getLogger(__name__)
 
@@ -72,7 +72,7 @@ def write_10x_h5(
         n_cells, n_genes = (int(n) for n in x.attrs["shape"])
         labels = read_obs_index(src)
         var = read_var(src)
-        provenance = _provenance(src)
+        provenance = provenance_in(src)
         nnz = len(x["data"])
         warn_if_too_big_for_r(nnz, nnz_limit)
         counts = provenance.get("variant", "raw") == "raw"
@@ -87,12 +87,6 @@ def write_10x_h5(
             _copy_blocks(x["indices"], matrix, "indices", block_nnz, gzip_level, INDEX_DTYPE)
             matrix.create_dataset("indptr", data=x["indptr"][:].astype(INDEX_DTYPE))
     return nnz
-
-
-def _provenance(h5file: h5py.File) -> dict:
-    """The result's ``uns["abc_downsample"]`` (empty for a file without one)."""
-    group = h5file.get(f"uns/{UNS_KEY}")
-    return dict(read_elem(group)) if group is not None else {}
 
 
 def _write_root_attributes(out: h5py.File, provenance: dict) -> None:

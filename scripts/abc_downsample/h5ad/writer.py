@@ -94,22 +94,20 @@ def csr_h5ad_writer(
     dtype,
     indices_dtype,
     obsm: dict | None = None,
-    text_columns=(),
+    obs_as_given: bool = False,
     growable: bool = False,
 ) -> Iterator[CsrWriter]:
     """Write an h5ad at ``path`` (obs, var, uns, obsm by anndata) and yield a writer for X.
 
-    Text columns become categoricals where they repeat, as ``write_h5ad`` makes them, but
-    the obs columns ``text_columns``. The caller appends all rows; the X group is checked
-    complete on exit. ``growable``: ``nnz`` is a bound, not the count (see ``CsrWriter``).
+    Text columns of var, and of obs unless ``obs_as_given`` (its caller chose them), become
+    categoricals where they repeat, as ``write_h5ad`` makes them. The caller appends all
+    rows; the X group is checked complete on exit. ``growable``: ``nnz`` is a bound, not the
+    count (see ``CsrWriter``).
     """
     import anndata as ad  # see the module's docstring
 
     adata = ad.AnnData(obs=obs, var=var, uns=uns, obsm=obsm)
-    kept = {column: adata.obs[column].copy() for column in text_columns}
-    adata.strings_to_categoricals()
-    for column, values in kept.items():
-        adata.obs[column] = values
+    adata.strings_to_categoricals(adata.var if obs_as_given else None)  # None: obs and var
     adata.write_h5ad(path, convert_strings_to_categoricals=False)
     with h5py.File(path, "r+") as h5file:
         writer = CsrWriter(

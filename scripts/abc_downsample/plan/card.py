@@ -32,7 +32,7 @@ from abc_downsample.plan.matrices import (
     manifest_cost,
     matrix_cost,
 )
-from abc_downsample.run_messages import groups_name, read_sample_figures
+from abc_downsample.run_messages import cells_and_groups, groups_name, read_sample_figures
 from abc_downsample.stream.plan import Link
 from abc_downsample.units import size_text
 
@@ -180,15 +180,13 @@ def _disk(costs, per_matrix: list[dict], rows_path, keep: bool) -> dict:
 def _memory(costs, cells_csv, abc: dict, n_cells: int) -> dict:
     """The memory each job will ask for (``resources``, as the Snakefile sizes them): every
     subset job's and concat's, and the largest."""
-    jobs = {}
-    for cost in costs:
-        name = f"subset_matrix {cost.matrix}"
-        if cost.cached:
-            local = cache_path(abc["cache_dir"], cost.key)
-            jobs[name] = res.subset_mem_mb(local, cells_csv, cost.matrix)
-        else:
-            jobs[name] = res.estimate_subset_mem_mb_from_cells(cost.file_bytes, cells_csv,
-                                                                cost.matrix)  # fmt: skip
+    jobs = {
+        f"subset_matrix {cost.matrix}": res.subset_job_mem_mb(
+            cache_path(abc["cache_dir"], cost.key) if cost.cached else None,
+            cost.file_bytes, cells_csv, cost.matrix,
+        )  # fmt: skip
+        for cost in costs
+    }
     jobs["concat"] = res.concat_mem_mb_for(n_cells)
     largest = max(jobs, key=jobs.get)
     return {"largest_job": largest, "largest_mb": jobs[largest], "jobs": jobs}
@@ -214,24 +212,24 @@ def duration_text(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+def mode_text(mode: dict) -> str:
+    """A transfer mode's cost (``plan["modes"][name]``): "1.2 GB ~4 min"."""
+    return f"{size_text(mode['bytes'])} ~{duration_text(mode['seconds'])}"
+
+
 def plan_lines(plan: dict) -> list[str]:
     """The plan in a few lines (each printed after ``abc-downsample: plan:``)."""
-    cells, modes, disk, memory = plan["cells"], plan["modes"], plan["disk"], plan["memory"]
+    modes, disk, memory = plan["modes"], plan["disk"], plan["memory"]
     matrices, link, chosen = plan["matrices"], plan["link"], plan["transfer"]
-    share = f" ({cells['after'] / cells['before']:.1%})" if cells["before"] else ""
     in_cache = sum(m["cached"] for m in matrices)
     total = size_text(sum(m["file_bytes"] for m in matrices))
-
-    def cost(mode: str) -> str:
-        return f"{size_text(modes[mode]['bytes'])} ~{duration_text(modes[mode]['seconds'])}"
-
     auto_files = ", ".join(f"{how} {n}" for how, n in sorted(modes["auto"]["files"].items()))
     return [
-        f"{cells['after']:,} of {cells['before']:,} cells{share}, {cells['kept_whole']:,} of "
-        f"{cells['groups']:,} {plan['groups']} kept whole; {len(matrices)} matrix files needed "
-        f"({total}, {in_cache} in the cache)",
-        f"to fetch: download {cost('download')}; stream {cost('stream')} in "
-        f"{modes['stream']['requests']:,} requests; auto {cost('auto')} ({auto_files}); "
+        f"{cells_and_groups(plan['cells'], plan['groups'])}; {len(matrices)} matrix files "
+        f"needed ({total}, {in_cache} in the cache)",
+        f"to fetch: download {mode_text(modes['download'])}; stream "
+        f"{mode_text(modes['stream'])} in {modes['stream']['requests']:,} requests; auto "
+        f"{mode_text(modes['auto'])} ({auto_files}); "
         f"abc.transfer: {chosen}; at abc.link {link['latency_ms']:g} ms, "
         f"{link['connection_mbps']:g} MB/s a connection, {link['total_mbps']:g} MB/s in all "
         "(the jobs' waits for the bucket, added up)",

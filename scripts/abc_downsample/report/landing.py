@@ -7,7 +7,6 @@ group figure (embedded as a data URI) and the cells kept per class.
 
 import base64
 import io
-import re
 from pathlib import Path
 
 import matplotlib.pyplot as plt
@@ -15,16 +14,15 @@ import pandas as pd
 
 from abc_downsample.atomic import atomic_path
 from abc_downsample.cells_csv import MATRIX
-from abc_downsample.plan.card import MODES, duration_text, read_plan
+from abc_downsample.plan.card import MODES, mode_text, read_plan
 from abc_downsample.report import plots
 from abc_downsample.report.html import escape
+from abc_downsample.subset.local import parse_summary
 from abc_downsample.units import size_text
 
 FIGURE_SIZE = (7.0, 3.7)  # inches at plots.DPI: shown unscaled next to the class table
 URI_LINE = 4000  # characters per line of the embedded figure (docutils' limit is 10,000)
 SHOWN_TERMS = 8  # terms a level lists by name under the floor
-# a subset job's last line (SubsetStats.summary): "... 12.5 MB read (stream: 9.1 MB of rows)"
-READ_LINE = re.compile(r"([\d,.]+) MB read \((cache|download|stream)(?:: ([\d,.]+) MB of rows)?\)")
 
 # The report centres its landing text in a narrow column beside the rule graph: widen it and
 # start it at the top. The rules apply only while this fragment is on screen.
@@ -68,18 +66,13 @@ def transfers(logs_dir, matrices) -> dict[str, list[tuple[int, int]]]:
     for matrix in matrices:
         path = Path(logs_dir, "subset_matrix", f"{matrix}.log")
         try:
-            matches = READ_LINE.findall(path.read_text(errors="replace"))
+            stats = parse_summary(path.read_text(errors="replace"))
         except OSError:
             continue
-        if matches:
-            read, how, rows = matches[-1]
-            read_bytes = _megabytes(read)
-            found.setdefault(how, []).append((read_bytes, _megabytes(rows) if rows else read_bytes))
+        if stats is not None:
+            rows = stats.bytes_read if stats.row_bytes is None else stats.row_bytes
+            found.setdefault(stats.transfer, []).append((stats.bytes_read, rows))
     return found
-
-
-def _megabytes(text: str) -> int:
-    return int(float(text.replace(",", "")) * 1e6)
 
 
 def transfer_text(found: dict[str, list[tuple[int, int]]], file_bytes: int) -> str:
@@ -159,19 +152,14 @@ def plan_card(plan: dict) -> tuple[str, str, str]:
     the other modes', disk and the largest job's memory."""
     chosen = plan["transfer"]
     modes = plan["modes"]
-    others = "; ".join(
-        f"{mode} {size_text(modes[mode]['bytes'])} ~{duration_text(modes[mode]['seconds'])}"
-        for mode in MODES
-        if mode != chosen
-    )
+    others = "; ".join(f"{mode} {mode_text(modes[mode])}" for mode in MODES if mode != chosen)
     disk, memory = plan["disk"], plan["memory"]
     detail = (
         f"{others}; cache +{size_text(disk['cache'][chosen])}, {plan['data_dir']} "
         f"~{size_text(disk['data'])}; the largest job asks for {memory['largest_mb']:,} MB "
         f"({memory['largest_job']})"
     )
-    value = f"{size_text(modes[chosen]['bytes'])} ~{duration_text(modes[chosen]['seconds'])}"
-    return value, f"planned before the run ({chosen})", detail
+    return mode_text(modes[chosen]), f"planned before the run ({chosen})", detail
 
 
 def _cost(bench: pd.DataFrame) -> tuple[str, str, str]:
@@ -284,7 +272,7 @@ def source_facts(manifest, counts, provenance: dict, logs_dir, groups: str,
         "dataset_matrices": len(in_them),
         "directories": directories,
         "bytes_text": transfer_text(transfers(logs_dir, matrices), file_bytes),
-        "min_size": None if given else provenance["min_cluster_size"],
+        "min_size": provenance.get("min_cluster_size"),  # none for a given cell list
         "min_per_group": 0 if given else provenance.get("min_cells_per_group") or 0,
         "plan": read_plan(plan_json) if plan_json else None,
         "run_text": run_text(provenance, groups),

@@ -9,6 +9,7 @@ import csv
 import io
 import logging
 import os
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
@@ -26,6 +27,13 @@ log = logging.getLogger(__name__)
 
 CORRUPT = "the file may be truncated or corrupt; delete it and rerun"
 LABEL_COLUMNS = (CELL_LABEL, MATRIX)
+# SubsetStats.summary's figures: "1,234 rows, 5,678 non-zeros, 12.5 MB read (stream: 9.1 MB of
+# rows) in 3.20 s (1.10 s waiting for the bucket)"
+SUMMARY = re.compile(
+    r"([\d,]+) rows, ([\d,]+) non-zeros, ([\d,.]+) MB read \((cache|download|stream)"
+    r"(?:: ([\d,.]+) MB of rows)?\)(?: in ([\d.]+) s)?"
+    r"(?: \(([\d.]+) s waiting for the bucket\))?"
+)
 
 
 @dataclass
@@ -49,6 +57,29 @@ class SubsetStats:
             f"{matrix}: {self.rows:,} rows, {self.nnz:,} non-zeros, "
             f"{self.bytes_read / 1e6:,.1f} MB read ({self.transfer}{rows}){took}"
         )
+
+
+def parse_summary(text: str) -> SubsetStats | None:
+    """The figures of the last `SubsetStats.summary` line in ``text`` (a job's log: a
+    retried job's last try), bytes to 0.1 MB; None if it has none (the report and the
+    benchmarks read how each job read its matrix)."""
+    found = SUMMARY.findall(text)
+    if not found:
+        return None
+    rows, nnz, read, transfer, row_mb, seconds, waited = found[-1]
+    return SubsetStats(
+        rows=int(rows.replace(",", "")),
+        nnz=int(nnz.replace(",", "")),
+        bytes_read=_megabytes(read),
+        transfer=transfer,
+        row_bytes=_megabytes(row_mb) if row_mb else None,
+        seconds=float(seconds) if seconds else None,
+        waited=float(waited or 0),
+    )
+
+
+def _megabytes(text: str) -> int:
+    return round(float(text.replace(",", "")) * 1e6)
 
 
 def labels_for_matrix(cells_csv: str | os.PathLike, matrix: str) -> list[str]:
