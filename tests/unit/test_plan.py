@@ -62,6 +62,11 @@ def test_the_modes_of_a_matrix_follow_the_cache_and_the_link(mirror):
             assert modes["download"][:2] == ("download", size)
             assert cost.modes(slow, abc, remote=True)["auto"][0] == "download"
             assert cost.modes(slow, abc, remote=False)["auto"][0] == "stream"  # a mirror
+            # compute nodes without internet: download jobs fetch it whole, as the job says
+            on_host = {**abc, "download_on_host": True}
+            assert cost.modes(Link.from_config(abc["link"]), on_host, remote=True)["auto"] == (
+                modes["download"]
+            )
 
 
 def test_durations_and_the_plans_lines():

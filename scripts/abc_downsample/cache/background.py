@@ -22,6 +22,7 @@ from abc_downsample.cache.verify import (
 )
 from abc_downsample.errors import AbcError
 from abc_downsample.release.manifest import FileEntry, Manifest
+from abc_downsample.stream.plan import reads_the_cache
 from abc_downsample.units import MB
 
 
@@ -71,7 +72,7 @@ def verify_matrices(
 ) -> BackgroundVerifier | None:
     """Start checking the cached, unstamped matrices of ``labels`` (feature_matrix_label)
     where a job would use the cached copy after a stamp check; None if there is none."""
-    if abc["verify"] != "stamp" or abc["transfer"] == "stream":
+    if abc["verify"] != "stamp" or not reads_the_cache(abc, in_cache=True):
         return None
     entries = []
     for label in labels:

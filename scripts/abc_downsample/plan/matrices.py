@@ -37,7 +37,7 @@ from abc_downsample.stream.layout import (
     plan_elements,
     stored_ranges,
 )
-from abc_downsample.stream.plan import Choice, Link, choose_rows
+from abc_downsample.stream.plan import Choice, Link, choose_rows, reads_the_cache
 from abc_downsample.stream.range_file import CountingStore, RangeFile
 from abc_downsample.stream.source import RowsPlan, plan_rows, table_datasets
 
@@ -142,7 +142,7 @@ class MatrixCost:
         )
         stream = ("stream", self.opening.nbytes + self.rows.nbytes, opening_s + rows_s)
         download = ("cache", 0, 0.0) if self.cached else ("download", self.file_bytes, whole_s)
-        if self.cached:
+        if reads_the_cache({**abc, "transfer": "auto"}, self.cached):  # as the job decides
             auto = download
         elif not remote or choice.transfer == "stream":  # a local mirror: always streamed
             auto = stream

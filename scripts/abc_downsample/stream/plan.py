@@ -143,3 +143,12 @@ def choose_rows(link: Link, rows, file_bytes: int, *, concurrency: int, download
         download_concurrency=download["max_concurrency"],
         spent_bytes=spent,
     )
+
+
+def reads_the_cache(abc: dict, in_cache: bool) -> bool:
+    """Download mode; auto where the cache already holds the file (no transfer: offline
+    reruns and a filled cache need no network) or compute nodes have no internet."""
+    transfer = abc["transfer"]
+    if transfer != "auto":
+        return transfer == "download"
+    return in_cache or abc["download_on_host"]

@@ -19,7 +19,7 @@ from abc_downsample.errors import AbcError
 from abc_downsample.h5ad.csr import DEFAULT_MAX_NNZ
 from abc_downsample.h5ad.tables import read_obs_labels
 from abc_downsample.release.manifest import FileEntry
-from abc_downsample.stream.plan import Link, choose_rows
+from abc_downsample.stream.plan import Link, choose_rows, reads_the_cache
 from abc_downsample.stream.source import RemoteCsrSource, open_remote
 from abc_downsample.subset.local import (
     SubsetStats,
@@ -51,7 +51,7 @@ def subset_matrix_file(
         downloading.append(sum(waits))
         return path
 
-    if _reads_the_cache(abc, in_cache):
+    if reads_the_cache(abc, in_cache):
         stats = subset_local_file(fetch_cached(), cells_csv, out_path, matrix)
         fetched = not in_cache
         stats.transfer = "download" if fetched else "cache"
@@ -69,15 +69,6 @@ def subset_matrix_file(
         forget(cache_dir, entry)
     stats.seconds = time.monotonic() - started
     return stats
-
-
-def _reads_the_cache(abc: dict, in_cache: bool) -> bool:
-    """Download mode; auto where the cache already holds the file (no transfer: offline
-    reruns and a filled cache need no network) or compute nodes have no internet."""
-    transfer = abc["transfer"]
-    if transfer != "auto":
-        return transfer == "download"
-    return in_cache or abc["download_on_host"]
 
 
 def _selected_rows(source: RemoteCsrSource, labels):
