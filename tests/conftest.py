@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from s3_server import MotoServer, upload_tree
+from s3_server import BUCKET, MotoServer, upload_tree
 
 from abc_downsample.cache.layout import write_receipt
 from abc_downsample.cache.store import open_store
@@ -68,6 +68,24 @@ def stream_settings(**settings) -> dict:
         "merge_gap": stream["merge_gap_kb"] * 1024,
     }
     return {**defaults, **settings}
+
+
+def md5(path) -> str:
+    """A file's MD5 (hex), as a manifest lists it."""
+    return file_md5(path).hexdigest()
+
+
+def moto_config(
+    endpoint_url: str, abc: dict | None = None, output: dict | None = None, **sampling
+) -> dict:
+    """A run's config against the moto S3 server at ``endpoint_url`` (the synthetic
+    release's bucket): 1500 cells, min_cluster_size 50, or the ``sampling`` keys given;
+    ``abc`` adds to the abc block, ``output`` is the output block."""
+    config = {
+        "abc": {"bucket": BUCKET, "endpoint_url": endpoint_url, **(abc or {})},
+        "sampling": {"target_cells": 1500, "min_cluster_size": 50, **sampling},
+    }
+    return config if output is None else {**config, "output": output}
 
 
 def pytest_collection_modifyitems(items):
@@ -208,8 +226,7 @@ def receipts_for(workdir, *names) -> dict:
     receipts = {}
     for name in names:
         path = Path(workdir) / name
-        md5 = file_md5(path).hexdigest()
-        entry = FileEntry("", "", "", None, name, path.stat().st_size, md5, "")
+        entry = FileEntry("", "", "", None, name, path.stat().st_size, md5(path), "")
         receipts[name] = Path(workdir) / "receipts" / f"{name}.json"
         write_receipt(receipts[name], entry)
     return receipts

@@ -9,16 +9,8 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ERROR, RESULT, run_snakemake, snakemake_ok
+from conftest import ERROR, RESULT, moto_config, run_snakemake, snakemake_ok
 from synthetic_paths import GENES
-
-
-def moto_config(endpoint_url: str, genes=None) -> dict:
-    return {
-        "abc": {"bucket": "allen-brain-cell-atlas", "endpoint_url": endpoint_url},
-        "sampling": {"target_cells": 1500, "min_cluster_size": 50},
-        "output": {"genes": genes},
-    }
 
 
 def jobs(output: str, rule: str) -> int:
@@ -40,7 +32,8 @@ def test_a_panel_keeps_its_genes_and_every_cell_and_reruns_only_concat(
     wanted = [genes["gene_symbol"].iloc[40], genes["gene_identifier"].iloc[3], "NotAGene",
               genes["gene_symbol"].iloc[7]]  # fmt: skip
     workdir, before = whole["workdir"], whole["result"]
-    output = snakemake_ok(workdir, config=moto_config(s3_endpoint, wanted))
+    config = moto_config(s3_endpoint, output={"genes": wanted})
+    output = snakemake_ok(workdir, config=config)
     assert jobs(output, "concat") == 1
     assert jobs(output, "subset_matrix") == 0 and jobs(output, "sample_cells") == 0
     warning = ("abc-downsample: warning: output.genes: 1 of its 4 names are no gene of the "
@@ -56,7 +49,7 @@ def test_a_panel_keeps_its_genes_and_every_cell_and_reruns_only_concat(
     np.testing.assert_array_equal(panel.X.toarray(), before.X[:, columns].toarray())
     assert list(panel.uns["abc_downsample"]["genes"]) == [str(w) for w in wanted]
 
-    again = snakemake_ok(workdir, config=moto_config(s3_endpoint, wanted))
+    again = snakemake_ok(workdir, config=config)
     assert "Nothing to be done" in again
 
 
@@ -65,13 +58,14 @@ def test_a_panel_file_whose_content_decides(whole, s3_endpoint, synthetic_releas
     workdir = whole["workdir"]
     panel_file = workdir / "panel.txt"
     panel_file.write_text("gene\n" + "\n".join(genes["gene_symbol"].iloc[[5, 9]]) + "\n")
-    output = snakemake_ok(workdir, config=moto_config(s3_endpoint, str(panel_file)))
+    config = moto_config(s3_endpoint, output={"genes": str(panel_file)})
+    output = snakemake_ok(workdir, config=config)
     assert jobs(output, "concat") == 1 and jobs(output, "subset_matrix") == 0
     assert ad.read_h5ad(workdir / RESULT).var_names.tolist() == (
         genes["gene_identifier"].iloc[[5, 9]].tolist()
     )
     panel_file.write_text("\n".join(genes["gene_identifier"].iloc[[1, 2, 3]]) + "\n")
-    output = snakemake_ok(workdir, config=moto_config(s3_endpoint, str(panel_file)))
+    output = snakemake_ok(workdir, config=config)
     assert jobs(output, "concat") == 1 and jobs(output, "subset_matrix") == 0
     result = ad.read_h5ad(workdir / RESULT)
     assert result.n_vars == 3 and result.n_obs == whole["result"].n_obs
@@ -82,7 +76,8 @@ def test_a_panel_file_whose_content_decides(whole, s3_endpoint, synthetic_releas
 
 
 def test_a_panel_file_that_is_not_there_is_one_line(tmp_path, s3_endpoint):
-    result = run_snakemake(tmp_path, "-n", config=moto_config(s3_endpoint, "Snap25"))
+    config = moto_config(s3_endpoint, output={"genes": "Snap25"})
+    result = run_snakemake(tmp_path, "-n", config=config)
     assert result.returncode != 0
     last = [line for line in result.stderr.splitlines() if line.strip()][-1]
     assert last.startswith(f"{ERROR} output.genes Snap25 is not a file")

@@ -9,21 +9,13 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from conftest import run_snakemake, snakemake_ok
+from conftest import moto_config, run_snakemake, snakemake_ok
 
 PLAN_JSON = "data/.abc/plan.json"
 READ = re.compile(
     r"MB read \((cache|download|stream)(?:: [\d,.]+ MB of rows)?\) in [\d.]+ s \(([\d.]+) s waiting"
 )
 FETCHED = re.compile(r"stream \S+: fetched [\d,.]+ MB \(([\d,]+) bytes\)")
-
-
-def moto_config(endpoint_url: str, transfer: str = "auto") -> dict:
-    return {
-        "abc": {"bucket": "allen-brain-cell-atlas", "endpoint_url": endpoint_url,
-                "transfer": transfer},  # fmt: skip
-        "sampling": {"target_cells": 1500, "min_cluster_size": 50},
-    }
 
 
 def measured(workdir: Path) -> dict:
@@ -39,7 +31,7 @@ def measured(workdir: Path) -> dict:
 @pytest.fixture(scope="module")
 def planned(tmp_path_factory, s3_endpoint):
     workdir = tmp_path_factory.mktemp("plan")
-    output = snakemake_ok(workdir, "plan", config=moto_config(s3_endpoint, "stream"))
+    output = snakemake_ok(workdir, "plan", config=moto_config(s3_endpoint, {"transfer": "stream"}))
     return {"workdir": workdir, "output": output}
 
 
@@ -75,7 +67,7 @@ def test_plan_samples_and_prints_the_cost_without_fetching_a_matrix(planned, syn
 
 def test_the_run_fetches_what_the_plan_said_and_the_report_shows_it(planned, s3_endpoint):
     workdir = planned["workdir"]
-    output = snakemake_ok(workdir, config=moto_config(s3_endpoint, "stream"))
+    output = snakemake_ok(workdir, config=moto_config(s3_endpoint, {"transfer": "stream"}))
     assert not re.search(r"^(?:local)?rule make_plan:$", output, flags=re.M), "plan redone"
     plan = json.loads((workdir / PLAN_JSON).read_text())
     got = measured(workdir)
@@ -92,7 +84,7 @@ def test_the_run_fetches_what_the_plan_said_and_the_report_shows_it(planned, s3_
     assert "planned before the run (stream)" in landing
     assert "the largest job asks for" in landing
 
-    again = run_snakemake(workdir, "plan", config=moto_config(s3_endpoint, "stream"))
+    again = run_snakemake(workdir, "plan", config=moto_config(s3_endpoint, {"transfer": "stream"}))
     assert again.returncode == 0 and "rule make_plan:" not in again.stdout + again.stderr
     last = [line for line in again.stderr.splitlines() if line.strip()][-4:]
     assert [line.removeprefix("abc-downsample: ") for line in last] == (

@@ -14,9 +14,10 @@ import h5py
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import run_snakemake
+from conftest import moto_config, run_snakemake
 from pictures import TAB_RED, count_color, pixels
 from PIL import Image
+from synthetic_paths import COLORS, PIVOTED
 
 FIGURES = [
     "group_sizes.png",
@@ -96,10 +97,7 @@ def report_run(tmp_path_factory, s3_endpoint):
 
     The run's stderr is kept in ``run.stderr`` of the working directory."""
     workdir = tmp_path_factory.mktemp("report_run")
-    config = {
-        "abc": {"bucket": "allen-brain-cell-atlas", "endpoint_url": s3_endpoint},
-        "sampling": {"target_cells": 1500, "min_cluster_size": 50},
-    }
+    config = moto_config(s3_endpoint)
     result = run_snakemake(workdir, config=config, timeout=600)
     assert result.returncode == 0, (result.stdout + result.stderr)[-5000:]
     (workdir / "run.stderr").write_text(result.stderr)
@@ -133,9 +131,8 @@ def test_report_embeds_every_figure_and_table(report_run):
 
 def test_class_figure_uses_the_atlas_colours(report_run, synthetic_release):
     root = Path(synthetic_release["root"])
-    views = "metadata/WMB-taxonomy/20231215/views/cluster_to_cluster_annotation_membership"
-    pivoted = pd.read_csv(root / f"{views}_pivoted.csv", keep_default_na=False)
-    colors = pd.read_csv(root / f"{views}_color.csv", keep_default_na=False)
+    pivoted = pd.read_csv(root / PIVOTED, keep_default_na=False)
+    colors = pd.read_csv(root / COLORS, keep_default_na=False)
     class_colors = pivoted.merge(colors, on="cluster_alias").drop_duplicates("class")
     figure = report_run / "data" / "report" / "cells_per_level1_class.png"
     for hex_color in class_colors["class_color"]:

@@ -7,17 +7,10 @@ import re
 import anndata as ad
 import pandas as pd
 import pytest
-from conftest import DEMO, DEMO_OUT, run_snakemake
+from conftest import DEMO, DEMO_OUT, snakemake_ok
 
 OUT = DEMO_OUT  # the demo's outputs
 DRAW = ("target_cells", "min_cluster_size", "seed", "strategy")
-
-
-def ok(workdir, *args, config=DEMO) -> str:
-    result = run_snakemake(workdir, *args, config=config)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-4000:]
-    return output
 
 
 def with_sampling(**sampling) -> dict:
@@ -26,7 +19,7 @@ def with_sampling(**sampling) -> dict:
 
 def report_text(workdir) -> str:
     """The report's first screen as text (the landing fragment, as embedded)."""
-    ok(workdir, "--report", "report.html")  # the demo's config: no override
+    snakemake_ok(workdir, "--report", "report.html", config=DEMO)  # the demo's: no override
     page = (workdir / "report.html").read_text()
     return " ".join(re.sub(r"<[^>]+>", " ", page).split())
 
@@ -37,7 +30,7 @@ def workdir(tmp_path_factory):
 
 
 def test_a_report_made_without_the_runs_override_says_what_the_run_did(workdir):
-    ok(workdir, config=with_sampling(target_cells=2000))
+    snakemake_ok(workdir, config=with_sampling(target_cells=2000))
     result = ad.read_h5ad(workdir / OUT["expression"], backed="r")
     assert result.n_obs == 2000 and result.uns["abc_downsample"]["target_cells"] == 2000
     text = report_text(workdir)
@@ -49,7 +42,7 @@ def test_a_report_made_without_the_runs_override_says_what_the_run_did(workdir):
 def test_a_given_cell_list_is_named_and_no_draw_is_claimed(workdir):
     picked = pd.read_csv(workdir / OUT["cells"])
     picked.iloc[:700][["cell_label"]].to_csv(workdir / "given.csv", index=False)
-    ok(workdir, config=with_sampling(cells_file="given.csv"))
+    snakemake_ok(workdir, config=with_sampling(cells_file="given.csv"))
     result = ad.read_h5ad(workdir / OUT["expression"], backed="r")
     provenance = result.uns["abc_downsample"]
     assert result.n_obs == 700

@@ -14,7 +14,7 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 import yaml
-from conftest import PROJECT, RESULT, clean_env, run_snakemake
+from conftest import PROJECT, RESULT, clean_env, run_snakemake, snakemake_ok
 from s3_server import free_port, signed_client
 
 CELLS = "data/downsampled_cells.csv"
@@ -26,13 +26,6 @@ def config_for(endpoint: str, **abc) -> dict:
                 "transfer": "download", **abc},  # fmt: skip
         "sampling": {"target_cells": 600, "min_cluster_size": 20},
     }
-
-
-def ok(workdir, config, *args) -> str:
-    result = run_snakemake(workdir, "--show-failed-logs", *args, config=config)
-    output = result.stdout + result.stderr
-    assert result.returncode == 0, output[-5000:]
-    return output
 
 
 def provenance(workdir) -> dict:
@@ -56,12 +49,12 @@ def assert_complete(workdir):
 def test_changed_release_rebuilds_without_downloading_again(tmp_path, own_bucket):
     proxy, release = own_bucket["proxy"], own_bucket["release"]
     config = config_for(proxy.url)
-    ok(tmp_path, config)
+    snakemake_ok(tmp_path, config=config)
     assert provenance(tmp_path)["release"] == "20250531"
     served = data_bytes(proxy, release)
 
     config["abc"]["release"] = release["old_release"]  # the same files, an older manifest
-    output = ok(tmp_path, config)
+    output = snakemake_ok(tmp_path, config=config)
     assert "Nothing to be done" not in output
     assert provenance(tmp_path)["release"] == release["old_release"]
     assert data_bytes(proxy, release) == served, "cached files were downloaded again"
@@ -71,7 +64,7 @@ def test_changed_release_rebuilds_without_downloading_again(tmp_path, own_bucket
 def test_latest_follows_a_new_release_and_is_resolved_once(tmp_path, own_bucket):
     proxy, release = own_bucket["proxy"], own_bucket["release"]
     config = config_for(proxy.url, release="latest")
-    ok(tmp_path, config)
+    snakemake_ok(tmp_path, config=config)
     assert provenance(tmp_path)["release"] == "20250531"
     assert (tmp_path / "data/.abc/latest_release").read_text().strip() == "20250531"
 
@@ -86,7 +79,7 @@ def test_latest_follows_a_new_release_and_is_resolved_once(tmp_path, own_bucket)
     )
     try:
         served, lists = data_bytes(proxy, release), proxy.lists
-        output = ok(tmp_path, config)
+        output = snakemake_ok(tmp_path, config=config)
         assert "abc.release latest is 20261101" in output
         assert proxy.lists == lists + 1, "the run listed the bucket more than once"
         assert provenance(tmp_path)["release"] == "20261101"
@@ -95,7 +88,7 @@ def test_latest_follows_a_new_release_and_is_resolved_once(tmp_path, own_bucket)
 
         # offline: the release the last run resolved, said so, and nothing to redo
         offline = config_for(f"http://127.0.0.1:{free_port()}", release="latest")
-        output = ok(tmp_path, offline)
+        output = snakemake_ok(tmp_path, config=offline)
         assert "using 20261101, the last one seen" in output
         assert "Nothing to be done" in output
     finally:
@@ -107,18 +100,18 @@ def test_latest_follows_a_new_release_and_is_resolved_once(tmp_path, own_bucket)
 def test_cells_file_content_decides_and_a_missing_one_is_an_error(tmp_path, own_bucket):
     proxy = own_bucket["proxy"]
     first = tmp_path / "first"
-    ok(first, config_for(proxy.url))
+    snakemake_ok(first, config=config_for(proxy.url))
     picked = pd.read_csv(first / CELLS)
     given = tmp_path / "given.csv"
     picked.iloc[:300][["cell_label"]].to_csv(given, index=False)
     config = config_for(proxy.url)
     config["sampling"]["cells_file"] = str(given)
     work = tmp_path / "work"
-    ok(work, config)
+    snakemake_ok(work, config=config)
     assert len(ad.read_h5ad(work / RESULT, backed="r")) == 300
 
     picked.iloc[:200][["cell_label"]].to_csv(given, index=False)  # same name, new content
-    ok(work, config)
+    snakemake_ok(work, config=config)
     assert len(ad.read_h5ad(work / RESULT, backed="r")) == 200
     assert_complete(work)
 

@@ -10,19 +10,12 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import ERROR, RESULT, run_snakemake, snakemake_ok
+from conftest import ERROR, RESULT, moto_config, run_snakemake, snakemake_ok
 from synthetic_paths import CELLS
 
 CELL_LIST = "data/downsampled_cells.csv"
 LEVELS = "data/sampling_levels.csv"
 LANDING = "data/report/landing.html"
-
-
-def moto_config(endpoint_url: str, **sampling) -> dict:
-    return {
-        "abc": {"bucket": "allen-brain-cell-atlas", "endpoint_url": endpoint_url},
-        "sampling": {"target_cells": 1500, "min_cluster_size": 50, **sampling},
-    }
 
 
 @pytest.fixture(scope="module")

@@ -1,7 +1,6 @@
 """One cache, many projects, files verified once (issue 12): the real snakemake against
 moto's S3 server behind our counting proxy, on a bucket of this module's own."""
 
-import hashlib
 import subprocess
 import sys
 import time
@@ -10,7 +9,7 @@ from pathlib import Path
 import anndata as ad
 import pandas as pd
 import yaml
-from conftest import PROJECT, RESULT, clean_env, snakefile
+from conftest import PROJECT, RESULT, clean_env, md5, snakefile
 from synthetic_paths import CELLS
 
 
@@ -37,10 +36,6 @@ def config_for(endpoint: str, cache: Path, **sampling) -> dict:
                 "transfer": "download"},  # fmt: skip
         "sampling": {"target_cells": 600, "min_cluster_size": 20, **sampling},
     }
-
-
-def md5(path) -> str:
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
 def test_three_projects_share_one_cache_and_fetch_each_file_once(tmp_path, own_bucket):

@@ -5,15 +5,8 @@ from pathlib import Path
 
 import pandas as pd
 import yaml
-from conftest import ERROR, PROJECT, run_snakemake
+from conftest import ERROR, PROJECT, moto_config, run_snakemake
 from synthetic_paths import CELLS
-
-
-def moto_config(endpoint_url: str, **sampling) -> dict:
-    return {
-        "abc": {"bucket": "allen-brain-cell-atlas", "endpoint_url": endpoint_url},
-        "sampling": {"target_cells": 1500, "min_cluster_size": 50, **sampling},
-    }
 
 
 def test_a_warning_of_a_job_reaches_the_terminal(tmp_path, s3_endpoint, synthetic_release):

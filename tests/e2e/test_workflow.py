@@ -4,7 +4,6 @@ Results are checked against an independent reading of the synthetic files (panda
 not against our own modules.
 """
 
-import hashlib
 import re
 import shutil
 from collections import Counter
@@ -14,7 +13,7 @@ import anndata as ad
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import RESULT, snakemake_ok
+from conftest import RESULT, md5, snakemake_ok
 from s3_server import free_port
 from synthetic_paths import CELLS, GENES, MEMBERSHIP, PIVOTED
 
@@ -44,10 +43,6 @@ def jobs_run(output: str) -> Counter:
     """Rule name -> number of jobs snakemake started, from its log lines."""
     names = re.findall(r"^(?:local)?(?:rule|checkpoint) ([\w]+):$", output, flags=re.M)
     return Counter(names)
-
-
-def md5(path) -> str:
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ naming the key."""
 
 import pandas as pd
 import pytest
-from conftest import PROJECT
 
 from abc_downsample.dataset.choose import is_whole
 from abc_downsample.dataset.profile import (
@@ -15,10 +14,11 @@ from abc_downsample.dataset.profile import (
     read_profile,
 )
 from abc_downsample.errors import AbcError
-from abc_downsample.release.manifest import Manifest
+from abc_downsample.project import SHIPPED_RELEASES
+from abc_downsample.release.manifest import Manifest, manifest_key
 from abc_downsample.sampling.sample import sample_cells
 
-REAL_MANIFEST = PROJECT / "workflow" / "resources" / "releases" / "20250531" / "manifest.json"
+REAL_MANIFEST = SHIPPED_RELEASES / manifest_key("20250531")
 ALL_PROFILES = sorted(p.stem for p in DATASETS_DIR.glob("*.yaml"))
 # whole profiles (the 2025 datasets); the others are partial: the release gives the rest
 PROFILES = [n for n in ALL_PROFILES if is_whole(read_profile(DATASETS_DIR / f"{n}.yaml"))]

@@ -2,7 +2,6 @@
 (``abc_datasets_newer.md``): columns, traps, unassigned cells, extra matrix cells, manifests
 per release; and the independent reader (``newer_truth``) reads them."""
 
-import hashlib
 from pathlib import Path
 
 import anndata as ad
@@ -11,8 +10,9 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import PROJECT
+from conftest import PROJECT, md5
 from newer_truth import DATASETS, manifest, read_csv, read_truth, source_rows
+from synthetic_paths import CELLS, GENES
 
 from abc_downsample.demo.release import NEWEST, ensure_release, write_release
 from abc_downsample.errors import AbcError
@@ -77,10 +77,6 @@ def truths(release):
     return {name: read_truth(release["root"], name, "20261031") for name in NEWER}
 
 
-def md5(path) -> str:
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
-
-
 def listed_files(data: dict) -> dict[str, dict]:
     """{relative_path: entry} of a manifest's file_listing."""
     found = {}
@@ -128,7 +124,7 @@ def test_older_releases_and_wmb_files_are_those_of_a_plain_release(release, tmp_
     for path, facts in plain["files"].items():
         assert release["files"][path] == facts, path
     moved = "metadata/WMB-10X/20251031/cell_metadata.csv"
-    assert md5(root / moved) == md5(root / "metadata/WMB-10X/20241115/cell_metadata.csv")
+    assert md5(root / moved) == md5(root / CELLS)
 
 
 def test_a_dataset_is_the_same_whatever_else_the_release_holds(release, tmp_path):
@@ -267,7 +263,7 @@ def test_aibs_reuses_the_wmb_matrices_and_genes(release, truths):
     assert set(truth.cells["dataset_label"]) == {"WMB-10Xv2", "WMB-10Xv3"}
     assert set(truth.matrices) <= set(release["matrices"])
     assert list(truth.genes["gene_identifier"]) == list(
-        read_csv(release["root"], "metadata/WMB-10X/20241115/gene.csv")["gene_identifier"])
+        read_csv(release["root"], GENES)["gene_identifier"])
     wmb = read_csv(release["root"], "metadata/WMB-10X/20251031/cell_metadata.csv")
     wmb = wmb[wmb["dataset_label"] != "WMB-10XMulti"].set_index("cell_label")
     only_aibs = truth.cells.index.difference(wmb.index)

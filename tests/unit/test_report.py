@@ -1,5 +1,5 @@
-"""The report: figures and tables from hand-made tables, then `snakemake --report` of a
-synthetic run opened in headless Chromium.
+"""The report: figures and tables from hand-made tables (`snakemake --report` of a
+synthetic run, opened in headless Chromium: e2e/test_report_run.py).
 
 Figures are checked by their pixels (PIL), tables by an independent reading of the inputs.
 """
@@ -15,14 +15,14 @@ import matplotlib.pyplot as plt
 import numpy as np
 import pandas as pd
 import pytest
-from conftest import PROJECT
 from pictures import ATLAS_GREEN, TAB_RED, count_color, pixels
 from PIL import Image
 
 from abc_downsample.dataset.profile import dataset_from_dict, load_dataset
 from abc_downsample.errors import AbcError
 from abc_downsample.metadata.taxonomy import read_taxonomy
-from abc_downsample.release.manifest import Manifest
+from abc_downsample.project import SHIPPED_RELEASES
+from abc_downsample.release.manifest import Manifest, manifest_key
 from abc_downsample.report import landing, plots
 
 
@@ -354,8 +354,7 @@ def test_the_cards_say_how_each_matrix_was_read(tmp_path):
 def test_files_read_count_the_datasets_own_matrices():
     """WHB reads 2 files: of WHB's 2, not of every matrix in the release (issue 22,
     finding 4), from the real manifest of 20250531."""
-    shipped = PROJECT / "workflow" / "resources" / "releases" / "20250531"
-    manifest = Manifest.load(shipped / "manifest.json")
+    manifest = Manifest.load(SHIPPED_RELEASES / manifest_key("20250531"))
     directories, files = landing.dataset_matrices(
         manifest, ["WHB-10Xv3-Neurons", "WHB-10Xv3-Nonneurons"], "raw"
     )
@@ -385,8 +384,3 @@ def test_the_first_screen_says_what_the_run_did_from_its_provenance():
     assert text.startswith("Offline demo: a synthetic release")
     assert "cells from picked.csv (not sampled, only cells with library_method in 10Xv3)" in text
     assert not re.search("target|seed|strategy|kept whole", text), text
-
-
-# ---- the report of a synthetic run, in a browser ---------------------------------------
-
-

@@ -14,6 +14,7 @@ import pytest
 from conftest import fetch_settings, store_of
 from h5_compare import assert_same_h5
 from s3_server import BUCKET
+from synthetic_paths import CELLS
 
 from abc_downsample.config_check import abc_with_defaults
 from abc_downsample.errors import AbcError
@@ -36,7 +37,7 @@ def s3(s3_endpoint):
 def cells_csv(release, tmp_path_factory):
     """A sample: a random fifth of each matrix's metadata cells, in a shuffled order."""
     cells = pd.read_csv(
-        f"{release['root']}/metadata/WMB-10X/20241115/cell_metadata.csv",
+        f"{release['root']}/{CELLS}",
         usecols=["cell_label", "feature_matrix_label"],
         dtype=str,
     )

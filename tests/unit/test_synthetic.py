@@ -1,6 +1,5 @@
 """The synthetic release keeps the promises of the real bucket's format (docs: abc_layout)."""
 
-import hashlib
 import json
 from pathlib import Path
 
@@ -10,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
-from conftest import PROJECT, SYNTHETIC_ARGS
+from conftest import PROJECT, SYNTHETIC_ARGS, md5
 from s3_server import BUCKET, unsigned_client
 
 from abc_downsample.config_check import default_config
@@ -45,10 +44,6 @@ def matrix_files(release):
         for label, info in release["matrices"].items()
         for variant in ("raw", "log2")
     ]
-
-
-def md5(path):
-    return hashlib.md5(Path(path).read_bytes()).hexdigest()
 
 
 @pytest.fixture(scope="module")

@@ -3,6 +3,7 @@ files in the real layouts, CSV bytes, the manifest."""
 
 import hashlib
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import anndata as ad
@@ -91,6 +92,12 @@ def random_colors(rng: np.random.Generator, terms) -> dict[str, str]:
     return {t: "#" + "".join(f"{v:02X}" for v in rng.integers(0, 256, 3)) for t in terms}
 
 
+def wells(rng: np.random.Generator, n: int) -> list[str]:
+    """``n`` plate wells, ``A01`` to ``H12``."""
+    rows_cols = rng.integers(0, [8, 12], size=(n, 2))
+    return [f"{chr(65 + int(r))}{int(c) + 1:02d}" for r, c in rows_cols]
+
+
 def random_barcodes(rng: np.random.Generator, n: int) -> np.ndarray:
     letters = np.array(list("ACGT"))
     codes = letters[rng.integers(0, 4, size=(n, 16))]
@@ -117,6 +124,30 @@ def log2_cpm(counts):
     row_sums = np.bincount(row_of_value, weights=data, minlength=indptr.size - 1)
     cpm = data.astype(np.float64) / row_sums[row_of_value] * 1e6
     return np.log2(cpm + 1).astype(np.float32), indices, indptr
+
+
+def gene_var(genes: pd.DataFrame) -> pd.DataFrame:
+    """An h5ad's var from a gene table: ``gene_symbol`` indexed by ``gene_identifier``."""
+    return pd.DataFrame(
+        {"gene_symbol": genes["gene_symbol"].to_numpy()},
+        index=pd.Index(genes["gene_identifier"].to_numpy(), name="gene_identifier"),
+    )
+
+
+def write_raw_and_log2(
+    root: Path,
+    key_of: Callable[[str], str],
+    obs,
+    var,
+    counts,
+    storage: str,
+    extra_uns: Callable[[str], dict] = lambda variant: {},
+) -> None:
+    """The ``raw`` h5ad of ``counts`` and its ``log2`` (log2(CPM+1)) one, at
+    ``root / key_of(variant)``; uns: ``normalization``, then ``extra_uns(variant)``."""
+    for variant, matrix in (("raw", counts), ("log2", log2_cpm(counts))):
+        uns = {"normalization": "raw" if variant == "raw" else "log2(CPM+1)", **extra_uns(variant)}
+        write_h5ad(root / key_of(variant), obs, var, uns, matrix, storage)
 
 
 def write_h5ad(path: Path, obs, var, uns: dict, csr, storage: str) -> None:

@@ -25,6 +25,7 @@ from abc_downsample.demo.common import random_barcodes
 from abc_downsample.demo.genes import macosko_genes
 from abc_downsample.demo.newer_common import (
     barcodes_repeat,
+    dataset_info,
     dates,
     example_expression,
     groups,
@@ -93,27 +94,16 @@ def write(root: Path, rng: np.random.Generator, ctx) -> dict[str, dict]:
     assigned = set(taxonomy["cell_to_cluster_membership"]["cell_label"])
     aibs_matrices = {m: ctx.wmb_matrices[m] for m in dict.fromkeys(aibs["feature_matrix_label"])}
     return {
-        MACOSKO: _info(MACOSKO_METADATA, f"{MACOSKO_METADATA}/gene.csv", matrices, listed,
-                       assigned, [*macosko_files, *shared, *matrix_keys(matrices)]),
+        MACOSKO: dataset_info(RELEASE, MACOSKO_METADATA, f"{MACOSKO_METADATA}/gene.csv",
+                              TAXONOMY.directory, matrices, listed, assigned,
+                              [*macosko_files, *shared, *matrix_keys(matrices)]),
         AIBS: {
-            **_info(AIBS_METADATA, f"{ctx.wmb_metadata}/gene.csv", aibs_matrices, aibs,
-                    assigned, [*aibs_files, *shared]),
+            **dataset_info(RELEASE, AIBS_METADATA, f"{ctx.wmb_metadata}/gene.csv",
+                           TAXONOMY.directory, aibs_matrices, aibs, assigned,
+                           [*aibs_files, *shared]),
             "n_not_in_wmb": int((~aibs["cell_label"].isin(ctx.wmb_cells["cell_label"])).sum()),
         },
     }  # fmt: skip
-
-
-def _info(metadata, genes, matrices, cells, assigned, files) -> dict:
-    return {
-        "release": RELEASE,
-        "cells": f"{metadata}/cell_metadata.csv",
-        "genes": genes,
-        "taxonomy": TAXONOMY.directory,
-        "matrices": matrices,
-        "n_cells": len(cells),
-        "n_assigned": int(cells["cell_label"].isin(assigned).sum()),
-        "files": files,
-    }
 
 
 # ---- Macosko --------------------------------------------------------------------------
@@ -158,8 +148,19 @@ def _macosko_cells(rng: np.random.Generator, n_cells: int):
     return population(rng, shares, n_cells, make), libraries
 
 
-def _macosko_tables(rng, listed, libraries, genes) -> dict[str, pd.DataFrame]:
+def _donor_tables(rng, libraries: pd.DataFrame, origin: str, **more) -> dict[str, pd.DataFrame]:
+    """A half's ``donor`` table (the donors of its ``libraries``, from ``origin``, with
+    ``more`` columns) and its ``value_sets``."""
     donors = sorted(set(libraries["donor_label"]))
+    return {
+        "donor": pd.DataFrame({"donor_label": donors,
+                               "donor_sex": rng.choice(["F", "M"], len(donors)),
+                               "origin_dataset": origin, **more}),
+        "value_sets": value_sets({"origin_dataset": ("donor", ["WMB-AIBS", "WMB-Macosko"])}),
+    }  # fmt: skip
+
+
+def _macosko_tables(rng, listed, libraries, genes) -> dict[str, pd.DataFrame]:
     return {
         "cell_metadata": listed[COLUMNS],
         "gene": genes,
@@ -169,10 +170,7 @@ def _macosko_tables(rng, listed, libraries, genes) -> dict[str, pd.DataFrame]:
             "anatomical_division_label": libraries["region"].str.split("-").str[0],
             "donor_label": libraries["donor_label"],
         }),
-        "donor": pd.DataFrame({"donor_label": donors,
-                               "donor_sex": rng.choice(["F", "M"], len(donors)),
-                               "origin_dataset": "WMB-Macosko"}),
-        "value_sets": value_sets({"origin_dataset": ("donor", ["WMB-AIBS", "WMB-Macosko"])}),
+        **_donor_tables(rng, libraries, "WMB-Macosko"),
         "views/example_gene_expression": example_expression(rng, listed["cell_label"],
                                                             genes["gene_symbol"]),
     }  # fmt: skip
@@ -211,7 +209,6 @@ def _aibs_tables(rng, cells: pd.DataFrame, ctx) -> dict[str, pd.DataFrame]:
     wmb = ctx.wmb_cells.drop_duplicates("library_label").set_index("library_label")
     libraries = wmb.loc[sorted(set(cells["library_label"]))]
     division = {spec.label: spec.division for spec in WMB_MATRICES}
-    donors = sorted(set(libraries["donor_label"]))
     return {
         "cell_metadata": cells[COLUMNS],
         "library": pd.DataFrame({
@@ -223,10 +220,7 @@ def _aibs_tables(rng, cells: pd.DataFrame, ctx) -> dict[str, pd.DataFrame]:
             .to_numpy(),
             "donor_label": libraries["donor_label"].to_numpy(),
         }),
-        "donor": pd.DataFrame({"donor_label": donors,
-                               "donor_sex": rng.choice(["F", "M"], len(donors)),
-                               "origin_dataset": "WMB-AIBS", "donor_age": "P56"}),
-        "value_sets": value_sets({"origin_dataset": ("donor", ["WMB-AIBS", "WMB-Macosko"])}),
+        **_donor_tables(rng, libraries, "WMB-AIBS", donor_age="P56"),
         "views/example_gene_expression": example_expression(rng, cells["cell_label"],
                                                             ctx.wmb_genes["gene_symbol"]),
     }  # fmt: skip

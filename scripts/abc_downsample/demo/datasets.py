@@ -17,12 +17,13 @@ import pandas as pd
 from abc_downsample.demo.common import (
     cluster_sizes,
     csv_bytes,
-    log2_cpm,
+    gene_var,
     long_taxonomy_tables,
     random_barcodes,
+    random_colors,
     random_counts,
     write_bytes,
-    write_h5ad,
+    write_raw_and_log2,
 )
 from abc_downsample.demo.genes import marmoset_genes
 
@@ -128,8 +129,7 @@ def _clusters(rng, shape: Shape, n_cells: int) -> pd.DataFrame:
         terms[rng.random(n) < 0.1] = ""
         table[name] = terms
     for name in (*shape.annotations, *shape.levels):
-        names = sorted(set(table[name]) - {""})
-        hexes = {t: "#" + "".join(f"{v:02X}" for v in rng.integers(0, 256, 3)) for t in names}
+        hexes = random_colors(rng, sorted(set(table[name]) - {""}))
         table[f"{name}_color"] = table[name].map(hexes).fillna("")
     return table
 
@@ -234,10 +234,7 @@ def _write_matrices(root: Path, rng, shape: Shape, label: str, mine: pd.DataFram
     labels = labels[rng.permutation(len(labels))]
     obs = pd.DataFrame({"cell_barcode": [lab[-16:] for lab in labels]},
                        index=pd.Index(labels, name="cell_label"))  # fmt: skip
-    var = pd.DataFrame({"gene_symbol": genes["gene_symbol"].to_numpy()},
-                       index=pd.Index(genes["gene_identifier"].to_numpy(), name="gene_identifier"))
+    var = gene_var(genes)
     counts = random_counts(rng, len(obs), len(var))
-    for variant, matrix in (("raw", counts), ("log2", log2_cpm(counts))):
-        uns = {"normalization": "raw" if variant == "raw" else "log2(CPM+1)"}
-        path = root / f"{shape.matrix_dir}/{label}-{variant}.h5ad"
-        write_h5ad(path, obs, var, uns, matrix, shape.storage)
+    write_raw_and_log2(root, lambda variant: f"{shape.matrix_dir}/{label}-{variant}.h5ad",
+                       obs, var, counts, shape.storage)  # fmt: skip

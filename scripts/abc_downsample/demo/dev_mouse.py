@@ -14,16 +14,16 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from abc_downsample.demo.common import random_barcodes
+from abc_downsample.demo.common import random_barcodes, wells
 from abc_downsample.demo.newer_common import (
     barcodes_repeat,
+    dataset_info,
     dates,
     example_expression,
     groups,
     matrix_keys,
     population,
     value_sets,
-    wells,
     write_matrices,
     write_tables,
 )
@@ -77,16 +77,9 @@ def write(root: Path, rng: np.random.Generator, ctx) -> dict:
     files += write_tables(root, TAXONOMY.directory, taxonomy)
     obs = ["cell_barcode", "barcoded_cell_sample_label", "library_label"]
     matrices = write_matrices(root, rng, MATRIX_DIR, cells, obs, genes)
-    return {
-        "release": RELEASE,
-        "cells": f"{METADATA}/cell_metadata.csv",
-        "genes": f"{METADATA}/gene.csv",
-        "taxonomy": TAXONOMY.directory,
-        "matrices": matrices,
-        "n_cells": len(listed),
-        "n_assigned": len(taxonomy["cell_to_cluster_membership"]),
-        "files": files + matrix_keys(matrices),
-    }
+    assigned = taxonomy["cell_to_cluster_membership"]["cell_label"]
+    return dataset_info(RELEASE, METADATA, f"{METADATA}/gene.csv", TAXONOMY.directory, matrices,
+                        listed, assigned, files + matrix_keys(matrices))  # fmt: skip
 
 
 def _parents(rng: np.random.Generator) -> list[tuple[str, str, str]]:

@@ -21,6 +21,7 @@ from abc_downsample.demo.datasets import N_GENES as BG_GENES
 from abc_downsample.demo.genes import marmoset_genes
 from abc_downsample.demo.newer_common import (
     barcodes_repeat,
+    dataset_info,
     groups,
     matrix_keys,
     population,
@@ -83,16 +84,9 @@ def write(root: Path, rng: np.random.Generator, ctx) -> dict:
     files += write_tables(root, GENES.rsplit("/", 1)[0], {"marmoset_gene": genes})
     obs = ["barcoded_cell_sample_label", "donor_label"]
     matrices = write_matrices(root, rng, MATRIX_DIR, cells, obs, genes)
-    return {
-        "release": RELEASE,
-        "cells": f"{METADATA}/cell_metadata.csv",
-        "genes": GENES,
-        "taxonomy": TAXONOMY.directory,
-        "matrices": matrices,
-        "n_cells": len(listed),
-        "n_assigned": len(taxonomy["cell_to_cluster_membership"]),
-        "files": files + matrix_keys(matrices),
-    }
+    assigned = taxonomy["cell_to_cluster_membership"]["cell_label"]
+    return dataset_info(RELEASE, METADATA, GENES, TAXONOMY.directory, matrices, listed, assigned,
+                        files + matrix_keys(matrices))  # fmt: skip
 
 
 def _aliases(rng: np.random.Generator, n: int) -> list[str]:

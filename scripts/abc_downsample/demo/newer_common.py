@@ -11,10 +11,9 @@ import pandas as pd
 
 from abc_downsample.demo.common import (
     csv_bytes,
-    log2_cpm,
     random_counts,
     write_bytes,
-    write_h5ad,
+    write_raw_and_log2,
 )
 from abc_downsample.demo.newer_taxonomy import (
     TaxonomyShape,
@@ -114,15 +113,30 @@ def write_matrices(
         obs = mine.set_index("cell_label")[obs_columns].astype(str)
         counts = random_counts(rng, len(obs), len(var))
         paths = {v: f"{directory}/{label}-{v}.h5ad" for v in ("raw", "log2")}
-        for variant, matrix in (("raw", counts), ("log2", log2_cpm(counts))):
-            uns = {"normalization": "raw" if variant == "raw" else "log2(CPM+1)"}
-            write_h5ad(root / paths[variant], obs, var, uns, matrix, STORAGE)
+        write_raw_and_log2(root, paths.get, obs, var, counts, STORAGE)
         written[label] = {
             **paths,
             "n_rows": len(mine),
             "n_extra": int((~mine["_in_metadata"]).sum()),
         }
     return written
+
+
+def dataset_info(release: str, metadata: str, genes: str, taxonomy: str, matrices: dict,
+                 cells: pd.DataFrame, assigned, files: list[str]) -> dict:  # fmt: skip
+    """What tests need of a newer dataset (``write_newer``'s info): its cell table in the
+    ``metadata`` directory lists ``cells``, those of them in ``assigned`` (cell labels)
+    have a group; ``genes`` is its gene table's key, ``files`` every key it wrote."""
+    return {
+        "release": release,
+        "cells": f"{metadata}/cell_metadata.csv",
+        "genes": genes,
+        "taxonomy": taxonomy,
+        "matrices": matrices,
+        "n_cells": len(cells),
+        "n_assigned": int(cells["cell_label"].isin(assigned).sum()),
+        "files": files,
+    }
 
 
 def matrix_keys(matrices: dict[str, dict]) -> list[str]:
@@ -165,11 +179,6 @@ def dates(rng: np.random.Generator, n: int, years: tuple[int, int]) -> list[str]
     year = rng.integers(years[0], years[1] + 1, n)
     month, day = rng.integers(1, 13, n), rng.integers(1, 29, n)
     return [f"{y:02d}{m:02d}{d:02d}" for y, m, d in zip(year, month, day, strict=True)]
-
-
-def wells(rng: np.random.Generator, n: int) -> list[str]:
-    rows_cols = rng.integers(0, [8, 12], size=(n, 2))
-    return [f"{chr(65 + int(r))}{int(c) + 1:02d}" for r, c in rows_cols]
 
 
 def value_sets(fields: dict[str, tuple[str, list[str]]]) -> pd.DataFrame:

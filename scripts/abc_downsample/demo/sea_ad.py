@@ -16,11 +16,12 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from abc_downsample.demo.common import random_barcodes
+from abc_downsample.demo.common import random_barcodes, wells
 from abc_downsample.demo.genes import human_genes
 from abc_downsample.demo.newer_common import (
     alignment_job_ids,
     barcodes_repeat,
+    dataset_info,
     dates,
     example_expression,
     groups,
@@ -28,7 +29,6 @@ from abc_downsample.demo.newer_common import (
     population,
     rows_for,
     value_sets,
-    wells,
     write_matrices,
     write_tables,
 )
@@ -175,16 +175,10 @@ def write(root: Path, rng: np.random.Generator, ctx, name: str) -> dict:
     obs = ["cell_barcode", "barcoded_cell_sample_label", "library_label", "alignment_job_id",
            "exp_component_name"]  # fmt: skip
     matrices = write_matrices(root, rng, shape.matrix_dir, cells, obs, genes)
-    return {
-        "release": RELEASE,
-        "cells": f"{shape.metadata}/cell_metadata.csv",
-        "genes": f"{shape.metadata}/gene.csv",
-        "taxonomy": shape.taxonomy.directory,
-        "matrices": matrices,
-        "n_cells": len(listed),
-        "n_assigned": len(taxonomy["cell_to_cluster_membership"]),
-        "files": files + matrix_keys(matrices),
-    }
+    assigned = taxonomy["cell_to_cluster_membership"]["cell_label"]
+    return dataset_info(RELEASE, shape.metadata, f"{shape.metadata}/gene.csv",
+                        shape.taxonomy.directory, matrices, listed, assigned,
+                        files + matrix_keys(matrices))  # fmt: skip
 
 
 def _columns(shape: SeaAd) -> list[str]:

@@ -10,11 +10,13 @@ import pandas as pd
 from abc_downsample.dataset.profile import load_dataset
 from abc_downsample.demo.common import (
     cluster_sizes,
-    log2_cpm,
+    gene_var,
     long_taxonomy_tables,
     random_barcodes,
+    random_colors,
     random_counts,
-    write_h5ad,
+    wells,
+    write_raw_and_log2,
 )
 
 CELL_METADATA_DIR = "metadata/WMB-10X/20241115"
@@ -119,8 +121,7 @@ def taxonomy_tables(rng: np.random.Generator, taxonomy: pd.DataFrame) -> dict[st
     pivoted = by_alias[["cluster_alias", *TAXONOMY_LEVELS]]
     colors = by_alias[["cluster_alias"]].copy()
     for level in TAXONOMY_LEVELS:
-        terms = sorted(by_alias[level].unique())
-        hexes = {t: "#" + "".join(f"{v:02X}" for v in rng.integers(0, 256, 3)) for t in terms}
+        hexes = random_colors(rng, sorted(by_alias[level].unique()))
         colors[f"{level}_color"] = by_alias[level].map(hexes)
     clusters = pd.DataFrame(
         {
@@ -171,14 +172,12 @@ def regions_table() -> pd.DataFrame:
 def _libraries(rng: np.random.Generator, spec: MatrixSpec, n: int) -> pd.DataFrame:
     """``n`` libraries of one matrix: sample label, library label, donor."""
     plate = rng.integers(100, 999, size=n)
-    wells = [
-        f"{chr(65 + int(r))}{int(c) + 1:02d}" for r, c in rng.integers(0, [8, 12], size=(n, 2))
-    ]
+    well = wells(rng, n)
     day = rng.integers(1, 28, size=n)
     return pd.DataFrame(
         {
-            "barcoded_cell_sample_label": [f"{p}_{w}" for p, w in zip(plate, wells, strict=True)],
-            "library_label": [f"L8TX_2010{d:02d}_01_{w}" for d, w in zip(day, wells, strict=True)],
+            "barcoded_cell_sample_label": [f"{p}_{w}" for p, w in zip(plate, well, strict=True)],
+            "library_label": [f"L8TX_2010{d:02d}_01_{w}" for d, w in zip(day, well, strict=True)],
             "donor_label": [f"Snap25-IRES2-Cre;Ai14-{550000 + int(p)}" for p in plate],
             "donor_sex": rng.choice(["F", "M"], size=n),
         }
@@ -260,19 +259,12 @@ def write_matrix_pair(root: Path, rng, spec: MatrixSpec, cells: pd.DataFrame, ge
         },
         index=pd.Index(obs["cell_label"].to_numpy(), name="cell_label"),
     )
-    var_df = pd.DataFrame(
-        {"gene_symbol": genes["gene_symbol"].to_numpy()},
-        index=pd.Index(genes["gene_identifier"].to_numpy(), name="gene_identifier"),
-    )
     parent_rows = np.sort(rng.choice(len(obs) * 3, size=len(obs), replace=False))
-    for variant, matrix in (("raw", counts), ("log2", log2_cpm(counts))):
-        uns = {
-            "normalization": "raw" if variant == "raw" else "log2(CPM+1)",
-            "parent": f"AIT21.0-{spec.dataset}-{variant}",
-            "parent_layer": "X",
-            "parent_rows": parent_rows,
-        }
-        write_h5ad(root / spec.relative_path(variant), obs_df, var_df, uns, matrix, spec.storage)
+    write_raw_and_log2(
+        root, spec.relative_path, obs_df, gene_var(genes), counts, spec.storage,
+        lambda variant: {"parent": f"AIT21.0-{spec.dataset}-{variant}", "parent_layer": "X",
+                         "parent_rows": parent_rows},
+    )  # fmt: skip
     return {
         "dataset": spec.dataset,
         "storage": spec.storage,
