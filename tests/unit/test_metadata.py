@@ -231,14 +231,19 @@ def test_hash_labels_depends_on_the_label_only():
     assert hash_labels(["ccc"], seed=1)[0] != hashes[2]
 
 
-def test_a_column_that_turns_from_numbers_to_text_is_read_as_text(tmp_path, small_blocks):
-    """SEA-AD's alignment_job_id: integers for many rows, then 40-hex hashes."""
-    rows = ["cell_label,alignment_job_id,umi_count"]
+def jobs_table(path, donor=False):
+    """SEA-AD's alignment_job_id: integers for 5,000 rows, then 40-hex hashes."""
+    rows = ["cell_label," + ("donor," if donor else "") + "alignment_job_id,umi_count"]
     for i in range(6000):
         job = str(1_000_000_000 + i) if i < 5000 else f"{i:040x}"
-        rows.append(f"c{i},{job},{i}.0")
-    path = tmp_path / "cell_metadata.csv"
+        rows.append(f"c{i}," + (f"d{i % 3}," if donor else "") + f"{job},{i}.0")
     path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def test_a_column_that_turns_from_numbers_to_text_is_read_as_text(tmp_path, small_blocks):
+    """SEA-AD's alignment_job_id: integers for many rows, then 40-hex hashes."""
+    path = jobs_table(tmp_path / "cell_metadata.csv")
     table = metadata.read_cell_table(path)
     jobs = table.column("alignment_job_id").to_pylist()
     assert jobs[0] == "1000000000" and jobs[-1] == f"{5999:040x}"
@@ -251,12 +256,7 @@ def test_a_column_that_turns_from_numbers_to_text_is_read_as_text(tmp_path, smal
 def test_a_mistyped_column_read_along_is_found_by_name(tmp_path, small_blocks):
     """Arrow numbers the failing column in the file, not among the columns read: the rows'
     other columns (read by name, without the kept ones) retype the right one."""
-    rows = ["cell_label,donor,alignment_job_id,umi_count"]
-    for i in range(6000):
-        job = str(1_000_000_000 + i) if i < 5000 else f"{i:040x}"
-        rows.append(f"c{i},d{i % 3},{job},{i}.0")
-    path = tmp_path / "cell_metadata.csv"
-    path.write_text("\n".join(rows) + "\n")
+    path = jobs_table(tmp_path / "cell_metadata.csv", donor=True)
     sampled = metadata.read_cell_table_once(path, ["umi_count"], "cell_label")
     taken = sampled._second_pass(np.array([0, 5999]))
     assert taken.column("alignment_job_id").to_pylist() == ["1000000000", f"{5999:040x}"]

@@ -51,6 +51,21 @@ def raw_key(release, matrix: str) -> str:
     return release["matrices"][matrix]["raw"]
 
 
+def matrix_in_a_cache(release, tmp_path, matrix="WMB-10Xv3-MB"):
+    """A copy of ``matrix``'s raw file in a cache of its own, not stamped: (matrix, key,
+    manifest entry, cache, cached file)."""
+    from abc_downsample.cache.layout import cache_path
+    from abc_downsample.release.manifest import Manifest
+
+    key = raw_key(release, matrix)
+    entry = Manifest.load(f"{release['root']}/{release['manifest']}").entry_for(key)
+    cache = tmp_path / "abc_data"
+    cached = cache_path(cache, key)
+    cached.parent.mkdir(parents=True)
+    cached.write_bytes(Path(release["root"], key).read_bytes())
+    return matrix, key, entry, cache, cached
+
+
 @pytest.mark.parametrize("matrix", ["WMB-10Xv2-TH", "WMB-10Xv3-MB"])
 def test_stream_subset_is_bit_identical_to_download_subset(
     release, proxy, cells_csv, tmp_path, matrix
@@ -160,18 +175,10 @@ def test_auto_reads_a_matrix_in_the_cache_without_any_transfer(
     """A project joining a filled cache (ours, stamped; or abc_atlas_access's, checked here
     against the manifest's MD5): auto uses the file with no request at all (the endpoint is
     closed) and, not having fetched it, leaves it there (keep_matrices false)."""
-    from abc_downsample.cache.layout import cache_path
     from abc_downsample.cache.verify import is_stamped, write_stamp
-    from abc_downsample.release.manifest import Manifest
     from abc_downsample.subset.job import subset_matrix_file
 
-    matrix = "WMB-10Xv3-MB"
-    key = raw_key(release, matrix)
-    entry = Manifest.load(f"{release['root']}/{release['manifest']}").entry_for(key)
-    cache = tmp_path / "abc_data"
-    cached = cache_path(cache, key)
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(Path(release["root"], key).read_bytes())
+    matrix, key, entry, cache, cached = matrix_in_a_cache(release, tmp_path)
     if stamped:
         write_stamp(cache, entry)
     abc = abc_with_defaults({
@@ -198,9 +205,7 @@ def test_a_cached_matrix_is_checked_without_credentials(
     stamped, is checked against the manifest's MD5 and used; no client is made (making one
     looks the credentials up, and fails)."""
     from abc_downsample.cache.download import use_cached
-    from abc_downsample.cache.layout import cache_path
     from abc_downsample.cache.verify import is_stamped
-    from abc_downsample.release.manifest import Manifest
     from abc_downsample.subset.job import subset_matrix_file
 
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN", "AWS_PROFILE"):
@@ -208,13 +213,7 @@ def test_a_cached_matrix_is_checked_without_credentials(
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_CONFIG_FILE", str(tmp_path / "none"))
     monkeypatch.setenv("AWS_EC2_METADATA_DISABLED", "true")
-    matrix = "WMB-10Xv3-MB"
-    key = raw_key(release, matrix)
-    entry = Manifest.load(f"{release['root']}/{release['manifest']}").entry_for(key)
-    cache = tmp_path / "abc_data"
-    cached = cache_path(cache, key)
-    cached.parent.mkdir(parents=True)
-    cached.write_bytes(Path(release["root"], key).read_bytes())
+    matrix, key, entry, cache, cached = matrix_in_a_cache(release, tmp_path)
     abc = abc_with_defaults({
         "bucket": BUCKET,
         "endpoint_url": "http://127.0.0.1:9",  # nothing listens: any request would fail
